@@ -1,0 +1,9 @@
+/** \file
+ * The umbrella header: includes every asyncstd module. */
+#ifndef ASYNCSTD_H
+#define ASYNCSTD_H
+
+#include "future.h"
+#include "task.h"
+
+#endif

@@ -1,0 +1,328 @@
+/** \file
+ * Tasks, the runtime, sleeping, task-local storage, task groups and the
+ * blocking-offload pool. */
+#ifndef ASYNCSTD_TASK_H
+#define ASYNCSTD_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common.h"
+#include "future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * \defgroup task Tasks and the runtime
+ * Cheap stackful tasks on a pool of worker threads, each running a libuv loop.
+ *
+ * A task runs ordinary blocking-shaped C code; each `async_await()` inside it
+ * suspends the task, not its worker. Tasks are cooperative: one runs until it
+ * awaits, yields or returns. A task stays on the worker that first runs it.
+ *
+ * The runtime starts itself on first use; async_runtime_init() is only needed
+ * to choose settings, and async_runtime_shutdown() ends it cleanly.
+ * @{
+ */
+
+/** The function a task runs: its return value is the task future's value;
+ * returning -1 reports the task's `errno` as the error. */
+typedef intptr_t (*async_task_fn)(void *arg);
+
+/** An opaque handle to a running task (see async_self()). */
+typedef struct async_task async_task_t;
+
+/** Options for async_spawn_opts(). Zero-initialise, then set what you need. */
+typedef struct async_spawn_opts {
+    /** Stack size in bytes; 0 takes the runtime's default (256 KiB unless
+     * configured). Rounded up to whole pages; at least 16 KiB. Stacks are
+     * committed lazily, so only the pages a task touches cost memory. */
+    size_t stack_size;
+    /** A name for messages and debugging (the first 15 bytes are kept), or NULL. */
+    const char *name;
+    /** The worker to run on, counted from 1; 0 lets the runtime choose. A pinned
+     * task is never moved to another worker. Must not exceed async_worker_count(). */
+    unsigned worker;
+} async_spawn_opts_t;
+
+/** Runtime settings for async_runtime_init(). A zero field takes its
+ * environment variable, then the built-in default. */
+typedef struct async_config {
+    /** Worker threads (`ASYNCSTD_THREADS`; default: the number of available CPUs). */
+    unsigned threads;
+    /** Most threads of the blocking-offload pool (`ASYNCSTD_POOL_THREADS`; default 64). */
+    unsigned pool_threads;
+    /** Pool threads kept for file operations, which user blocking jobs may never
+     * take (`ASYNCSTD_POOL_RESERVED`; default 4, and less than pool_threads). */
+    unsigned pool_reserved;
+    /** Default task stack size in bytes (`ASYNCSTD_STACK_SIZE`; default 256 KiB). */
+    size_t stack_size;
+} async_config_t;
+
+/** The most task-local keys that may exist at once. */
+#define ASYNC_KEYS_MAX 256
+
+/** A task-local storage key (see async_key_create()). */
+typedef unsigned async_key_t;
+
+/**
+ * Starts the runtime with chosen settings. Optional: the runtime otherwise
+ * starts on first use with the defaults and the `ASYNCSTD_*` environment.
+ *
+ * \param config  the settings, or NULL for the environment and defaults.
+ * \return 0, or -1 with `errno` EBUSY (already running), EINVAL (a setting out
+ *         of range, such as more than 1024 workers or pool_reserved not below
+ *         pool_threads), ENOMEM or EAGAIN (threads could not be created).
+ *
+ * Call from a plain thread, not from a task.
+ */
+ASYNC_EXTERN int async_runtime_init(const async_config_t *config);
+
+/**
+ * Stops the runtime and frees everything it holds.
+ *
+ * Every task still alive is cancelled (its awaits fail with ECANCELED) and
+ * allowed to finish; pending timers and queued blocking jobs are cancelled;
+ * running blocking jobs are waited for. Futures the caller still holds stay
+ * valid (settled) and must still be awaited or freed. The runtime may be
+ * started again afterwards.
+ *
+ * \return 0, or -1 with `errno` EPERM (called from a task or a pool thread)
+ *         or EINVAL (the runtime is not running).
+ */
+ASYNC_EXTERN int async_runtime_shutdown(void);
+
+/**
+ * The number of worker threads of the running runtime (starting it if needed).
+ *
+ * \return the count, or -1 with `errno` set when the runtime could not start.
+ */
+ASYNC_EXTERN int async_worker_count(void);
+
+/**
+ * The worker the caller runs on, counted from 1.
+ *
+ * \return the worker's number, or 0 on a thread that is not a worker.
+ */
+ASYNC_EXTERN unsigned async_worker_id(void);
+
+/**
+ * Runs `fn(arg)` in a new task; the future is the task.
+ *
+ * Await the future to join the task (its value is what `fn` returned, or -1
+ * with the task's `errno`), free it to detach the task, cancel it to ask the
+ * task to stop: the task's pending await and every later one then fail with
+ * ECANCELED, like a deferred pthread_cancel() (a task cancelled before it
+ * started never runs). Callable from a task (the new task starts on the same
+ * worker, and may be taken by an idle one) or any plain thread.
+ *
+ * \param fn   the function to run; must not be NULL.
+ * \param arg  passed to `fn`.
+ * \return the task's future; NULL with `errno` ENOMEM, or a future already
+ *         failed with EINVAL (`fn` NULL).
+ *
+ * \code
+ * static intptr_t work(void *arg) { return compute(arg); }
+ * intptr_t v = async_await(async_spawn(work, &input));
+ * \endcode
+ */
+ASYNC_EXTERN async_future_t *async_spawn(async_task_fn fn, void *arg) ASYNC_WARN_UNUSED;
+
+/**
+ * async_spawn() with options: stack size, name, worker.
+ *
+ * \param fn    the function to run; must not be NULL.
+ * \param arg   passed to `fn`.
+ * \param opts  the options, or NULL for the defaults.
+ * \return as async_spawn(); a future failed with EINVAL for a worker number
+ *         above async_worker_count() or a stack size over 1 GiB.
+ */
+ASYNC_EXTERN async_future_t *async_spawn_opts(async_task_fn fn, void *arg,
+                                              const async_spawn_opts_t *opts) ASYNC_WARN_UNUSED;
+
+/**
+ * Runs the blocking function `fn(arg)` on the blocking-offload pool.
+ *
+ * Use it for calls that would stall a worker: CPU-heavy work, or a library
+ * with only a blocking API. The future's value is what `fn` returned (-1
+ * reports the pool thread's `errno`). Cancelling it removes a job that has not
+ * started (ECANCELED); a started job runs to the end. User jobs never take the
+ * pool threads reserved for file operations (see async_config_t).
+ *
+ * \param fn   the function; must not be NULL.
+ * \param arg  passed to `fn`.
+ * \return the job's future; NULL with `errno` ENOMEM, or a future failed with
+ *         EINVAL (`fn` NULL).
+ */
+ASYNC_EXTERN async_future_t *async_spawn_blocking(async_task_fn fn, void *arg) ASYNC_WARN_UNUSED;
+
+/**
+ * The calling task.
+ *
+ * \return the task, or NULL on a thread outside any task.
+ */
+ASYNC_EXTERN async_task_t *async_self(void);
+
+/**
+ * A task's name, as given in async_spawn_opts_t.
+ *
+ * \param task  the task (from async_self()), or NULL for the calling task.
+ * \return the name, "" for an unnamed task, or NULL outside any task.
+ */
+ASYNC_EXTERN const char *async_task_name(const async_task_t *task);
+
+/**
+ * Async equivalent of pthread_testcancel(): reports whether the calling task
+ * has been asked to stop, for loops that do not await.
+ *
+ * \return 0, or -1 with `errno` ECANCELED when the task has been cancelled.
+ *         Outside a task, always 0.
+ */
+ASYNC_EXTERN int async_testcancel(void);
+
+/**
+ * Async equivalent of sched_yield(): lets the other ready tasks and the
+ * worker's I/O run, then continues.
+ *
+ * \return 0, or -1 with `errno` ECANCELED in a cancelled task. Outside a task
+ *         it calls sched_yield().
+ */
+ASYNC_EXTERN int async_yield(void);
+
+/**
+ * Async equivalent of sleep(3).
+ *
+ * \param seconds  how long to sleep.
+ * \return a future with value 0 after the time has passed, or -1/ECANCELED.
+ */
+ASYNC_EXTERN async_future_t *async_sleep(unsigned seconds) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of usleep(3).
+ *
+ * \param usec  microseconds to sleep (timers have millisecond resolution:
+ *              rounded up to the next millisecond).
+ * \return a future with value 0, or -1/ECANCELED.
+ */
+ASYNC_EXTERN async_future_t *async_usleep(unsigned long usec) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of nanosleep(2).
+ *
+ * \param req  the time to sleep (rounded up to the next millisecond).
+ * \param rem  if not NULL, receives the time left when the sleep is cancelled,
+ *             and must stay valid until the future settles.
+ * \return a future with value 0, or -1 with EINVAL (`req` NULL, tv_nsec outside
+ *         0..999999999, or tv_sec negative) or ECANCELED.
+ */
+ASYNC_EXTERN async_future_t *async_nanosleep(const struct timespec *req,
+                                             struct timespec *rem) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of pthread_key_create(): a key for task-local values.
+ *
+ * Every task sees its own value for a key, NULL until it sets one. When a task
+ * ends, `destructor` (if not NULL) is called with each non-NULL value. On a plain
+ * thread the value is per thread, and destructors are not called.
+ *
+ * \param key         receives the key.
+ * \param destructor  called with a task's non-NULL value when the task ends, or NULL.
+ * \return 0, or -1 with `errno` EINVAL (`key` NULL) or EAGAIN (ASYNC_KEYS_MAX keys exist).
+ */
+ASYNC_EXTERN int async_key_create(async_key_t *key, void (*destructor)(void *));
+
+/**
+ * Async equivalent of pthread_key_delete(). Values still set are not destroyed.
+ *
+ * \param key  the key.
+ * \return 0, or -1 with `errno` EINVAL (not a live key).
+ */
+ASYNC_EXTERN int async_key_delete(async_key_t key);
+
+/**
+ * Async equivalent of pthread_getspecific(): the calling task's value for `key`.
+ *
+ * \param key  the key.
+ * \return the value, or NULL (never set, or not a live key).
+ */
+ASYNC_EXTERN void *async_getspecific(async_key_t key);
+
+/**
+ * Async equivalent of pthread_setspecific(): sets the calling task's value for `key`.
+ *
+ * \param key    the key.
+ * \param value  the value.
+ * \return 0, or -1 with `errno` EINVAL (not a live key) or ENOMEM.
+ */
+ASYNC_EXTERN int async_setspecific(async_key_t key, const void *value);
+
+/**
+ * \defgroup group Task groups
+ * Structured concurrency: spawn tasks into a group, await them all, and let
+ * the first failure cancel the rest (Tokio's JoinSet, Trio's nursery).
+ * A group may be used from any thread.
+ * @{
+ */
+
+/** An opaque task group. */
+typedef struct async_group async_group_t;
+
+/**
+ * Creates an empty task group.
+ *
+ * \return the group, or NULL with `errno` ENOMEM.
+ */
+ASYNC_EXTERN async_group_t *async_group_new(void) ASYNC_WARN_UNUSED;
+
+/**
+ * Spawns `fn(arg)` as a task of the group.
+ *
+ * When a task of the group returns -1, the group records its `errno` (the
+ * first failure only) and cancels every other task of the group.
+ *
+ * \param g     the group.
+ * \param fn    the function to run.
+ * \param arg   passed to `fn`.
+ * \param opts  spawn options, or NULL.
+ * \return 0, or -1 with `errno` EINVAL (`g` or `fn` NULL, bad options),
+ *         ECANCELED (the group has been cancelled; nothing is spawned) or ENOMEM.
+ */
+ASYNC_EXTERN int async_group_spawn(async_group_t *g, async_task_fn fn, void *arg,
+                                   const async_spawn_opts_t *opts);
+
+/**
+ * Waits for every task of the group, including tasks spawned while waiting.
+ *
+ * \param g  the group.
+ * \return a future with value 0 when every task succeeded, or -1 with the first
+ *         failure's `errno` (ECANCELED after async_group_cancel()); NULL with
+ *         ENOMEM, or a future failed with EINVAL (`g` NULL) or EBUSY (another
+ *         wait on this group is pending).
+ */
+ASYNC_EXTERN async_future_t *async_group_wait(async_group_t *g) ASYNC_WARN_UNUSED;
+
+/**
+ * Cancels every task of the group and refuses new ones. NULL is ignored.
+ *
+ * \param g  the group.
+ */
+ASYNC_EXTERN void async_group_cancel(async_group_t *g);
+
+/**
+ * Frees a group. Tasks still running are cancelled and finish on their own.
+ * NULL is ignored.
+ *
+ * \param g  the group (consumed).
+ */
+ASYNC_EXTERN void async_group_free(async_group_t *g);
+
+/** @} */
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

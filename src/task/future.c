@@ -1,0 +1,395 @@
+/* Futures: the settle/await state machine shared by every operation, and the
+ * ways to wait (await, any, all, timeout, then). One word (`waiter`) carries
+ * the state, so settling from any thread is an exchange and awaiting a settled
+ * future is a load: no lock, no switch. */
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void plain_release(async_future_t *f) { free(f); }
+static const async__future_ops_t user_ops = {NULL, plain_release};
+
+void async__futex_wait(atomic_int *word, int expected) {
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+void async__futex_wake(atomic_int *word, int n) {
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+void async__fatal(const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n > sizeof buf - 2) n = sizeof buf - 2;
+    buf[n++] = '\n';
+    ssize_t ignored = write(2, buf, (size_t)n);
+    (void)ignored;
+    abort();
+}
+
+void async__future_init(async_future_t *f, const async__future_ops_t *ops) {
+    atomic_init(&f->waiter, W_NONE);
+    atomic_init(&f->refs, 2); /* owner + settler */
+    atomic_init(&f->flags, 0);
+    f->err = 0;
+    f->value = 0;
+    f->ops = ops;
+}
+
+static async_future_t *settled_future(intptr_t value, int err) {
+    async_future_t *f = malloc(sizeof *f);
+    if (!f) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    async__future_init(f, &user_ops);
+    async__future_complete(f, value, err);
+    return f;
+}
+
+async_future_t *async__future_failed(int err) { return settled_future(-1, err); }
+
+async_future_t *async__future_done(intptr_t value) { return settled_future(value, 0); }
+
+void async__future_ref(async_future_t *f) { atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); }
+
+void async__future_unref(async_future_t *f) {
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) f->ops->release(f);
+}
+
+/* The settler's side. Each path ends its use of `w` by dropping its hold, so
+ * an awaiter that sees holds == 0 may return and reuse its stack. */
+static void wake(async__waiter_t *w) {
+    switch (w->kind) {
+    case WAIT_TASK: {
+        async__task_t *t = w->task;
+        bool first = atomic_exchange_explicit(&w->fired, 1, memory_order_acq_rel) == 0;
+        atomic_fetch_sub_explicit(&w->holds, 1, memory_order_release);
+        if (first) async__task_ready(t);
+        break;
+    }
+    case WAIT_THREAD:
+        atomic_store_explicit(&w->fired, 1, memory_order_release);
+        atomic_fetch_sub_explicit(&w->holds, 1, memory_order_release);
+        async__futex_wake(&w->fired, 1); /* harmless if the waiter has already returned */
+        break;
+    case WAIT_CALLBACK: {
+        async_future_t *f = w->cb_future;
+        w->cb(f->value, f->err, w->cb_arg);
+        free(w);
+        async__future_unref(f); /* the owner's role, which then() took over */
+        break;
+    }
+    }
+}
+
+/* Settles once; false if the future was already settled (or being settled). */
+bool async__future_settle(async_future_t *f, intptr_t value, int err) {
+    if (atomic_fetch_or_explicit(&f->flags, F_CLAIMED, memory_order_acquire) & F_CLAIMED) return false;
+    f->value = err ? -1 : value;
+    f->err = err;
+    uintptr_t old = atomic_exchange_explicit(&f->waiter, W_SETTLED, memory_order_acq_rel);
+    if (old == W_NONE) return true;
+    if (old == W_DETACHED) {
+        async__future_unref(f); /* the owner's role, given up by async_future_free */
+        return true;
+    }
+    wake((async__waiter_t *)old);
+    return true;
+}
+
+intptr_t async__future_take(async_future_t *f) {
+    intptr_t v = f->value;
+    int err = f->err;
+    async__future_unref(f);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return v;
+}
+
+/* Registers `w` on `f`; false if f has already settled. */
+static bool attach(async_future_t *f, async__waiter_t *w) {
+    uintptr_t expected = W_NONE;
+    atomic_fetch_add_explicit(&w->holds, 1, memory_order_relaxed);
+    if (atomic_compare_exchange_strong_explicit(&f->waiter, &expected, (uintptr_t)w,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return true;
+    atomic_fetch_sub_explicit(&w->holds, 1, memory_order_relaxed);
+    return false;
+}
+
+/* Unregisters `w` from a future that may have settled meanwhile. */
+static void detach_waiter(async_future_t *f, async__waiter_t *w) {
+    uintptr_t expected = (uintptr_t)w;
+    if (atomic_compare_exchange_strong_explicit(&f->waiter, &expected, W_NONE, memory_order_acq_rel,
+                                                memory_order_acquire))
+        atomic_fetch_sub_explicit(&w->holds, 1, memory_order_relaxed);
+}
+
+/* Before a stack waiter goes out of scope: a settler that took it from a
+ * future's word is at most a few instructions from dropping its hold. */
+static void release_waiter(async__waiter_t *w) {
+    while (atomic_load_explicit(&w->holds, memory_order_acquire) != 0) sched_yield();
+}
+
+/* Suspends the caller until `w` fires. A task suspends; a thread sleeps on the futex. */
+static void block(async__waiter_t *w) {
+    if (w->kind == WAIT_TASK) {
+        async__task_suspend(w->task);
+        return;
+    }
+    while (atomic_load_explicit(&w->fired, memory_order_acquire) == 0)
+        async__futex_wait(&w->fired, 0);
+}
+
+/* After attaching `w` to futures of which some had already settled, either
+ * claim the wake-up ourselves or, if a settler got there first, absorb its
+ * wake-up (it has rescheduled us), so a task is never queued twice. */
+static void claim_or_block(async__waiter_t *w) {
+    if (atomic_exchange_explicit(&w->fired, 1, memory_order_acq_rel) != 0 && w->kind == WAIT_TASK)
+        async__task_suspend(w->task);
+}
+
+static void waiter_init(async__waiter_t *w) {
+    async__task_t *t = async__task_current();
+    atomic_init(&w->fired, 0);
+    atomic_init(&w->holds, 0);
+    w->kind = t ? WAIT_TASK : WAIT_THREAD;
+    w->task = t;
+}
+
+void async__future_wait(async_future_t *f) {
+    if (async__future_is_settled(f)) return;
+    async__waiter_t w;
+    waiter_init(&w);
+    if (!attach(f, &w)) return;
+    block(&w);
+    release_waiter(&w);
+}
+
+/* The task's await was interrupted by cancellation: cancel the operation,
+ * then wait for it to settle (its buffers are in use until then). `w` is
+ * still attached to f and has fired. */
+static void finish_cancelled(async_future_t *f, async__waiter_t *w) {
+    async_cancel(f);
+    atomic_store_explicit(&w->fired, 0, memory_order_release);
+    if (async__future_is_settled(f))
+        claim_or_block(w);
+    else
+        block(w);
+}
+
+intptr_t async_await(async_future_t *f) {
+    if (!f) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (async__future_is_settled(f)) return async__future_take(f);
+    async__waiter_t w;
+    waiter_init(&w);
+    async__task_t *t = w.task;
+    if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+        if (attach(f, &w)) {
+            atomic_store(&w.fired, 1);
+            finish_cancelled(f, &w);
+            release_waiter(&w);
+        }
+        return async__future_take(f);
+    }
+    if (attach(f, &w)) {
+        if (t) t->waiting = &w;
+        block(&w);
+        if (t) t->waiting = NULL;
+        if (!async__future_is_settled(f)) finish_cancelled(f, &w); /* woken by cancellation */
+        release_waiter(&w);
+    }
+    return async__future_take(f);
+}
+
+void *async_await_ptr(async_future_t *f) {
+    intptr_t v = async_await(f);
+    return v == -1 ? NULL : (void *)v; /* no object lives at address -1 */
+}
+
+int async_await_any(async_future_t *const *fs, size_t n) {
+    if (!fs || n == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i] || async__future_is_settled(fs[i])) return (int)i;
+    async__waiter_t w;
+    waiter_init(&w);
+    async__task_t *t = w.task;
+    if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+        errno = ECANCELED;
+        return -1;
+    }
+    size_t attached = 0;
+    bool early = false;
+    for (; attached < n; attached++) {
+        if (!attach(fs[attached], &w)) {
+            early = true;
+            break;
+        }
+    }
+    if (early) {
+        claim_or_block(&w);
+    } else {
+        if (t) t->waiting = &w;
+        block(&w);
+        if (t) t->waiting = NULL;
+    }
+    for (size_t i = 0; i < attached; i++) detach_waiter(fs[i], &w);
+    release_waiter(&w);
+    for (size_t i = 0; i < n; i++)
+        if (async__future_is_settled(fs[i])) return (int)i;
+    errno = ECANCELED; /* woken by cancellation, nothing settled */
+    return -1;
+}
+
+int async_await_all(async_future_t *const *fs, size_t n, intptr_t *results, int *errors) {
+    if (!fs && n > 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int first_err = 0;
+    for (size_t i = 0; i < n; i++) {
+        errno = 0;
+        intptr_t v = async_await(fs[i]);
+        int err = v == -1 ? errno : 0;
+        if (v == -1 && err == 0) err = EIO; /* a -1 result must carry an error */
+        if (results) results[i] = v;
+        if (errors) errors[i] = err;
+        if (err && !first_err) first_err = err;
+    }
+    if (first_err) {
+        errno = first_err;
+        return -1;
+    }
+    return 0;
+}
+
+intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms) {
+    if (!f) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (timeout_ms < 0 || async__future_is_settled(f)) return async_await(f);
+    async_future_t *timer = async__timer((uint64_t)timeout_ms, NULL);
+    if (!timer) return async_await(f); /* cannot time it: wait without limit rather than fail */
+    async_future_t *fs[2] = {f, timer};
+    int i = async_await_any(fs, 2);
+    async_cancel(timer);
+    async__future_wait(timer);
+    async_future_free(timer);
+    if (i == 0) return async_await(f);
+    int cancelled_task = i < 0; /* the awaiting task itself was cancelled */
+    async_cancel(f);
+    async__future_wait(f);
+    if (f->err == ECANCELED) {
+        async__future_unref(f);
+        errno = cancelled_task ? ECANCELED : ETIMEDOUT;
+        return -1;
+    }
+    return async__future_take(f); /* finished anyway: never lose a real result */
+}
+
+void async_cancel(async_future_t *f) {
+    if (!f) return;
+    if (atomic_fetch_or_explicit(&f->flags, F_CANCELLED, memory_order_acq_rel) & F_CANCELLED) return;
+    if (async__future_is_settled(f)) return;
+    if (f->ops->cancel)
+        f->ops->cancel(f);
+    else
+        async__future_settle(f, -1, ECANCELED); /* the settler keeps its role */
+}
+
+int async_future_then(async_future_t *f, async_then_fn cb, void *arg) {
+    if (!cb) {
+        async_future_free(f);
+        errno = EINVAL;
+        return -1;
+    }
+    if (!f) {
+        cb(-1, ENOMEM, arg);
+        errno = ENOMEM;
+        return -1;
+    }
+    async__waiter_t *w = NULL;
+    if (!async__future_is_settled(f)) w = malloc(sizeof *w);
+    if (w) {
+        atomic_init(&w->fired, 0);
+        w->kind = WAIT_CALLBACK;
+        w->task = NULL;
+        w->cb = cb;
+        w->cb_arg = arg;
+        w->cb_future = f;
+        if (attach(f, w)) return 0;
+        free(w);
+    } else if (!async__future_is_settled(f)) {
+        async__future_wait(f); /* no memory for a waiter: wait here instead */
+    }
+    cb(f->value, f->err, arg);
+    async__future_unref(f);
+    return 0;
+}
+
+async_future_t *async_future_new(void) {
+    async_future_t *f = malloc(sizeof *f);
+    if (!f) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    async__future_init(f, &user_ops);
+    return f;
+}
+
+static int settle_user(async_future_t *f, intptr_t value, int err) {
+    if (!f) {
+        errno = EINVAL;
+        return -1;
+    }
+    bool won = async__future_settle(f, value, err);
+    async__future_unref(f);
+    if (!won) {
+        errno = ECANCELED;
+        return -1;
+    }
+    return 0;
+}
+
+int async_future_resolve(async_future_t *f, intptr_t value) { return settle_user(f, value, 0); }
+
+int async_future_reject(async_future_t *f, int err) {
+    if (err <= 0) {
+        int r = settle_user(f, -1, EINVAL);
+        if (r == 0 || errno != ECANCELED) errno = EINVAL;
+        return -1;
+    }
+    return settle_user(f, -1, err);
+}
+
+void async_future_free(async_future_t *f) {
+    if (!f) return;
+    uintptr_t expected = W_NONE;
+    if (atomic_compare_exchange_strong_explicit(&f->waiter, &expected, W_DETACHED,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return; /* the settler drops the owner's reference */
+    async__future_unref(f);
+}
+
+int async_future_settled(const async_future_t *f) { return !f || async__future_is_settled(f); }

@@ -1,0 +1,263 @@
+/* Private declarations of the core: futures, tasks, fibers, stacks, workers,
+ * the blocking pool and timers. Never installed. Inside the library errors
+ * travel as positive errno values in a future's `err`; they become `errno`
+ * only where an await returns. */
+#ifndef ASYNC_TASK_INTERNAL_H
+#define ASYNC_TASK_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "asyncstd/future.h"
+#include "asyncstd/task.h"
+
+#ifdef ASYNC_FIBER_UCONTEXT
+#include <ucontext.h>
+#endif
+
+#define ASYNC_CONTAINER_OF(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+#define ASYNC_LIKELY(x) __builtin_expect(!!(x), 1)
+#define ASYNC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+struct async__worker;
+struct async__stack;
+
+/* ---- inbox messages ------------------------------------------------------
+ * A message is a node pushed onto a worker's inbox from any thread and run
+ * by that worker, in push order. Nodes are embedded in the objects they
+ * concern (a task, a timer), so posting never allocates. */
+typedef struct async__msg {
+    struct async__msg *next;
+    void (*run)(struct async__worker *w, struct async__msg *m);
+} async__msg_t;
+
+/* ---- futures --------------------------------------------------------------
+ * `waiter` is the whole state machine, changed only by atomic exchange/CAS:
+ *   W_NONE      pending, nobody waiting
+ *   W_SETTLED   settled: value/err are final and readable (acquire)
+ *   W_DETACHED  pending, the owner has let go (async_future_free)
+ *   other       pending, a struct async__waiter * is waiting
+ * `refs` counts the two roles, owner and settler (plus short-lived holds by
+ * in-flight cancel messages); the last unref calls ops->release. */
+#define W_NONE ((uintptr_t)0)
+#define W_SETTLED ((uintptr_t)1)
+#define W_DETACHED ((uintptr_t)2)
+
+enum {
+    F_CLAIMED = 1,   /* someone is settling: value/err are being written */
+    F_CANCELLED = 2, /* async_cancel was called (once is enough) */
+};
+
+typedef struct async__future_ops {
+    /* Asks the operation to stop; may be called from any thread, at most once.
+     * NULL: the future settles at once with ECANCELED (user futures). */
+    void (*cancel)(async_future_t *f);
+    /* Frees the memory holding the future once both roles are done. */
+    void (*release)(async_future_t *f);
+} async__future_ops_t;
+
+struct async_future {
+    _Atomic uintptr_t waiter;
+    atomic_int refs;
+    atomic_int flags;
+    int err;
+    intptr_t value;
+    const async__future_ops_t *ops;
+};
+
+enum { WAIT_TASK, WAIT_THREAD, WAIT_CALLBACK };
+
+/* Who waits: a task (rescheduled on its worker), a plain thread (futex on
+ * `fired`), or a then-callback. `fired` makes a waiter registered on several
+ * futures (async_await_any) wake exactly once. */
+typedef struct async__waiter {
+    atomic_int fired;
+    atomic_int holds; /* futures that may still touch this waiter; it outlives them */
+    int kind;
+    struct async__task *task;
+    async_then_fn cb;
+    void *cb_arg;
+    async_future_t *cb_future;
+} async__waiter_t;
+
+void async__future_init(async_future_t *f, const async__future_ops_t *ops);
+async_future_t *async__future_failed(int err); /* a settled failure, or NULL */
+async_future_t *async__future_done(intptr_t value); /* a settled success, or NULL */
+bool async__future_settle(async_future_t *f, intptr_t value, int err);
+void async__future_ref(async_future_t *f);
+void async__future_unref(async_future_t *f);
+/* settle + drop the settler's reference */
+static inline void async__future_complete(async_future_t *f, intptr_t value, int err) {
+    async__future_settle(f, value, err);
+    async__future_unref(f);
+}
+static inline bool async__future_is_settled(const async_future_t *f) {
+    return atomic_load_explicit(&((async_future_t *)f)->waiter, memory_order_acquire) == W_SETTLED;
+}
+/* Waits for `f` to settle (never interrupted by cancellation); f is not consumed. */
+void async__future_wait(async_future_t *f);
+/* Result of a settled future, as (value, errno); then frees the owner's role. */
+intptr_t async__future_take(async_future_t *f);
+
+/* ---- fibers ---------------------------------------------------------------
+ * The raw context switch (switch_<arch>.S or fiber_ucontext.c) plus, in
+ * fiber.c, the sanitizer and valgrind annotations around it. */
+typedef struct async__ctx {
+#ifdef ASYNC_FIBER_UCONTEXT
+    ucontext_t uc;
+#else
+    void *sp;
+#endif
+    void *stack_lo; /* bounds of this context's stack, for ASan */
+    size_t stack_size;
+    void *asan_fake;  /* ASan fake-stack handle while switched out */
+    void *tsan_fiber; /* TSan fiber, or NULL */
+} async__ctx_t;
+
+void async__ctx_make(async__ctx_t *ctx, void *lo, size_t size, void (*entry)(void));
+void async__ctx_switch(async__ctx_t *from, async__ctx_t *to);
+
+void async__fiber_init_thread(async__ctx_t *sched);
+void async__fiber_make(async__ctx_t *ctx, void *lo, size_t size, void (*entry)(void));
+void async__fiber_switch(async__ctx_t *from, async__ctx_t *to, bool from_ends);
+void async__fiber_entered(async__ctx_t *sched); /* first thing a new fiber calls */
+void async__fiber_destroy(async__ctx_t *ctx);
+
+/* ---- stacks --------------------------------------------------------------- */
+typedef struct async__stack {
+    struct async__stack *next; /* free lists */
+    void *lo;                  /* lowest usable byte (above the guard page, if any) */
+    size_t size;               /* usable bytes, descriptor included at the top */
+    bool guarded;              /* a PROT_NONE page lies just below lo */
+    bool own_mapping;          /* a mapping of its own (odd size): unmapped when freed */
+} async__stack_t;
+
+void async__stack_configure(size_t default_size); /* before the first get */
+async__stack_t *async__stack_get(struct async__worker *w, size_t size);
+void async__stack_put(struct async__worker *w, async__stack_t *s);
+void async__stack_flush(struct async__worker *w); /* worker cache to the global list */
+void async__stack_global_free(void);              /* at shutdown: unmap every slab */
+void async__stack_overflow_check(struct async__task *t, void *sp);
+int async__stack_install_guard_handler(void);    /* per worker thread: sigaltstack */
+void async__stack_remove_guard_handler(void);
+
+/* ---- tasks ---------------------------------------------------------------- */
+enum { T_NEW, T_READY, T_RUNNING, T_WAITING, T_DONE };
+
+typedef struct async__task {
+    async_future_t future; /* first: the task is its own future */
+    async__msg_t node;     /* inbox/run-queue link: new task or wake-up */
+    async__msg_t cancel_msg;
+    async__ctx_t ctx;
+    async__stack_t *stack;
+    struct async__worker *worker;
+    struct async__task *prev, *next; /* the worker's list of live tasks */
+    async_task_fn fn;
+    void *arg;
+    async__waiter_t *waiting; /* the waiter the task is suspended on, or NULL */
+    struct async__spec *specific;
+    size_t stack_size;
+    atomic_int cancel_requested;
+    atomic_int cancel_posted;
+    int state;
+    int saved_errno;
+    bool pinned;
+    char name[16];
+} async__task_t;
+
+void async__task_ready(async__task_t *t); /* any thread: make a suspended task runnable */
+void async__task_suspend(async__task_t *t); /* from inside t: switch to the scheduler */
+void async__task_run(struct async__worker *w, async__task_t *t); /* scheduler: run t until it suspends */
+void async__task_cancel_all(struct async__worker *w);
+async__task_t *async__task_current(void);
+void async__key_run_destructors(async__task_t *t);
+void async__key_free(async__task_t *t);
+
+/* ---- workers -------------------------------------------------------------- */
+typedef struct async__worker {
+    uv_loop_t loop;
+    uv_async_t wakeup;                 /* rung after pushing onto the inbox */
+    _Atomic(async__msg_t *) inbox;     /* lock-free LIFO of messages, drained whole */
+    async__msg_t *runq_head, *runq_tail; /* ready tasks (only this thread touches) */
+    size_t runq_len;
+    async__task_t *current;            /* the task running now, or NULL */
+    async__task_t *tasks;              /* live tasks that were handed to this worker */
+    async__ctx_t sched;                /* the worker thread's own context */
+    async__stack_t *stack_cache;       /* free stacks of the default size */
+    unsigned stack_cache_len;
+    unsigned id;                       /* 1..N */
+    bool stopping;
+    bool exiting;
+    pthread_t thread;
+    void *altstack;                    /* for the stack-overflow SIGSEGV handler */
+    async__msg_t stop_msg, exit_msg;
+} async__worker_t;
+
+extern __thread async__worker_t *async__tls_worker;
+
+void async__worker_post(async__worker_t *w, async__msg_t *m); /* any thread */
+void async__worker_runq_push(async__worker_t *w, async__task_t *t);
+int async__worker_start(async__worker_t *w, unsigned id);
+void async__worker_stop(async__worker_t *w); /* cancel every task */
+void async__worker_exit(async__worker_t *w); /* close the loop and end the thread */
+void async__worker_join(async__worker_t *w);
+
+/* Every libuv handle asyncstd opens on a worker loop has `data` pointing at
+ * an object that starts with this: shutdown calls it to cancel and close. */
+typedef struct async__handle_owner {
+    void (*shutdown)(uv_handle_t *h);
+} async__handle_owner_t;
+
+/* ---- runtime -------------------------------------------------------------- */
+typedef struct async__runtime {
+    async__worker_t *workers;
+    unsigned nworkers;
+    size_t stack_size;
+    atomic_uint next_worker; /* round robin for spawns from plain threads */
+    atomic_long live_tasks;
+    atomic_int stopping;
+    atomic_int all_done; /* futex word: live_tasks reached 0 during shutdown */
+} async__runtime_t;
+
+extern async__runtime_t async__rt;
+extern atomic_int async__rt_state; /* 0 down, 1 starting, 2 up, 3 stopping */
+
+/* The running runtime, started on first use; NULL with errno set on failure. */
+async__runtime_t *async__runtime(void);
+async__worker_t *async__runtime_pick_worker(void);
+void async__runtime_task_ended(void);
+
+/* ---- blocking pool -------------------------------------------------------- */
+enum { ASYNC_POOL_FS = 0, ASYNC_POOL_USER = 1 };
+
+typedef struct async__job {
+    async_future_t future; /* first */
+    struct async__job *next, *prev;
+    intptr_t (*work)(struct async__job *j); /* runs on a pool thread; -1 + errno for failure */
+    int kind;
+    int state; /* queued, running, done */
+} async__job_t;
+
+int async__pool_init(unsigned max_threads, unsigned reserved);
+bool async__pool_is_current_thread(void);
+void async__pool_shutdown(void);
+/* Queues a job whose future is already initialised (ops from async__job_ops
+ * or a copy with another release). Returns the job's future. */
+async_future_t *async__pool_submit(async__job_t *j);
+extern const async__future_ops_t async__job_ops; /* release = free(job) */
+void async__job_cancel(async_future_t *f);
+
+/* ---- timers --------------------------------------------------------------- */
+async_future_t *async__timer(uint64_t ms, struct timespec *rem);
+
+/* ---- small helpers -------------------------------------------------------- */
+void async__futex_wait(atomic_int *word, int expected);
+void async__futex_wake(atomic_int *word, int n);
+void async__fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+#endif

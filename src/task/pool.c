@@ -1,0 +1,228 @@
+/* The blocking-offload pool: threads that run blocking calls (file system
+ * work, user jobs from async_spawn_blocking) and settle their futures.
+ *
+ * Policy (docs/design.md has the reasons): threads are started on demand up
+ * to `max`; file jobs are taken first, and user jobs never occupy more than
+ * `max - reserved` threads, so a flood of slow user jobs cannot starve file
+ * operations. Idle threads stay until shutdown. One mutex guards the queues;
+ * a job's future is settled outside it. libuv's own threadpool was not used
+ * because its size is fixed per process and its user work (uv_queue_work)
+ * competes with file work without limit. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum { J_QUEUED, J_RUNNING, J_DONE };
+
+typedef struct queue {
+    async__job_t *head, *tail;
+} queue_t;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    queue_t q[2];
+    unsigned max, reserved;
+    unsigned threads, idle, running_user;
+    unsigned signalled; /* idle threads already woken for a job, not yet running */
+    bool stopping;
+    pthread_t *tids;
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static __thread bool on_pool_thread;
+
+bool async__pool_is_current_thread(void) { return on_pool_thread; }
+
+static void push(queue_t *q, async__job_t *j) {
+    j->next = NULL;
+    j->prev = q->tail;
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+}
+
+static void unlink_job(queue_t *q, async__job_t *j) {
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        q->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        q->tail = j->prev;
+    j->next = j->prev = NULL;
+}
+
+/* Must hold the lock. The next job this thread may take, or NULL. */
+static async__job_t *take(void) {
+    async__job_t *j = pool.q[ASYNC_POOL_FS].head;
+    if (j) {
+        unlink_job(&pool.q[ASYNC_POOL_FS], j);
+        return j;
+    }
+    j = pool.q[ASYNC_POOL_USER].head;
+    if (j && pool.running_user < pool.max - pool.reserved) {
+        unlink_job(&pool.q[ASYNC_POOL_USER], j);
+        pool.running_user++;
+        return j;
+    }
+    return NULL;
+}
+
+static void *pool_main(void *arg) {
+    (void)arg;
+    on_pool_thread = true;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        async__job_t *j = take();
+        if (!j) {
+            if (pool.stopping) break;
+            pool.idle++;
+            pthread_cond_wait(&pool.cond, &pool.lock);
+            pool.idle--;
+            if (pool.signalled) pool.signalled--;
+            continue;
+        }
+        j->state = J_RUNNING;
+        pthread_mutex_unlock(&pool.lock);
+        errno = 0;
+        intptr_t v = j->work(j);
+        int err = v == -1 ? (errno ? errno : EIO) : 0;
+        int kind = j->kind;
+        async__future_complete(&j->future, v, err);
+        pthread_mutex_lock(&pool.lock);
+        if (kind == ASYNC_POOL_USER) {
+            pool.running_user--;
+            /* a user job may have been waiting for this slot */
+            if (pool.q[ASYNC_POOL_USER].head && pool.idle) pthread_cond_signal(&pool.cond);
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
+int async__pool_init(unsigned max_threads, unsigned reserved) {
+    pthread_mutex_lock(&pool.lock);
+    pool.tids = calloc(max_threads, sizeof *pool.tids);
+    if (!pool.tids) {
+        pthread_mutex_unlock(&pool.lock);
+        errno = ENOMEM;
+        return -1;
+    }
+    pool.max = max_threads;
+    pool.reserved = reserved;
+    pool.threads = pool.idle = pool.running_user = pool.signalled = 0;
+    pool.stopping = false;
+    memset(pool.q, 0, sizeof pool.q);
+    pthread_mutex_unlock(&pool.lock);
+    return 0;
+}
+
+/* Must hold the lock: start a thread if the queued work needs one. */
+static void maybe_grow(int kind) {
+    if (pool.idle > pool.signalled) {
+        pool.signalled++;
+        pthread_cond_signal(&pool.cond);
+        return;
+    }
+    if (kind == ASYNC_POOL_USER && pool.running_user >= pool.max - pool.reserved) return;
+    if (pool.threads >= pool.max) return;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    if (pthread_create(&pool.tids[pool.threads], &attr, pool_main, NULL) == 0) pool.threads++;
+    pthread_attr_destroy(&attr);
+    /* if no thread could be started, the job waits for a busy one to finish */
+}
+
+async_future_t *async__pool_submit(async__job_t *j) {
+    pthread_mutex_lock(&pool.lock);
+    if (pool.stopping || pool.max == 0) {
+        pthread_mutex_unlock(&pool.lock);
+        async__future_complete(&j->future, -1, ECANCELED);
+        return &j->future;
+    }
+    j->state = J_QUEUED;
+    push(&pool.q[j->kind], j);
+    maybe_grow(j->kind);
+    pthread_mutex_unlock(&pool.lock);
+    return &j->future;
+}
+
+void async__job_cancel(async_future_t *f) {
+    async__job_t *j = (async__job_t *)f;
+    pthread_mutex_lock(&pool.lock);
+    bool queued = j->state == J_QUEUED;
+    if (queued) {
+        unlink_job(&pool.q[j->kind], j);
+        j->state = J_DONE;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    if (queued) async__future_complete(f, -1, ECANCELED);
+}
+
+void async__pool_shutdown(void) {
+    pthread_mutex_lock(&pool.lock);
+    pool.stopping = true;
+    /* queued jobs will not run: settle them */
+    async__job_t *cancelled = NULL;
+    for (int k = 0; k < 2; k++) {
+        while (pool.q[k].head) {
+            async__job_t *j = pool.q[k].head;
+            unlink_job(&pool.q[k], j);
+            j->state = J_DONE;
+            j->next = cancelled;
+            cancelled = j;
+        }
+    }
+    pthread_cond_broadcast(&pool.cond);
+    unsigned n = pool.threads;
+    pthread_mutex_unlock(&pool.lock);
+    while (cancelled) {
+        async__job_t *j = cancelled;
+        cancelled = j->next;
+        async__future_complete(&j->future, -1, ECANCELED);
+    }
+    for (unsigned i = 0; i < n; i++) pthread_join(pool.tids[i], NULL);
+    pthread_mutex_lock(&pool.lock);
+    free(pool.tids);
+    pool.tids = NULL;
+    pool.threads = 0;
+    pool.max = 0;
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/* ---- async_spawn_blocking ------------------------------------------------- */
+
+typedef struct user_job {
+    async__job_t job;
+    async_task_fn fn;
+    void *arg;
+} user_job_t;
+
+static void job_release(async_future_t *f) { free(f); }
+const async__future_ops_t async__job_ops = {async__job_cancel, job_release};
+
+static intptr_t run_user_job(async__job_t *j) {
+    user_job_t *u = (user_job_t *)j;
+    return u->fn(u->arg);
+}
+
+async_future_t *async_spawn_blocking(async_task_fn fn, void *arg) {
+    if (!fn) return async__future_failed(EINVAL);
+    if (!async__runtime()) return async__future_failed(errno);
+    user_job_t *u = malloc(sizeof *u);
+    if (!u) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    async__future_init(&u->job.future, &async__job_ops);
+    u->job.work = run_user_job;
+    u->job.kind = ASYNC_POOL_USER;
+    u->fn = fn;
+    u->arg = arg;
+    return async__pool_submit(&u->job);
+}

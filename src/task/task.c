@@ -1,0 +1,253 @@
+/* Tasks: spawn, the life of a fiber on its worker, cooperative cancellation,
+ * yield, identity. A task is one allocation: its future comes first, so the
+ * task future's memory is the task, freed when both the owner (join/detach)
+ * and the task itself (by ending) are done with it. The stack is taken when
+ * the task first runs and given back the moment it ends. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define STACK_MIN (16 * 1024)
+#define STACK_MAX ((size_t)1 << 30)
+
+static void task_release(async_future_t *f) {
+    async__task_t *t = (async__task_t *)f;
+    async__key_free(t);
+    free(t);
+}
+
+static void on_cancel_msg(async__worker_t *w, async__msg_t *m);
+
+/* Cancellation of a task future: the request travels to the task's worker,
+ * the only thread that may look at a task's wait state. */
+static void task_cancel(async_future_t *f) {
+    async__task_t *t = (async__task_t *)f;
+    atomic_store_explicit(&t->cancel_requested, 1, memory_order_release);
+    if (atomic_exchange(&t->cancel_posted, 1)) return;
+    async__future_ref(f); /* held by the message */
+    if (async__tls_worker == t->worker) {
+        on_cancel_msg(t->worker, &t->cancel_msg);
+        return;
+    }
+    async__worker_post(t->worker, &t->cancel_msg);
+}
+
+static const async__future_ops_t task_ops = {task_cancel, task_release};
+
+static void on_cancel_msg(async__worker_t *w, async__msg_t *m) {
+    async__task_t *t = ASYNC_CONTAINER_OF(m, async__task_t, cancel_msg);
+    (void)w;
+    if (t->state == T_WAITING && t->waiting &&
+        atomic_exchange_explicit(&t->waiting->fired, 1, memory_order_acq_rel) == 0)
+        async__task_ready(t);
+    async__future_unref(&t->future);
+}
+
+async__task_t *async__task_current(void) {
+    async__worker_t *w = async__tls_worker;
+    return w ? w->current : NULL;
+}
+
+static void list_add(async__worker_t *w, async__task_t *t) {
+    t->prev = NULL;
+    t->next = w->tasks;
+    if (w->tasks) w->tasks->prev = t;
+    w->tasks = t;
+}
+
+static void list_remove(async__worker_t *w, async__task_t *t) {
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        w->tasks = t->next;
+    if (t->next) t->next->prev = t->prev;
+}
+
+/* A new task reaches its worker (from another thread's spawn). */
+static void on_new_task(async__worker_t *w, async__msg_t *m) {
+    async__task_t *t = ASYNC_CONTAINER_OF(m, async__task_t, node);
+    list_add(w, t);
+    if (w->stopping) atomic_store(&t->cancel_requested, 1);
+    t->state = T_READY;
+    async__worker_runq_push(w, t);
+}
+
+static void on_wake(async__worker_t *w, async__msg_t *m) {
+    async__task_t *t = ASYNC_CONTAINER_OF(m, async__task_t, node);
+    t->state = T_READY;
+    async__worker_runq_push(w, t);
+}
+
+void async__task_ready(async__task_t *t) {
+    async__worker_t *w = t->worker;
+    if (async__tls_worker == w) {
+        t->state = T_READY;
+        async__worker_runq_push(w, t);
+        return;
+    }
+    t->node.run = on_wake;
+    async__worker_post(w, &t->node);
+}
+
+/* The first frame of every task: runs fn, then ends the fiber for good. */
+static void task_entry(void) {
+    async__worker_t *w = async__tls_worker;
+    async__task_t *t = w->current;
+    async__fiber_entered(&w->sched);
+    errno = 0;
+    intptr_t v = t->fn(t->arg);
+    int err = 0;
+    if (v == -1) {
+        err = errno ? errno : EIO; /* a task that fails must say why; EIO if it did not */
+    }
+    async__key_run_destructors(t);
+    t->future.value = v;
+    t->future.err = err;
+    t->state = T_DONE;
+    w = async__tls_worker; /* tasks never migrate, but reload after user code anyway */
+    async__fiber_switch(&t->ctx, &w->sched, true);
+    async__fatal("asyncstd: a finished task was resumed");
+}
+
+static void task_finish(async__worker_t *w, async__task_t *t, intptr_t v, int err) {
+    list_remove(w, t);
+    if (t->stack) {
+        async__fiber_destroy(&t->ctx);
+        async__stack_put(w, t->stack);
+        t->stack = NULL;
+    }
+    async__future_complete(&t->future, v, err);
+    async__runtime_task_ended();
+}
+
+void async__task_run(async__worker_t *w, async__task_t *t) {
+    if (ASYNC_UNLIKELY(!t->stack)) {
+        /* only reached by tasks that never ran: set up the fiber now, so that a burst of
+         * short tasks cycles through a few warm stacks */
+        if (atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+            task_finish(w, t, -1, ECANCELED);
+            return;
+        }
+        t->stack = async__stack_get(w, t->stack_size);
+        if (!t->stack) {
+            task_finish(w, t, -1, ENOMEM);
+            return;
+        }
+        async__fiber_make(&t->ctx, t->stack->lo, t->stack->size, task_entry);
+    }
+    t->state = T_RUNNING;
+    w->current = t;
+    errno = t->saved_errno;
+    async__fiber_switch(&w->sched, &t->ctx, false);
+    w->current = NULL;
+    if (t->state == T_DONE) task_finish(w, t, t->future.value, t->future.err);
+}
+
+void async__task_suspend(async__task_t *t) {
+    async__worker_t *w = t->worker;
+    t->saved_errno = errno;
+    t->state = T_WAITING;
+#ifndef ASYNC_FIBER_UCONTEXT
+    async__stack_overflow_check(t, __builtin_frame_address(0));
+#endif
+    async__fiber_switch(&t->ctx, &w->sched, false);
+    errno = t->saved_errno;
+}
+
+void async__task_cancel_all(async__worker_t *w) {
+    for (async__task_t *t = w->tasks; t; t = t->next) {
+        atomic_store_explicit(&t->cancel_requested, 1, memory_order_release);
+        if (t->state == T_WAITING && t->waiting &&
+            atomic_exchange_explicit(&t->waiting->fired, 1, memory_order_acq_rel) == 0)
+            async__task_ready(t);
+    }
+}
+
+async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_opts_t *opts) {
+    if (!fn) return async__future_failed(EINVAL);
+    async__runtime_t *rt = async__runtime();
+    if (!rt) return async__future_failed(errno);
+    size_t stack_size = rt->stack_size;
+    async__worker_t *w = NULL;
+    if (opts) {
+        if (opts->worker > rt->nworkers) return async__future_failed(EINVAL);
+        if (opts->stack_size) {
+            if (opts->stack_size > STACK_MAX) return async__future_failed(EINVAL);
+            size_t page = 4096;
+            stack_size = opts->stack_size < STACK_MIN ? STACK_MIN : opts->stack_size;
+            stack_size = (stack_size + page - 1) & ~(page - 1);
+        }
+        if (opts->worker) w = &rt->workers[opts->worker - 1];
+    }
+    if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) return async__future_failed(ECANCELED);
+    async__task_t *t = malloc(sizeof *t);
+    if (!t) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(t, 0, offsetof(async__task_t, name) + 1);
+    async__future_init(&t->future, &task_ops);
+    t->fn = fn;
+    t->arg = arg;
+    t->stack_size = stack_size;
+    t->state = T_NEW;
+    t->cancel_msg.run = on_cancel_msg;
+    if (opts && opts->name) {
+        strncpy(t->name, opts->name, sizeof t->name - 1);
+        t->name[sizeof t->name - 1] = '\0';
+    }
+    t->pinned = opts && opts->worker;
+    if (!w) w = async__tls_worker ? async__tls_worker : async__runtime_pick_worker();
+    t->worker = w;
+    atomic_fetch_add_explicit(&rt->live_tasks, 1, memory_order_relaxed);
+    if (w == async__tls_worker) {
+        list_add(w, t);
+        if (w->stopping) atomic_store(&t->cancel_requested, 1);
+        async__worker_runq_push(w, t);
+    } else {
+        t->node.run = on_new_task;
+        async__worker_post(w, &t->node);
+    }
+    return &t->future;
+}
+
+async_future_t *async_spawn(async_task_fn fn, void *arg) { return async_spawn_opts(fn, arg, NULL); }
+
+async_task_t *async_self(void) { return (async_task_t *)async__task_current(); }
+
+const char *async_task_name(const async_task_t *task) {
+    const async__task_t *t = task ? (const async__task_t *)task : async__task_current();
+    return t ? t->name : NULL;
+}
+
+int async_testcancel(void) {
+    async__task_t *t = async__task_current();
+    if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+        errno = ECANCELED;
+        return -1;
+    }
+    return 0;
+}
+
+int async_yield(void) {
+    async__task_t *t = async__task_current();
+    if (!t) return sched_yield();
+    if (atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+        errno = ECANCELED;
+        return -1;
+    }
+    /* to the back of the run queue; the worker polls I/O within RUN_BUDGET runs */
+    async__worker_runq_push(t->worker, t);
+    t->waiting = NULL;
+    async__task_suspend(t);
+    t->state = T_RUNNING;
+    return 0;
+}
+
+unsigned async_worker_id(void) { return async__tls_worker ? async__tls_worker->id : 0; }
+
+int async_worker_count(void) {
+    async__runtime_t *rt = async__runtime();
+    return rt ? (int)rt->nworkers : -1;
+}

@@ -1,0 +1,135 @@
+/* Timers: sleep, usleep, nanosleep and the timer behind async_await_timeout,
+ * each one libuv timer on a worker's loop (the awaiting task's own worker, or
+ * any worker for a plain thread). Cancellation from another thread travels
+ * to that worker as a message, since a libuv handle belongs to its loop. */
+#include <stdlib.h>
+
+#include "internal.h"
+
+typedef struct timer_op {
+    async_future_t future; /* first */
+    async__handle_owner_t owner;
+    uv_timer_t handle;
+    async__msg_t start_msg, cancel_msg;
+    async__worker_t *worker;
+    uint64_t ms;
+    struct timespec *rem;
+    bool started, closing;
+} timer_op_t;
+
+static void timer_release(async_future_t *f) { free(f); }
+
+static void on_closed(uv_handle_t *h) {
+    timer_op_t *op = ASYNC_CONTAINER_OF(h, timer_op_t, handle);
+    async__future_unref(&op->future); /* the settler's role ends with the handle */
+}
+
+static void finish(timer_op_t *op, int err) {
+    op->closing = true;
+    if (err && op->rem) {
+        uint64_t due = op->handle.timeout; /* absolute, in loop time */
+        uint64_t now = uv_now(op->handle.loop);
+        uint64_t left = due > now ? due - now : 0;
+        op->rem->tv_sec = (time_t)(left / 1000);
+        op->rem->tv_nsec = (long)(left % 1000) * 1000000L;
+    } else if (op->rem) {
+        op->rem->tv_sec = 0;
+        op->rem->tv_nsec = 0;
+    }
+    uv_timer_stop(&op->handle);
+    async__future_settle(&op->future, err ? -1 : 0, err);
+    uv_close((uv_handle_t *)&op->handle, on_closed);
+}
+
+static void on_fire(uv_timer_t *h) { finish(ASYNC_CONTAINER_OF(h, timer_op_t, handle), 0); }
+
+/* Worker thread: stop a timer that has not fired (or never started). */
+static void cancel_here(timer_op_t *op) {
+    if (op->closing) return;
+    if (!op->started) {
+        /* the start message is still queued behind us: settle now, start will see closing */
+        op->closing = true;
+        if (op->rem) *op->rem = (struct timespec){(time_t)(op->ms / 1000), (long)(op->ms % 1000) * 1000000L};
+        async__future_complete(&op->future, -1, ECANCELED);
+        return;
+    }
+    finish(op, ECANCELED);
+}
+
+static void on_shutdown(uv_handle_t *h) { cancel_here(ASYNC_CONTAINER_OF(h, timer_op_t, handle)); }
+
+static void start_here(timer_op_t *op) {
+    if (op->closing) return;
+    if (op->worker->exiting) { /* posted from a plain thread during shutdown */
+        op->closing = true;
+        async__future_complete(&op->future, -1, ECANCELED);
+        return;
+    }
+    op->started = true;
+    uv_timer_init(&op->worker->loop, &op->handle);
+    op->handle.data = &op->owner;
+    uv_timer_start(&op->handle, on_fire, op->ms, 0);
+}
+
+static void on_start_msg(async__worker_t *w, async__msg_t *m) {
+    (void)w;
+    timer_op_t *op = ASYNC_CONTAINER_OF(m, timer_op_t, start_msg);
+    start_here(op);
+    async__future_unref(&op->future); /* the message's hold */
+}
+
+static void on_cancel_msg(async__worker_t *w, async__msg_t *m) {
+    (void)w;
+    timer_op_t *op = ASYNC_CONTAINER_OF(m, timer_op_t, cancel_msg);
+    cancel_here(op);
+    async__future_unref(&op->future); /* the message's hold */
+}
+
+static void timer_cancel(async_future_t *f) {
+    timer_op_t *op = (timer_op_t *)f;
+    if (async__tls_worker == op->worker) {
+        cancel_here(op);
+        return;
+    }
+    async__future_ref(f);
+    op->cancel_msg.run = on_cancel_msg;
+    async__worker_post(op->worker, &op->cancel_msg);
+}
+
+static const async__future_ops_t timer_ops = {timer_cancel, timer_release};
+
+async_future_t *async__timer(uint64_t ms, struct timespec *rem) {
+    if (!async__runtime()) return async__future_failed(errno);
+    timer_op_t *op = malloc(sizeof *op);
+    if (!op) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    async__future_init(&op->future, &timer_ops);
+    op->owner.shutdown = on_shutdown;
+    op->ms = ms;
+    op->rem = rem;
+    op->started = op->closing = false;
+    if (async__tls_worker) {
+        op->worker = async__tls_worker;
+        start_here(op);
+    } else {
+        op->worker = async__runtime_pick_worker();
+        op->start_msg.run = on_start_msg;
+        async__future_ref(&op->future);
+        async__worker_post(op->worker, &op->start_msg);
+    }
+    return &op->future;
+}
+
+async_future_t *async_sleep(unsigned seconds) { return async__timer((uint64_t)seconds * 1000, NULL); }
+
+async_future_t *async_usleep(unsigned long usec) { return async__timer(((uint64_t)usec + 999) / 1000, NULL); }
+
+async_future_t *async_nanosleep(const struct timespec *req, struct timespec *rem) {
+    if (!req || req->tv_sec < 0 || req->tv_nsec < 0 || req->tv_nsec > 999999999L)
+        return async__future_failed(EINVAL);
+    uint64_t ms = (uint64_t)req->tv_sec * 1000 + ((uint64_t)req->tv_nsec + 999999) / 1000000;
+    if ((uint64_t)req->tv_sec > UINT64_MAX / 2000) ms = UINT64_MAX / 2;
+    return async__timer(ms, rem);
+}
