@@ -189,6 +189,8 @@ typedef struct async__worker {
     async__task_t *tasks;              /* live tasks that were handed to this worker */
     async__ctx_t sched;                /* the worker thread's own context */
     async__stack_t *stack_cache;       /* free stacks of the default size */
+    void *obj_cache[2];                /* free objects per class (alloc.c) */
+    unsigned obj_cache_len[2];
     unsigned stack_cache_len;
     unsigned id;                       /* 1..N */
     bool stopping;
@@ -254,6 +256,14 @@ void async__job_cancel(async_future_t *f);
 
 /* ---- timers --------------------------------------------------------------- */
 async_future_t *async__timer(uint64_t ms, struct timespec *rem);
+
+/* ---- object allocation (alloc.c) ------------------------------------------ */
+enum { ASYNC_OBJ_TASK, ASYNC_OBJ_SMALL, ASYNC_OBJ_CLASSES };
+#define ASYNC_OBJ_SMALL_SIZE 320 /* timers and other operations that fit */
+void *async__obj_alloc(int cls);
+void async__obj_free(int cls, void *p);
+void async__obj_flush(struct async__worker *w); /* worker cache to the global lists */
+void async__obj_runtime_down(void);            /* unmap chunks if nothing is live */
 
 /* ---- small helpers -------------------------------------------------------- */
 void async__futex_wait(atomic_int *word, int expected);

@@ -172,6 +172,7 @@ int async_runtime_shutdown(void) {
     rt->workers = NULL;
     rt->nworkers = 0;
     atomic_store_explicit(&async__rt_state, 0, memory_order_release);
+    async__obj_runtime_down();
     pthread_mutex_unlock(&rt_lock);
     return 0;
 }

@@ -14,7 +14,7 @@
 static void task_release(async_future_t *f) {
     async__task_t *t = (async__task_t *)f;
     async__key_free(t);
-    free(t);
+    async__obj_free(ASYNC_OBJ_TASK, t);
 }
 
 static void on_cancel_msg(async__worker_t *w, async__msg_t *m);
@@ -181,7 +181,7 @@ async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_
         if (opts->worker) w = &rt->workers[opts->worker - 1];
     }
     if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) return async__future_failed(ECANCELED);
-    async__task_t *t = malloc(sizeof *t);
+    async__task_t *t = async__obj_alloc(ASYNC_OBJ_TASK);
     if (!t) {
         errno = ENOMEM;
         return NULL;

@@ -17,7 +17,7 @@ typedef struct timer_op {
     bool started, closing;
 } timer_op_t;
 
-static void timer_release(async_future_t *f) { free(f); }
+static void timer_release(async_future_t *f) { async__obj_free(ASYNC_OBJ_SMALL, f); }
 
 static void on_closed(uv_handle_t *h) {
     timer_op_t *op = ASYNC_CONTAINER_OF(h, timer_op_t, handle);
@@ -100,7 +100,8 @@ static const async__future_ops_t timer_ops = {timer_cancel, timer_release};
 
 async_future_t *async__timer(uint64_t ms, struct timespec *rem) {
     if (!async__runtime()) return async__future_failed(errno);
-    timer_op_t *op = malloc(sizeof *op);
+    _Static_assert(sizeof(timer_op_t) <= ASYNC_OBJ_SMALL_SIZE, "timer_op_t outgrew its class");
+    timer_op_t *op = async__obj_alloc(ASYNC_OBJ_SMALL);
     if (!op) {
         errno = ENOMEM;
         return NULL;
