@@ -154,8 +154,8 @@ typedef struct async__task {
     async__msg_t node;     /* inbox/run-queue link: new task or wake-up */
     async__msg_t cancel_msg;
     async__ctx_t ctx;
-    async__stack_t *stack;
-    struct async__worker *worker;
+    async__stack_t *stack;              /* NULL until the task first runs */
+    struct async__worker *_Atomic worker; /* changes only while unstarted (stealing) */
     struct async__task *prev, *next; /* the worker's list of live tasks */
     async_task_fn fn;
     void *arg;
@@ -164,7 +164,7 @@ typedef struct async__task {
     size_t stack_size;
     atomic_int cancel_requested;
     atomic_int cancel_posted;
-    int state;
+    atomic_int state; /* T_*: written by the task's worker, read by cancel messages */
     int saved_errno;
     bool pinned;
     char name[16];
@@ -183,8 +183,13 @@ typedef struct async__worker {
     uv_loop_t loop;
     uv_async_t wakeup;                 /* rung after pushing onto the inbox */
     _Atomic(async__msg_t *) inbox;     /* lock-free LIFO of messages, drained whole */
-    async__msg_t *runq_head, *runq_tail; /* ready tasks (only this thread touches) */
+    async__msg_t *runq_head, *runq_tail; /* ready started or pinned tasks (this thread only) */
     size_t runq_len;
+    /* New tasks not yet started: the only tasks another worker may take. */
+    pthread_spinlock_t newq_lock;
+    async__msg_t *newq_head, *newq_tail;
+    atomic_size_t newq_len;
+    atomic_int sleeping; /* 1 while blocked (or about to block) in the loop: pushers ring */
     async__task_t *current;            /* the task running now, or NULL */
     async__task_t *tasks;              /* live tasks that were handed to this worker */
     async__ctx_t sched;                /* the worker thread's own context */
@@ -204,6 +209,7 @@ extern __thread async__worker_t *async__tls_worker;
 
 void async__worker_post(async__worker_t *w, async__msg_t *m); /* any thread */
 void async__worker_runq_push(async__worker_t *w, async__task_t *t);
+void async__worker_newq_push(async__worker_t *w, async__task_t *t); /* this worker's thread */
 int async__worker_start(async__worker_t *w, unsigned id);
 void async__worker_stop(async__worker_t *w); /* cancel every task */
 void async__worker_exit(async__worker_t *w); /* close the loop and end the thread */
@@ -222,6 +228,7 @@ typedef struct async__runtime {
     size_t stack_size;
     atomic_uint next_worker; /* round robin for spawns from plain threads */
     atomic_long live_tasks;
+    atomic_uint sleepers; /* workers blocked in their loop, to be woken for stealing */
     atomic_int stopping;
     atomic_int all_done; /* futex word: live_tasks reached 0 during shutdown */
 } async__runtime_t;
@@ -232,6 +239,7 @@ extern atomic_int async__rt_state; /* 0 down, 1 starting, 2 up, 3 stopping */
 /* The running runtime, started on first use; NULL with errno set on failure. */
 async__runtime_t *async__runtime(void);
 async__worker_t *async__runtime_pick_worker(void);
+void async__runtime_wake_sleeper(void); /* work to steal: wake one sleeping worker */
 void async__runtime_task_ended(void);
 
 /* ---- blocking pool -------------------------------------------------------- */

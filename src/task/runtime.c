@@ -81,6 +81,7 @@ static int start(const async_config_t *config) {
     rt->stack_size = c.stack_size;
     atomic_store(&rt->next_worker, 0);
     atomic_store(&rt->live_tasks, 0);
+    atomic_store(&rt->sleepers, 0);
     atomic_store(&rt->stopping, 0);
     atomic_store(&rt->all_done, 0);
     async__stack_configure(c.stack_size);
@@ -134,6 +135,19 @@ async__worker_t *async__runtime_pick_worker(void) {
     async__runtime_t *rt = &async__rt;
     unsigned i = atomic_fetch_add_explicit(&rt->next_worker, 1, memory_order_relaxed);
     return &rt->workers[i % rt->nworkers];
+}
+
+void async__runtime_wake_sleeper(void) {
+    async__runtime_t *rt = &async__rt;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        async__worker_t *w = &rt->workers[i];
+        int expected = 1;
+        if (w != async__tls_worker && atomic_compare_exchange_strong(&w->sleeping, &expected, 0)) {
+            atomic_fetch_sub_explicit(&rt->sleepers, 1, memory_order_relaxed);
+            uv_async_send(&w->wakeup);
+            return;
+        }
+    }
 }
 
 void async__runtime_task_ended(void) {

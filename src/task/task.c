@@ -26,19 +26,25 @@ static void task_cancel(async_future_t *f) {
     atomic_store_explicit(&t->cancel_requested, 1, memory_order_release);
     if (atomic_exchange(&t->cancel_posted, 1)) return;
     async__future_ref(f); /* held by the message */
-    if (async__tls_worker == t->worker) {
-        on_cancel_msg(t->worker, &t->cancel_msg);
+    async__worker_t *home = atomic_load_explicit(&t->worker, memory_order_relaxed);
+    if (async__tls_worker == home) {
+        on_cancel_msg(home, &t->cancel_msg);
         return;
     }
-    async__worker_post(t->worker, &t->cancel_msg);
+    async__worker_post(home, &t->cancel_msg);
 }
 
 static const async__future_ops_t task_ops = {task_cancel, task_release};
 
 static void on_cancel_msg(async__worker_t *w, async__msg_t *m) {
     async__task_t *t = ASYNC_CONTAINER_OF(m, async__task_t, cancel_msg);
-    (void)w;
-    if (t->state == T_WAITING && t->waiting &&
+    async__worker_t *home = atomic_load_explicit(&t->worker, memory_order_relaxed);
+    if (home != w) { /* stolen before it started: follow it */
+        async__worker_post(home, m);
+        return;
+    }
+    /* an unstarted task needs only the flag; a suspended one is woken to see it */
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) == T_WAITING && t->waiting &&
         atomic_exchange_explicit(&t->waiting->fired, 1, memory_order_acq_rel) == 0)
         async__task_ready(t);
     async__future_unref(&t->future);
@@ -64,25 +70,31 @@ static void list_remove(async__worker_t *w, async__task_t *t) {
     if (t->next) t->next->prev = t->prev;
 }
 
-/* A new task reaches its worker (from another thread's spawn). */
+/* Queues an unstarted task on its worker (this thread): pinned tasks on the
+ * private run queue, others where idle workers may steal them. */
+static void enqueue_new(async__worker_t *w, async__task_t *t) {
+    atomic_store_explicit(&t->state, T_READY, memory_order_relaxed);
+    if (t->pinned)
+        async__worker_runq_push(w, t);
+    else
+        async__worker_newq_push(w, t);
+}
+
+/* A new task reaches its worker (from a plain thread's spawn). */
 static void on_new_task(async__worker_t *w, async__msg_t *m) {
-    async__task_t *t = ASYNC_CONTAINER_OF(m, async__task_t, node);
-    list_add(w, t);
-    if (w->stopping) atomic_store(&t->cancel_requested, 1);
-    t->state = T_READY;
-    async__worker_runq_push(w, t);
+    enqueue_new(w, ASYNC_CONTAINER_OF(m, async__task_t, node));
 }
 
 static void on_wake(async__worker_t *w, async__msg_t *m) {
     async__task_t *t = ASYNC_CONTAINER_OF(m, async__task_t, node);
-    t->state = T_READY;
+    atomic_store_explicit(&t->state, T_READY, memory_order_relaxed);
     async__worker_runq_push(w, t);
 }
 
 void async__task_ready(async__task_t *t) {
-    async__worker_t *w = t->worker;
+    async__worker_t *w = atomic_load_explicit(&t->worker, memory_order_relaxed);
     if (async__tls_worker == w) {
-        t->state = T_READY;
+        atomic_store_explicit(&t->state, T_READY, memory_order_relaxed);
         async__worker_runq_push(w, t);
         return;
     }
@@ -91,6 +103,7 @@ void async__task_ready(async__task_t *t) {
 }
 
 /* The first frame of every task: runs fn, then ends the fiber for good. */
+static void task_entry(void) __attribute__((noreturn));
 static void task_entry(void) {
     async__worker_t *w = async__tls_worker;
     async__task_t *t = w->current;
@@ -104,15 +117,15 @@ static void task_entry(void) {
     async__key_run_destructors(t);
     t->future.value = v;
     t->future.err = err;
-    t->state = T_DONE;
+    atomic_store_explicit(&t->state, T_DONE, memory_order_relaxed);
     w = async__tls_worker; /* tasks never migrate, but reload after user code anyway */
     async__fiber_switch(&t->ctx, &w->sched, true);
     async__fatal("asyncstd: a finished task was resumed");
 }
 
 static void task_finish(async__worker_t *w, async__task_t *t, intptr_t v, int err) {
-    list_remove(w, t);
     if (t->stack) {
+        list_remove(w, t);
         async__fiber_destroy(&t->ctx);
         async__stack_put(w, t->stack);
         t->stack = NULL;
@@ -125,7 +138,7 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
     if (ASYNC_UNLIKELY(!t->stack)) {
         /* only reached by tasks that never ran: set up the fiber now, so that a burst of
          * short tasks cycles through a few warm stacks */
-        if (atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+        if (w->stopping || atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
             task_finish(w, t, -1, ECANCELED);
             return;
         }
@@ -135,19 +148,21 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
             return;
         }
         async__fiber_make(&t->ctx, t->stack->lo, t->stack->size, task_entry);
+        list_add(w, t);
     }
-    t->state = T_RUNNING;
+    atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
     w->current = t;
     errno = t->saved_errno;
     async__fiber_switch(&w->sched, &t->ctx, false);
     w->current = NULL;
-    if (t->state == T_DONE) task_finish(w, t, t->future.value, t->future.err);
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) == T_DONE)
+        task_finish(w, t, t->future.value, t->future.err);
 }
 
 void async__task_suspend(async__task_t *t) {
-    async__worker_t *w = t->worker;
+    async__worker_t *w = async__tls_worker;
     t->saved_errno = errno;
-    t->state = T_WAITING;
+    atomic_store_explicit(&t->state, T_WAITING, memory_order_relaxed);
 #ifndef ASYNC_FIBER_UCONTEXT
     async__stack_overflow_check(t, __builtin_frame_address(0));
 #endif
@@ -158,7 +173,7 @@ void async__task_suspend(async__task_t *t) {
 void async__task_cancel_all(async__worker_t *w) {
     for (async__task_t *t = w->tasks; t; t = t->next) {
         atomic_store_explicit(&t->cancel_requested, 1, memory_order_release);
-        if (t->state == T_WAITING && t->waiting &&
+        if (atomic_load_explicit(&t->state, memory_order_relaxed) == T_WAITING && t->waiting &&
             atomic_exchange_explicit(&t->waiting->fired, 1, memory_order_acq_rel) == 0)
             async__task_ready(t);
     }
@@ -191,7 +206,7 @@ async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_
     t->fn = fn;
     t->arg = arg;
     t->stack_size = stack_size;
-    t->state = T_NEW;
+    atomic_init(&t->state, T_NEW);
     t->cancel_msg.run = on_cancel_msg;
     if (opts && opts->name) {
         strncpy(t->name, opts->name, sizeof t->name - 1);
@@ -199,12 +214,10 @@ async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_
     }
     t->pinned = opts && opts->worker;
     if (!w) w = async__tls_worker ? async__tls_worker : async__runtime_pick_worker();
-    t->worker = w;
+    atomic_init(&t->worker, w);
     atomic_fetch_add_explicit(&rt->live_tasks, 1, memory_order_relaxed);
     if (w == async__tls_worker) {
-        list_add(w, t);
-        if (w->stopping) atomic_store(&t->cancel_requested, 1);
-        async__worker_runq_push(w, t);
+        enqueue_new(w, t);
     } else {
         t->node.run = on_new_task;
         async__worker_post(w, &t->node);
@@ -238,10 +251,9 @@ int async_yield(void) {
         return -1;
     }
     /* to the back of the run queue; the worker polls I/O within RUN_BUDGET runs */
-    async__worker_runq_push(t->worker, t);
+    async__worker_runq_push(async__tls_worker, t);
     t->waiting = NULL;
     async__task_suspend(t);
-    t->state = T_RUNNING;
     return 0;
 }
 
