@@ -2,9 +2,10 @@
  * fresh stack as if async__ctx_switch_raw had saved a context on it, with
  * the trampoline as the return address and the entry function in a
  * callee-saved register. */
+#include <stdint.h>
 #include <string.h>
 
-#include "internal.h"
+#include "fiber.h"
 
 void async__ctx_switch_raw(void **save_sp, void *load_sp);
 void async__ctx_trampoline(void);

@@ -1,7 +1,7 @@
 /* The portable context switch, for CPUs without an assembly one: ucontext.
  * swapcontext also saves the signal mask (a system call per switch), so it
  * is several times slower than switch_<arch>.S. */
-#include "internal.h"
+#include "fiber.h"
 
 void async__ctx_make(async__ctx_t *ctx, void *lo, size_t size, void (*entry)(void)) {
     getcontext(&ctx->uc);

@@ -16,9 +16,6 @@
 #include "asyncstd/future.h"
 #include "asyncstd/task.h"
 
-#ifdef ASYNC_FIBER_UCONTEXT
-#include <ucontext.h>
-#endif
 
 #define ASYNC_CONTAINER_OF(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 #define ASYNC_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -104,29 +101,7 @@ void async__future_wait(async_future_t *f);
 /* Result of a settled future, as (value, errno); then frees the owner's role. */
 intptr_t async__future_take(async_future_t *f);
 
-/* ---- fibers ---------------------------------------------------------------
- * The raw context switch (switch_<arch>.S or fiber_ucontext.c) plus, in
- * fiber.c, the sanitizer and valgrind annotations around it. */
-typedef struct async__ctx {
-#ifdef ASYNC_FIBER_UCONTEXT
-    ucontext_t uc;
-#else
-    void *sp;
-#endif
-    void *stack_lo; /* bounds of this context's stack, for ASan */
-    size_t stack_size;
-    void *asan_fake;  /* ASan fake-stack handle while switched out */
-    void *tsan_fiber; /* TSan fiber, or NULL */
-} async__ctx_t;
-
-void async__ctx_make(async__ctx_t *ctx, void *lo, size_t size, void (*entry)(void));
-void async__ctx_switch(async__ctx_t *from, async__ctx_t *to);
-
-void async__fiber_init_thread(async__ctx_t *sched);
-void async__fiber_make(async__ctx_t *ctx, void *lo, size_t size, void (*entry)(void));
-void async__fiber_switch(async__ctx_t *from, async__ctx_t *to, bool from_ends);
-void async__fiber_entered(async__ctx_t *sched); /* first thing a new fiber calls */
-void async__fiber_destroy(async__ctx_t *ctx);
+#include "fiber.h"
 
 /* ---- stacks --------------------------------------------------------------- */
 typedef struct async__stack {
