@@ -1,4 +1,4 @@
-/* Fixed-size object allocation for the hot path (tasks, timers).
+/* Fixed-size object allocation for the hot path (futures, tasks, timers).
  *
  * Why not malloc: on the VMs we measure on, the first touch of a fresh page
  * costs 10-19 us, while pages populated in bulk at mmap time (MAP_POPULATE)
@@ -51,7 +51,9 @@ typedef struct class {
     atomic_long live;
 } class_t;
 
+_Static_assert(ASYNC_OBJ_CLASSES == 3, "worker caches are sized for three classes");
 static class_t classes[ASYNC_OBJ_CLASSES] = {
+    [ASYNC_OBJ_FUTURE] = {.size = sizeof(async_future_t), .lock = PTHREAD_MUTEX_INITIALIZER},
     [ASYNC_OBJ_TASK] = {.size = sizeof(async__task_t), .lock = PTHREAD_MUTEX_INITIALIZER},
     [ASYNC_OBJ_SMALL] = {.size = ASYNC_OBJ_SMALL_SIZE, .lock = PTHREAD_MUTEX_INITIALIZER},
 };

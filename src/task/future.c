@@ -13,7 +13,7 @@
 
 #include "internal.h"
 
-static void plain_release(async_future_t *f) { free(f); }
+static void plain_release(async_future_t *f) { async__obj_free(ASYNC_OBJ_FUTURE, f); }
 static const async__future_ops_t user_ops = {NULL, plain_release};
 
 void async__futex_wait(atomic_int *word, int expected) {
@@ -48,7 +48,7 @@ void async__future_init(async_future_t *f, const async__future_ops_t *ops) {
 }
 
 static async_future_t *settled_future(intptr_t value, int err) {
-    async_future_t *f = malloc(sizeof *f);
+    async_future_t *f = async__obj_alloc(ASYNC_OBJ_FUTURE);
     if (!f) {
         errno = ENOMEM;
         return NULL;
@@ -349,7 +349,7 @@ int async_future_then(async_future_t *f, async_then_fn cb, void *arg) {
 }
 
 async_future_t *async_future_new(void) {
-    async_future_t *f = malloc(sizeof *f);
+    async_future_t *f = async__obj_alloc(ASYNC_OBJ_FUTURE);
     if (!f) {
         errno = ENOMEM;
         return NULL;

@@ -169,8 +169,8 @@ typedef struct async__worker {
     async__task_t *tasks;              /* live tasks that were handed to this worker */
     async__ctx_t sched;                /* the worker thread's own context */
     async__stack_t *stack_cache;       /* free stacks of the default size */
-    void *obj_cache[2];                /* free objects per class (alloc.c) */
-    unsigned obj_cache_len[2];
+    void *obj_cache[3];                /* free objects per class (alloc.c) */
+    unsigned obj_cache_len[3];
     unsigned stack_cache_len;
     unsigned id;                       /* 1..N */
     bool stopping;
@@ -241,7 +241,7 @@ void async__job_cancel(async_future_t *f);
 async_future_t *async__timer(uint64_t ms, struct timespec *rem);
 
 /* ---- object allocation (alloc.c) ------------------------------------------ */
-enum { ASYNC_OBJ_TASK, ASYNC_OBJ_SMALL, ASYNC_OBJ_CLASSES };
+enum { ASYNC_OBJ_FUTURE, ASYNC_OBJ_TASK, ASYNC_OBJ_SMALL, ASYNC_OBJ_CLASSES };
 #define ASYNC_OBJ_SMALL_SIZE 320 /* timers and other operations that fit */
 void *async__obj_alloc(int cls);
 void async__obj_free(int cls, void *p);
