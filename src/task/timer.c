@@ -68,6 +68,9 @@ static void start_here(timer_op_t *op) {
     op->started = true;
     uv_timer_init(&op->worker->loop, &op->handle);
     op->handle.data = &op->owner;
+    /* the loop's clock is cached per iteration, and tasks may have run long since: without
+     * this a timer started late in an iteration would fire early */
+    uv_update_time(&op->worker->loop);
     uv_timer_start(&op->handle, on_fire, op->ms, 0);
 }
 
