@@ -58,12 +58,11 @@ static class_t classes[ASYNC_OBJ_CLASSES] = {
     [ASYNC_OBJ_SMALL] = {.size = ASYNC_OBJ_SMALL_SIZE, .lock = PTHREAD_MUTEX_INITIALIZER},
 };
 
-static int use_malloc = -1;
-
 static bool plain_malloc(void) {
 #ifdef ASYNC_ALLOC_MALLOC
     return true;
 #else
+    static int use_malloc = -1;
     if (ASYNC_UNLIKELY(use_malloc < 0)) use_malloc = RUNNING_ON_VALGRIND ? 1 : 0;
     return use_malloc;
 #endif
@@ -75,14 +74,16 @@ static size_t stride(const class_t *c) { return (c->size + 63) & ~(size_t)63; }
 static int grow(class_t *c) {
     size_t len = c->next_chunk ? c->next_chunk : CHUNK_MIN;
     if (len < CHUNK_MAX) c->next_chunk = len * 2;
-    char *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    char *base =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (base == MAP_FAILED) return -1;
     chunk_t *ch = (chunk_t *)base;
     ch->len = len;
     ch->next = c->chunks;
     c->chunks = ch;
     size_t s = stride(c);
-    for (char *p = base + s; p + s <= base + len; p += s) { /* the first slot holds the chunk header */
+    for (char *p = base + s; p + s <= base + len;
+         p += s) { /* the first slot holds the chunk header */
         free_obj_t *o = (free_obj_t *)p;
         o->next = c->free;
         c->free = o;

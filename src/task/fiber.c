@@ -50,7 +50,8 @@ void async__fiber_make(async__ctx_t *ctx, void *lo, size_t size, void (*entry)(v
 
 void async__fiber_switch(async__ctx_t *from, async__ctx_t *to, bool from_ends) {
 #ifdef ASYNC_ASAN
-    __sanitizer_start_switch_fiber(from_ends ? NULL : &from->asan_fake, to->stack_lo, to->stack_size);
+    __sanitizer_start_switch_fiber(from_ends ? NULL : &from->asan_fake, to->stack_lo,
+                                   to->stack_size);
 #else
     (void)from_ends;
 #endif

@@ -27,7 +27,7 @@ void async__ctx_make(async__ctx_t *ctx, void *lo, size_t size, void (*entry)(voi
 #elif defined(__aarch64__)
     uint64_t *sp = (uint64_t *)(top - 176);
     memset(sp, 0, 176);
-    sp[0] = (uint64_t)(uintptr_t)entry;                 /* x19 */
+    sp[0] = (uint64_t)(uintptr_t)entry;                  /* x19 */
     sp[11] = (uint64_t)(uintptr_t)async__ctx_trampoline; /* x30 */
     uint64_t fpcr;
     __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
@@ -38,4 +38,6 @@ void async__ctx_make(async__ctx_t *ctx, void *lo, size_t size, void (*entry)(voi
 #endif
 }
 
-void async__ctx_switch(async__ctx_t *from, async__ctx_t *to) { async__ctx_switch_raw(&from->sp, to->sp); }
+void async__ctx_switch(async__ctx_t *from, async__ctx_t *to) {
+    async__ctx_switch_raw(&from->sp, to->sp);
+}

@@ -4,10 +4,10 @@
  * future is a load: no lock, no switch. */
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -62,7 +62,9 @@ async_future_t *async__future_failed(int err) { return settled_future(-1, err); 
 
 async_future_t *async__future_done(intptr_t value) { return settled_future(value, 0); }
 
-void async__future_ref(async_future_t *f) { atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); }
+void async__future_ref(async_future_t *f) {
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+}
 
 void async__future_unref(async_future_t *f) {
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) f->ops->release(f);
@@ -96,7 +98,8 @@ static void wake(async__waiter_t *w) {
 
 /* Settles once; false if the future was already settled (or being settled). */
 bool async__future_settle(async_future_t *f, intptr_t value, int err) {
-    if (atomic_fetch_or_explicit(&f->flags, F_CLAIMED, memory_order_acquire) & F_CLAIMED) return false;
+    if (atomic_fetch_or_explicit(&f->flags, F_CLAIMED, memory_order_acquire) & F_CLAIMED)
+        return false;
     f->value = err ? -1 : value;
     f->err = err;
     uintptr_t old = atomic_exchange_explicit(&f->waiter, W_SETTLED, memory_order_acq_rel);
@@ -310,7 +313,8 @@ intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms) {
 
 void async_cancel(async_future_t *f) {
     if (!f) return;
-    if (atomic_fetch_or_explicit(&f->flags, F_CANCELLED, memory_order_acq_rel) & F_CANCELLED) return;
+    if (atomic_fetch_or_explicit(&f->flags, F_CANCELLED, memory_order_acq_rel) & F_CANCELLED)
+        return;
     if (async__future_is_settled(f)) return;
     if (f->ops->cancel)
         f->ops->cancel(f);

@@ -82,7 +82,8 @@ static void on_member_done(intptr_t value, int err, void *arg) {
     }
 }
 
-int async_group_spawn(async_group_t *g, async_task_fn fn, void *arg, const async_spawn_opts_t *opts) {
+int async_group_spawn(async_group_t *g, async_task_fn fn, void *arg,
+                      const async_spawn_opts_t *opts) {
     if (!g || !fn) {
         errno = EINVAL;
         return -1;

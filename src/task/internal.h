@@ -83,7 +83,7 @@ typedef struct async__waiter {
 } async__waiter_t;
 
 void async__future_init(async_future_t *f, const async__future_ops_t *ops);
-async_future_t *async__future_failed(int err); /* a settled failure, or NULL */
+async_future_t *async__future_failed(int err);      /* a settled failure, or NULL */
 async_future_t *async__future_done(intptr_t value); /* a settled success, or NULL */
 bool async__future_settle(async_future_t *f, intptr_t value, int err);
 void async__future_ref(async_future_t *f);
@@ -118,7 +118,7 @@ void async__stack_put(struct async__worker *w, async__stack_t *s);
 void async__stack_flush(struct async__worker *w); /* worker cache to the global list */
 void async__stack_global_free(void);              /* at shutdown: unmap every slab */
 void async__stack_overflow_check(struct async__task *t, void *sp);
-int async__stack_install_guard_handler(void);    /* per worker thread: sigaltstack */
+int async__stack_install_guard_handler(void); /* per worker thread: sigaltstack */
 void async__stack_remove_guard_handler(void);
 
 /* ---- tasks ---------------------------------------------------------------- */
@@ -129,9 +129,9 @@ typedef struct async__task {
     async__msg_t node;     /* inbox/run-queue link: new task or wake-up */
     async__msg_t cancel_msg;
     async__ctx_t ctx;
-    async__stack_t *stack;              /* NULL until the task first runs */
+    async__stack_t *stack;                /* NULL until the task first runs */
     struct async__worker *_Atomic worker; /* changes only while unstarted (stealing) */
-    struct async__task *prev, *next; /* the worker's list of live tasks */
+    struct async__task *prev, *next;      /* the worker's list of live tasks */
     async_task_fn fn;
     void *arg;
     async__waiter_t *waiting; /* the waiter the task is suspended on, or NULL */
@@ -145,38 +145,40 @@ typedef struct async__task {
     char name[16];
 } async__task_t;
 
-void async__task_ready(async__task_t *t); /* any thread: make a suspended task runnable */
+void async__task_ready(async__task_t *t);   /* any thread: make a suspended task runnable */
 void async__task_suspend(async__task_t *t); /* from inside t: switch to the scheduler */
-void async__task_run(struct async__worker *w, async__task_t *t); /* scheduler: run t until it suspends */
+void async__task_run(struct async__worker *w,
+                     async__task_t *t); /* scheduler: run t until it suspends */
 void async__task_cancel_all(struct async__worker *w);
 async__task_t *async__task_current(void);
 void async__key_run_destructors(async__task_t *t);
 void async__key_free(async__task_t *t);
+void async__key_thread_cleanup(void); /* the calling plain thread's values table */
 
 /* ---- workers -------------------------------------------------------------- */
 typedef struct async__worker {
     uv_loop_t loop;
-    uv_async_t wakeup;                 /* rung after pushing onto the inbox */
-    _Atomic(async__msg_t *) inbox;     /* lock-free LIFO of messages, drained whole */
+    uv_async_t wakeup;                   /* rung after pushing onto the inbox */
+    _Atomic(async__msg_t *) inbox;       /* lock-free LIFO of messages, drained whole */
     async__msg_t *runq_head, *runq_tail; /* ready started or pinned tasks (this thread only) */
     size_t runq_len;
     /* New tasks not yet started: the only tasks another worker may take. */
     pthread_spinlock_t newq_lock;
     async__msg_t *newq_head, *newq_tail;
     atomic_size_t newq_len;
-    atomic_int sleeping; /* 1 while blocked (or about to block) in the loop: pushers ring */
-    async__task_t *current;            /* the task running now, or NULL */
-    async__task_t *tasks;              /* live tasks that were handed to this worker */
-    async__ctx_t sched;                /* the worker thread's own context */
-    async__stack_t *stack_cache;       /* free stacks of the default size */
-    void *obj_cache[3];                /* free objects per class (alloc.c) */
+    atomic_int sleeping;         /* 1 while blocked (or about to block) in the loop: pushers ring */
+    async__task_t *current;      /* the task running now, or NULL */
+    async__task_t *tasks;        /* live tasks that were handed to this worker */
+    async__ctx_t sched;          /* the worker thread's own context */
+    async__stack_t *stack_cache; /* free stacks of the default size */
+    void *obj_cache[3];          /* free objects per class (alloc.c) */
     unsigned obj_cache_len[3];
     unsigned stack_cache_len;
-    unsigned id;                       /* 1..N */
+    unsigned id; /* 1..N */
     bool stopping;
     bool exiting;
     pthread_t thread;
-    void *altstack;                    /* for the stack-overflow SIGSEGV handler */
+    void *altstack; /* for the stack-overflow SIGSEGV handler */
     async__msg_t stop_msg, exit_msg;
 } async__worker_t;
 
@@ -246,7 +248,7 @@ enum { ASYNC_OBJ_FUTURE, ASYNC_OBJ_TASK, ASYNC_OBJ_SMALL, ASYNC_OBJ_CLASSES };
 void *async__obj_alloc(int cls);
 void async__obj_free(int cls, void *p);
 void async__obj_flush(struct async__worker *w); /* worker cache to the global lists */
-void async__obj_runtime_down(void);            /* unmap chunks if nothing is live */
+void async__obj_runtime_down(void);             /* unmap chunks if nothing is live */
 
 /* ---- small helpers -------------------------------------------------------- */
 void async__futex_wait(atomic_int *word, int expected);

@@ -2,7 +2,8 @@
  * keys, and per task an array of values allocated on the first set. Each key
  * slot carries a sequence number (odd while the key is live, as glibc does),
  * and each value remembers the sequence it was set under, so a deleted and
- * re-created key never shows a stale value. */
+ * re-created key never shows a stale value. A plain thread's table is freed
+ * when the thread exits; the main thread's at async_runtime_shutdown. */
 #include <stdlib.h>
 
 #include "internal.h"
@@ -20,6 +21,16 @@ static struct {
 } keys[ASYNC_KEYS_MAX];
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread async__spec_t *thread_spec; /* plain threads */
+/* frees a plain thread's table when the thread exits (pthread runs key destructors) */
+static pthread_key_t thread_spec_key;
+static pthread_once_t thread_spec_once = PTHREAD_ONCE_INIT;
+
+static void free_thread_spec(void *p) { free(p); }
+static atomic_bool thread_spec_key_made;
+static void make_thread_spec_key(void) {
+    if (pthread_key_create(&thread_spec_key, free_thread_spec) == 0)
+        atomic_store(&thread_spec_key_made, true);
+}
 
 static bool live(async_key_t key, unsigned *seq) {
     if (key >= ASYNC_KEYS_MAX) return false;
@@ -88,6 +99,10 @@ int async_setspecific(async_key_t key, const void *value) {
             errno = ENOMEM;
             return -1;
         }
+        if (slot == &thread_spec) {
+            pthread_once(&thread_spec_once, make_thread_spec_key);
+            if (atomic_load(&thread_spec_key_made)) pthread_setspecific(thread_spec_key, *slot);
+        }
     }
     (*slot)->value[key] = (void *)value;
     (*slot)->seq[key] = seq;
@@ -117,4 +132,10 @@ void async__key_run_destructors(async__task_t *t) {
 void async__key_free(async__task_t *t) {
     free(t->specific);
     t->specific = NULL;
+}
+
+void async__key_thread_cleanup(void) {
+    free(thread_spec);
+    thread_spec = NULL;
+    if (atomic_load(&thread_spec_key_made)) pthread_setspecific(thread_spec_key, NULL);
 }

@@ -42,21 +42,28 @@ static long long env_number(const char *name) {
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || v <= 0) return -1;
-    if (*end == 'k' || *end == 'K') v *= 1024, end++;
-    else if (*end == 'm' || *end == 'M') v *= 1024 * 1024, end++;
+    if (*end == 'k' || *end == 'K')
+        v *= 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        v *= 1024 * 1024, end++;
     return *end ? -1 : v;
 }
 
 static int resolve(const async_config_t *in, async_config_t *out) {
     async_config_t c = in ? *in : (async_config_t){0};
     long long v;
-    if (!c.threads && (v = env_number("ASYNCSTD_THREADS")) != 0) c.threads = v > 0 && v <= WORKERS_MAX ? (unsigned)v : UINT_MAX;
-    if (!c.pool_threads && (v = env_number("ASYNCSTD_POOL_THREADS")) != 0) c.pool_threads = v > 0 && v < 100000 ? (unsigned)v : UINT_MAX;
-    if (!c.pool_reserved && (v = env_number("ASYNCSTD_POOL_RESERVED")) != 0) c.pool_reserved = v > 0 && v < 100000 ? (unsigned)v : UINT_MAX;
-    if (!c.stack_size && (v = env_number("ASYNCSTD_STACK_SIZE")) != 0) c.stack_size = v > 0 ? (size_t)v : SIZE_MAX;
+    if (!c.threads && (v = env_number("ASYNCSTD_THREADS")) != 0)
+        c.threads = v > 0 && v <= WORKERS_MAX ? (unsigned)v : UINT_MAX;
+    if (!c.pool_threads && (v = env_number("ASYNCSTD_POOL_THREADS")) != 0)
+        c.pool_threads = v > 0 && v < 100000 ? (unsigned)v : UINT_MAX;
+    if (!c.pool_reserved && (v = env_number("ASYNCSTD_POOL_RESERVED")) != 0)
+        c.pool_reserved = v > 0 && v < 100000 ? (unsigned)v : UINT_MAX;
+    if (!c.stack_size && (v = env_number("ASYNCSTD_STACK_SIZE")) != 0)
+        c.stack_size = v > 0 ? (size_t)v : SIZE_MAX;
     if (!c.threads) c.threads = cpu_count();
     if (!c.pool_threads) c.pool_threads = DEFAULT_POOL;
-    if (!c.pool_reserved) c.pool_reserved = c.pool_threads > DEFAULT_RESERVED ? DEFAULT_RESERVED : c.pool_threads - 1;
+    if (!c.pool_reserved)
+        c.pool_reserved = c.pool_threads > DEFAULT_RESERVED ? DEFAULT_RESERVED : c.pool_threads - 1;
     if (!c.stack_size) c.stack_size = DEFAULT_STACK;
     if (c.threads > WORKERS_MAX || c.pool_threads >= 100000 || c.pool_reserved >= c.pool_threads ||
         c.stack_size < 16 * 1024 || c.stack_size > ((size_t)1 << 30)) {
@@ -120,7 +127,8 @@ int async_runtime_init(const async_config_t *config) {
 }
 
 async__runtime_t *async__runtime(void) {
-    if (ASYNC_LIKELY(atomic_load_explicit(&async__rt_state, memory_order_acquire) == 2)) return &async__rt;
+    if (ASYNC_LIKELY(atomic_load_explicit(&async__rt_state, memory_order_acquire) == 2))
+        return &async__rt;
     pthread_mutex_lock(&rt_lock);
     int r = 0;
     if (atomic_load(&async__rt_state) != 2) {
@@ -187,6 +195,7 @@ int async_runtime_shutdown(void) {
     rt->nworkers = 0;
     atomic_store_explicit(&async__rt_state, 0, memory_order_release);
     async__obj_runtime_down();
+    async__key_thread_cleanup(); /* main never exits through pthread_exit: free its table here */
     pthread_mutex_unlock(&rt_lock);
     return 0;
 }

@@ -28,14 +28,28 @@
 #else
 #define VALGRIND_STACK_REGISTER(lo, hi) 0
 #define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#define RUNNING_ON_VALGRIND 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#endif
+#endif
+#ifndef UNPOISON
+#define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
 
-#define CACHE_MAX 64        /* free stacks a worker keeps for itself */
-#define GLOBAL_WARM_MAX 1024 /* free stacks kept committed; beyond, memory goes back (MADV_FREE) */
+#define CACHE_MAX 64         /* free stacks a worker keeps for itself */
+#define GLOBAL_WARM_MAX 1024 /* free stacks kept committed; beyond, memory goes back (MADV_FREE) \
+                              */
 #define SLAB_MAX 256
 
 typedef struct slab {
@@ -62,6 +76,8 @@ static long read_max_map_count(void) {
         if (fscanf(f, "%ld", &n) != 1) n = 65530;
         fclose(f);
     }
+    /* valgrind tracks at most a few thousand mappings of its own (VG_N_SEGMENTS) */
+    if (RUNNING_ON_VALGRIND && n > 4000) n = 4000;
     return n;
 }
 
@@ -135,13 +151,20 @@ static async__stack_t *own_stack(size_t size) {
     return s;
 }
 
+/* A stack that ran a task before may carry that task's ASan shadow (frames it
+ * never returned from); the new task starts from a clean slate. */
+static async__stack_t *fresh(async__stack_t *s) {
+    if (s) UNPOISON(s->lo, s->size);
+    return s;
+}
+
 async__stack_t *async__stack_get(async__worker_t *w, size_t size) {
     if (size != slab_stack_size) return own_stack(size);
     if (w->stack_cache) {
         async__stack_t *s = w->stack_cache;
         w->stack_cache = s->next;
         w->stack_cache_len--;
-        return s;
+        return fresh(s);
     }
     pthread_mutex_lock(&lock);
     if (guard_budget < 0) guard_budget = read_max_map_count() / 4;
@@ -162,7 +185,7 @@ async__stack_t *async__stack_get(async__worker_t *w, size_t size) {
         w->stack_cache_len++;
     }
     pthread_mutex_unlock(&lock);
-    return s;
+    return fresh(s);
 }
 
 static void put_global(async__stack_t *s) {
@@ -248,10 +271,11 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
         char *guard = (char *)t->stack->lo - page_size;
         char *addr = si->si_addr;
         if (addr >= guard - 64 * 1024 && addr < (char *)t->stack->lo)
-            async__fatal("asyncstd: task '%s' overflowed its %zu-byte stack (fault at %p, guard page "
-                         "at %p); spawn it with a larger stack_size (async_spawn_opts) or set "
-                         "ASYNCSTD_STACK_SIZE",
-                         t->name, t->stack->size, (void *)addr, (void *)guard);
+            async__fatal(
+                "asyncstd: task '%s' overflowed its %zu-byte stack (fault at %p, guard page "
+                "at %p); spawn it with a larger stack_size (async_spawn_opts) or set "
+                "ASYNCSTD_STACK_SIZE",
+                t->name, t->stack->size, (void *)addr, (void *)guard);
     }
     /* not ours: hand it to whatever was there before (normally the default: a core dump) */
     if (previous_segv.sa_flags & SA_SIGINFO) {

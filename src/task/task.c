@@ -195,7 +195,8 @@ async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_
         }
         if (opts->worker) w = &rt->workers[opts->worker - 1];
     }
-    if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) return async__future_failed(ECANCELED);
+    if (atomic_load_explicit(&rt->stopping, memory_order_acquire))
+        return async__future_failed(ECANCELED);
     async__task_t *t = async__obj_alloc(ASYNC_OBJ_TASK);
     if (!t) {
         errno = ENOMEM;

@@ -13,6 +13,7 @@ typedef struct timer_op {
     async__msg_t start_msg, cancel_msg;
     async__worker_t *worker;
     uint64_t ms;
+    uint64_t due_ns; /* uv_hrtime() at which the sleep is over */
     struct timespec *rem;
     bool started, closing;
 } timer_op_t;
@@ -41,7 +42,17 @@ static void finish(timer_op_t *op, int err) {
     uv_close((uv_handle_t *)&op->handle, on_closed);
 }
 
-static void on_fire(uv_timer_t *h) { finish(ASYNC_CONTAINER_OF(h, timer_op_t, handle), 0); }
+/* libuv keeps loop time in whole milliseconds, rounded down, so a timer may
+ * fire up to 1 ms before its time: sleep on for the rest, never return early. */
+static void on_fire(uv_timer_t *h) {
+    timer_op_t *op = ASYNC_CONTAINER_OF(h, timer_op_t, handle);
+    uint64_t now = uv_hrtime();
+    if (now < op->due_ns) {
+        uv_timer_start(h, on_fire, (op->due_ns - now + 999999) / 1000000, 0);
+        return;
+    }
+    finish(op, 0);
+}
 
 /* Worker thread: stop a timer that has not fired (or never started). */
 static void cancel_here(timer_op_t *op) {
@@ -49,7 +60,8 @@ static void cancel_here(timer_op_t *op) {
     if (!op->started) {
         /* the start message is still queued behind us: settle now, start will see closing */
         op->closing = true;
-        if (op->rem) *op->rem = (struct timespec){(time_t)(op->ms / 1000), (long)(op->ms % 1000) * 1000000L};
+        if (op->rem)
+            *op->rem = (struct timespec){(time_t)(op->ms / 1000), (long)(op->ms % 1000) * 1000000L};
         async__future_complete(&op->future, -1, ECANCELED);
         return;
     }
@@ -71,6 +83,7 @@ static void start_here(timer_op_t *op) {
     /* the loop's clock is cached per iteration, and tasks may have run long since: without
      * this a timer started late in an iteration would fire early */
     uv_update_time(&op->worker->loop);
+    op->due_ns = uv_hrtime() + (op->ms > UINT64_MAX / 2000000 ? UINT64_MAX / 2 : op->ms * 1000000);
     uv_timer_start(&op->handle, on_fire, op->ms, 0);
 }
 
@@ -126,9 +139,13 @@ async_future_t *async__timer(uint64_t ms, struct timespec *rem) {
     return &op->future;
 }
 
-async_future_t *async_sleep(unsigned seconds) { return async__timer((uint64_t)seconds * 1000, NULL); }
+async_future_t *async_sleep(unsigned seconds) {
+    return async__timer((uint64_t)seconds * 1000, NULL);
+}
 
-async_future_t *async_usleep(unsigned long usec) { return async__timer(((uint64_t)usec + 999) / 1000, NULL); }
+async_future_t *async_usleep(unsigned long usec) {
+    return async__timer(((uint64_t)usec + 999) / 1000, NULL);
+}
 
 async_future_t *async_nanosleep(const struct timespec *req, struct timespec *rem) {
     if (!req || req->tv_sec < 0 || req->tv_nsec < 0 || req->tv_nsec > 999999999L)

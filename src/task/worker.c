@@ -26,7 +26,7 @@
 #include "internal.h"
 
 #define RUN_BUDGET 61
-#define STEAL_MAX 128 /* tasks taken from another worker at once (at most half its queue) */
+#define STEAL_MAX 128   /* tasks taken from another worker at once (at most half its queue) */
 #define SPIN_ROUNDS 500 /* ~20 us of `pause` on the VM we measure on */
 
 __thread async__worker_t *async__tls_worker;
@@ -66,10 +66,12 @@ void async__worker_newq_push(async__worker_t *w, async__task_t *t) {
     else
         w->newq_head = &t->node;
     w->newq_tail = &t->node;
-    atomic_store_explicit(&w->newq_len, atomic_load_explicit(&w->newq_len, memory_order_relaxed) + 1,
+    atomic_store_explicit(&w->newq_len,
+                          atomic_load_explicit(&w->newq_len, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     pthread_spin_unlock(&w->newq_lock);
-    if (atomic_load_explicit(&async__rt.sleepers, memory_order_relaxed) > 0) async__runtime_wake_sleeper();
+    if (atomic_load_explicit(&async__rt.sleepers, memory_order_relaxed) > 0)
+        async__runtime_wake_sleeper();
 }
 
 static async__task_t *newq_pop(async__worker_t *w) {
@@ -79,7 +81,8 @@ static async__task_t *newq_pop(async__worker_t *w) {
     if (m) {
         w->newq_head = m->next;
         if (!w->newq_head) w->newq_tail = NULL;
-        atomic_store_explicit(&w->newq_len, atomic_load_explicit(&w->newq_len, memory_order_relaxed) - 1,
+        atomic_store_explicit(&w->newq_len,
+                              atomic_load_explicit(&w->newq_len, memory_order_relaxed) - 1,
                               memory_order_relaxed);
     }
     pthread_spin_unlock(&w->newq_lock);
@@ -120,7 +123,8 @@ static size_t steal(async__worker_t *w) {
         else
             w->newq_head = first;
         w->newq_tail = last;
-        atomic_store_explicit(&w->newq_len, atomic_load_explicit(&w->newq_len, memory_order_relaxed) + take,
+        atomic_store_explicit(&w->newq_len,
+                              atomic_load_explicit(&w->newq_len, memory_order_relaxed) + take,
                               memory_order_relaxed);
         pthread_spin_unlock(&w->newq_lock);
         return take;
@@ -190,7 +194,8 @@ static void idle(async__worker_t *w) {
     }
     atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&rt->sleepers, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) == NULL && !(rt->nworkers > 1 && steal(w)))
+    if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) == NULL &&
+        !(rt->nworkers > 1 && steal(w)))
         uv_run(&w->loop, UV_RUN_ONCE);
     /* a waker that claimed our flag has also taken our count */
     if (atomic_exchange_explicit(&w->sleeping, 0, memory_order_seq_cst))

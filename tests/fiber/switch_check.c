@@ -27,8 +27,15 @@ static __attribute__((noinline)) long churn(long rounds) {
     double x = 1.25, y = 2.5, z = 3.75;
     for (long i = 0; i < rounds; i++) {
         async__ctx_switch(&main_ctx, &fib_ctx);
-        a += 1; b += 2; c += 3; d += 4; e += 5; f += 6;
-        x += 1.0; y += 2.0; z += 3.0;
+        a += 1;
+        b += 2;
+        c += 3;
+        d += 4;
+        e += 5;
+        f += 6;
+        x += 1.0;
+        y += 2.0;
+        z += 3.0;
     }
     long want = 11 + 22 + 33 + 44 + 55 + 66 + rounds * 21;
     double wantd = 1.25 + 2.5 + 3.75 + rounds * 6.0;
