@@ -49,6 +49,24 @@ static void check(bool ok, const char *what) {
     }
 }
 
+/* The symbolic name of the few error numbers this program expects. */
+static const char *errname(int err) {
+    switch (err) {
+    case 0:
+        return "no error";
+    case EIO:
+        return "EIO";
+    case ECANCELED:
+        return "ECANCELED";
+    case ETIMEDOUT:
+        return "ETIMEDOUT";
+    case ENOMEM:
+        return "ENOMEM";
+    default:
+        return strerror(err);
+    }
+}
+
 /* ---- phase 1: a burst of sleeping jobs ------------------------------------------------------- */
 
 struct burst_job {
@@ -85,8 +103,8 @@ static void phase_burst(size_t n, unsigned seed) {
 
     size_t right = 0;
     for (size_t i = 0; i < n; i++) right += results[i] == (intptr_t)jobs[i].sleep_ms;
-    printf("1. burst      %zu jobs slept %.1f s in total, finished in %.0f ms (%.0fx overlap)\n", n,
-           total_sleep / 1e3, wall, wall > 0 ? total_sleep / wall : 0.0);
+    printf("1. burst     %zu tasks, each sleeping 1-50 ms (%.1f s in all): done in %.0f ms\n", n,
+           total_sleep / 1e3, wall);
     check(rc == 0 && right == n, "every burst job returns its own sleep time");
 
     free(results);
@@ -148,10 +166,10 @@ static void phase_group(size_t n, unsigned seed) {
     double wall = now_ms() - t0;
     async_group_free(g);
 
-    printf("2. group      %zu jobs: job %zu failed (%s) after 50 ms; %d finished before it, "
-           "%d cancelled; group done in %.0f ms\n",
-           n, bad, rc < 0 ? strerror(err) : "no error", atomic_load(&stats.done),
-           atomic_load(&stats.cancelled), wall);
+    printf("2. group     %zu tasks; #%zu fails at 50 ms: group ends with %s in %.0f ms, "
+           "%d had finished, %d cancelled\n",
+           n, bad, rc < 0 ? errname(err) : "success", wall, atomic_load(&stats.done),
+           atomic_load(&stats.cancelled));
     check(rc == -1 && err == EIO, "the group reports the failing job's EIO");
     check(atomic_load(&stats.cancelled) > 0, "the failure cancels the jobs still sleeping");
     free(jobs);
@@ -193,8 +211,8 @@ static void phase_blocking(void) {
     async_cancel(tick); /* a request: the ticker's pending sleep fails with ECANCELED */
     intptr_t ticks = async_await(tick);
 
-    printf("3. blocking   %jd primes below %zu counted on the pool in %.0f ms; "
-           "meanwhile the ticker task ticked %jd times\n",
+    printf("3. blocking  %jd primes below %zu, counted on the pool in %.0f ms; "
+           "a ticker task ticked %jd times meanwhile\n",
            (intmax_t)primes, limit, wall, (intmax_t)ticks);
     check(primes == 1270607, "the pool job's result comes back through its future");
     check(ticks >= 0, "the ticker stops on cancellation");
@@ -226,10 +244,10 @@ static void phase_timeout(void) {
     /* async_await_timeout() has cancelled the slow job and waited for it: `slow` is ours again. */
     intptr_t r2 = async_await_timeout(async_spawn(slow_job, &fast), 1000);
 
-    printf("4. timeout    a 10 s job awaited for 100 ms: %s after %.0f ms (job cancelled: %s); "
-           "a 10 ms job awaited for 1 s: %jd\n",
-           r1 < 0 ? strerror(e1) : "finished?!", wall, atomic_load(&slow.cancelled) ? "yes" : "no",
-           (intmax_t)r2);
+    printf("4. timeout   10 s task, 100 ms limit: %s after %.0f ms, the task saw %s; "
+           "10 ms task, 1 s limit: %jd\n",
+           r1 < 0 ? errname(e1) : "success", wall,
+           atomic_load(&slow.cancelled) ? "ECANCELED" : "no cancel", (intmax_t)r2);
     check(r1 == -1 && e1 == ETIMEDOUT, "the slow job times out");
     check(atomic_load(&slow.cancelled), "the timed-out job sees ECANCELED");
     check(r2 == 42, "the fast job's value comes back");
@@ -248,7 +266,7 @@ int main(int argc, char **argv) {
         perror("tasks: async_runtime_init");
         return 1;
     }
-    printf("asyncstd job runner: %d worker thread(s), %zu jobs\n", async_worker_count(), jobs);
+    printf("asyncstd job runner: %d worker thread(s), %zu tasks\n", async_worker_count(), jobs);
 
     /* main is a plain thread: each async_await below blocks it until the future settles,
      * while the jobs run as tasks on the workers. */
