@@ -16,12 +16,8 @@
 
 #include "internal.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(ASYNC_ASAN) || defined(ASYNC_TSAN)
 #define ASYNC_ALLOC_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define ASYNC_ALLOC_MALLOC 1
-#endif
 #endif
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>

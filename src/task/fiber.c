@@ -3,21 +3,6 @@
  * fiber_ucontext.c); everything here compiles to nothing in a plain build. */
 #include "internal.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ASYNC_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ASYNC_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define ASYNC_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define ASYNC_TSAN 1
-#endif
-#endif
-
 #ifdef ASYNC_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
@@ -26,24 +11,25 @@
 #endif
 
 void async__fiber_init_thread(async__ctx_t *sched) {
+#ifdef ASYNC_ASAN
     sched->stack_lo = NULL;
     sched->stack_size = 0;
     sched->asan_fake = NULL;
+#endif
 #ifdef ASYNC_TSAN
     sched->tsan_fiber = __tsan_get_current_fiber();
-#else
-    sched->tsan_fiber = NULL;
 #endif
+    (void)sched;
 }
 
 void async__fiber_make(async__ctx_t *ctx, void *lo, size_t size, void (*entry)(void)) {
+#ifdef ASYNC_ASAN
     ctx->stack_lo = lo;
     ctx->stack_size = size;
     ctx->asan_fake = NULL;
+#endif
 #ifdef ASYNC_TSAN
     ctx->tsan_fiber = __tsan_create_fiber(0);
-#else
-    ctx->tsan_fiber = NULL;
 #endif
     async__ctx_make(ctx, lo, size, entry);
 }
@@ -83,6 +69,7 @@ void async__fiber_entered(async__ctx_t *sched) {
 void async__fiber_destroy(async__ctx_t *ctx) {
 #ifdef ASYNC_TSAN
     if (ctx->tsan_fiber) __tsan_destroy_fiber(ctx->tsan_fiber);
-#endif
     ctx->tsan_fiber = NULL;
+#endif
+    (void)ctx;
 }

@@ -12,16 +12,37 @@
 #include <ucontext.h>
 #endif
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ASYNC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASYNC_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define ASYNC_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ASYNC_TSAN 1
+#endif
+#endif
+
+/* In a plain build a context is one pointer: it sits in every task, and every
+ * byte of a task is a byte of memory per parked task. */
 typedef struct async__ctx {
 #ifdef ASYNC_FIBER_UCONTEXT
     ucontext_t uc;
 #else
     void *sp;
 #endif
-    void *stack_lo; /* bounds of this context's stack, for ASan */
+#ifdef ASYNC_ASAN
+    void *stack_lo; /* bounds of this context's stack */
     size_t stack_size;
-    void *asan_fake;  /* ASan fake-stack handle while switched out */
-    void *tsan_fiber; /* TSan fiber, or NULL */
+    void *asan_fake; /* fake-stack handle while switched out */
+#endif
+#ifdef ASYNC_TSAN
+    void *tsan_fiber;
+#endif
 } async__ctx_t;
 
 void async__ctx_make(async__ctx_t *ctx, void *lo, size_t size, void (*entry)(void));

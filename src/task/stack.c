@@ -30,16 +30,10 @@
 #define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
 #define RUNNING_ON_VALGRIND 0
 #endif
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef ASYNC_ASAN
 #include <sanitizer/asan_interface.h>
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#include <sanitizer/asan_interface.h>
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#endif
-#endif
-#ifndef UNPOISON
+#else
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
@@ -47,9 +41,10 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
-#define CACHE_MAX 64         /* free stacks a worker keeps for itself */
-#define GLOBAL_WARM_MAX 1024 /* free stacks kept committed; beyond, memory goes back (MADV_FREE) \
-                              */
+#define CACHE_MAX 64 /* free stacks a worker keeps for itself */
+#define GLOBAL_WARM_MAX                                                      \
+    1024 /* free stacks kept committed; beyond, memory goes back (MADV_FREE) \
+          */
 #define SLAB_MAX 256
 
 typedef struct slab {
