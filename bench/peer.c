@@ -126,11 +126,11 @@ static void spawn_wl(int argc, char **argv) {
  * stand-in exists only so that pingpong can be measured before it. */
 typedef struct {
     pthread_mutex_t mu;
-    int full;                   /* value holds an unreceived message */
+    int full; /* value holds an unreceived message */
     intptr_t value;
-    async_future_t *receiver;   /* the receiver, parked on an empty channel */
-    async_future_t *sender;     /* the sender, parked on a full channel ... */
-    intptr_t pending;           /* ... with the message it could not put */
+    async_future_t *receiver; /* the receiver, parked on an empty channel */
+    async_future_t *sender;   /* the sender, parked on a full channel ... */
+    intptr_t pending;         /* ... with the message it could not put */
 } chan_t;
 
 static void chan_init(chan_t *c) {
@@ -306,10 +306,14 @@ int main(int argc, char **argv) {
     }
     const char *wl = argv[1];
     root_t root = {NULL, argc - 2, argv + 2};
-    if (!strcmp(wl, "spawn")) root.fn = spawn_wl;
-    else if (!strcmp(wl, "pingpong")) root.fn = pingpong_wl;
-    else if (!strcmp(wl, "sleep")) root.fn = sleep_wl;
-    else if (!strcmp(wl, "idle")) root.fn = idle_wl;
+    if (!strcmp(wl, "spawn"))
+        root.fn = spawn_wl;
+    else if (!strcmp(wl, "pingpong"))
+        root.fn = pingpong_wl;
+    else if (!strcmp(wl, "sleep"))
+        root.fn = sleep_wl;
+    else if (!strcmp(wl, "idle"))
+        root.fn = idle_wl;
     else { /* fileread, pread, stat, echo-server: until the fs and net modules land */
         printf("RESULT %s " IMPL " skipped=1\n", wl);
         return 0;

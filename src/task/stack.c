@@ -42,9 +42,8 @@
 #endif
 
 #define CACHE_MAX 64 /* free stacks a worker keeps for itself */
-#define GLOBAL_WARM_MAX                                                      \
-    1024 /* free stacks kept committed; beyond, memory goes back (MADV_FREE) \
-          */
+/* free stacks kept committed; beyond, their memory goes back (MADV_FREE) */
+#define GLOBAL_WARM_MAX 1024
 #define SLAB_MAX 256
 
 typedef struct slab {
