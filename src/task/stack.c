@@ -153,7 +153,7 @@ static async__stack_t *fresh(async__stack_t *s) {
 }
 
 async__stack_t *async__stack_get(async__worker_t *w, size_t size) {
-    if (size != slab_stack_size) return own_stack(size);
+    if (size != slab_stack_size) return fresh(own_stack(size)); /* munmap leaves shadow behind */
     if (w->stack_cache) {
         async__stack_t *s = w->stack_cache;
         w->stack_cache = s->next;
