@@ -1,0 +1,285 @@
+/* Multi-worker stress scenarios in plain C, without Criterion: Criterion's
+ * runner cannot start under ThreadSanitizer (its boxfort arena collides with
+ * TSan's memory layout), so this program is what CI runs in the TSan build,
+ * and it runs in every other build as an ordinary test too.
+ *
+ *   stress [SCALE]   SCALE divides the iteration counts (default 1; CI's TSan run and
+ *                    valgrind use 10)
+ *
+ * Each scenario checks its results; the program prints "N passed, M failed"
+ * and exits non-zero when any check failed. */
+#define _GNU_SOURCE
+#include <asyncstd/asyncstd.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+static int scale = 1;
+static atomic_int failures;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            atomic_fetch_add(&failures, 1);                                          \
+        }                                                                            \
+    } while (0)
+
+static unsigned nworkers(void) { return (unsigned)async_worker_count(); }
+
+/* ---- 1. wake-ups between tasks on different workers ---------------------------------------- */
+
+typedef struct {
+    async_future_t **to_a, **to_b;
+    int rounds;
+} pair_t;
+
+static intptr_t ping(void *arg) {
+    pair_t *p = arg;
+    for (int i = 0; i < p->rounds; i++) {
+        CHECK(async_future_resolve(p->to_b[i], i) == 0);
+        CHECK(async_await(p->to_a[i]) == i);
+    }
+    return 0;
+}
+
+static intptr_t pong(void *arg) {
+    pair_t *p = arg;
+    for (int i = 0; i < p->rounds; i++) {
+        CHECK(async_await(p->to_b[i]) == i);
+        CHECK(async_future_resolve(p->to_a[i], i) == 0);
+    }
+    return 0;
+}
+
+static void cross_worker_wakeups(void) {
+    enum { PAIRS = 4 };
+    int rounds = 100000 / scale;
+    pair_t pairs[PAIRS];
+    async_future_t *fs[2 * PAIRS];
+    unsigned n = nworkers();
+    for (int k = 0; k < PAIRS; k++) {
+        pairs[k].rounds = rounds;
+        pairs[k].to_a = malloc(rounds * sizeof(async_future_t *));
+        pairs[k].to_b = malloc(rounds * sizeof(async_future_t *));
+        for (int i = 0; i < rounds; i++) {
+            pairs[k].to_a[i] = async_future_new();
+            pairs[k].to_b[i] = async_future_new();
+        }
+        async_spawn_opts_t oa = {.worker = (unsigned)(2 * k) % n + 1};
+        async_spawn_opts_t ob = {.worker = (unsigned)(2 * k + 1) % n + 1};
+        fs[2 * k] = async_spawn_opts(pong, &pairs[k], &ob);
+        fs[2 * k + 1] = async_spawn_opts(ping, &pairs[k], &oa);
+    }
+    CHECK(async_await_all(fs, 2 * PAIRS, NULL, NULL) == 0);
+    for (int k = 0; k < PAIRS; k++) {
+        free(pairs[k].to_a);
+        free(pairs[k].to_b);
+    }
+}
+
+/* ---- 2. plain threads settle futures that tasks await, and then-callbacks ------------------- */
+
+typedef struct {
+    async_future_t **fs;
+    int from, to;
+} slice_t;
+
+static void *resolve_slice(void *arg) {
+    slice_t *s = arg;
+    for (int i = s->from; i < s->to; i++) CHECK(async_future_resolve(s->fs[i], i) == 0);
+    return NULL;
+}
+
+static intptr_t await_one(void *arg) { return async_await(arg); }
+
+static atomic_long then_sum;
+static void on_then(intptr_t v, int err, void *arg) {
+    CHECK(err == 0);
+    atomic_fetch_add(&then_sum, v);
+}
+
+static void threads_settle_futures(void) {
+    enum { THREADS = 4 };
+    int n = 20000 / scale;
+    async_future_t **fs = malloc(n * sizeof *fs), **tasks = malloc(n * sizeof *tasks);
+    long want = 0;
+    for (int i = 0; i < n; i++) {
+        fs[i] = async_future_new();
+        if (i % 2) {
+            tasks[i] = async_spawn(await_one, fs[i]);
+        } else {
+            /* a then-callback takes the owner's role; the resolving thread runs it */
+            tasks[i] = NULL;
+            CHECK(async_future_then(fs[i], on_then, NULL) == 0);
+            want += i;
+        }
+    }
+    pthread_t th[THREADS];
+    slice_t sl[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        sl[t] = (slice_t){fs, t * n / THREADS, (t + 1) * n / THREADS};
+        pthread_create(&th[t], NULL, resolve_slice, &sl[t]);
+    }
+    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    for (int i = 0; i < n; i++)
+        if (tasks[i]) CHECK(async_await(tasks[i]) == i);
+    CHECK(atomic_load(&then_sum) == want);
+    free(fs);
+    free(tasks);
+}
+
+/* ---- 3. cancellation from other threads racing completion ----------------------------------- */
+
+static intptr_t short_sleep(void *arg) { return async_await(async_usleep((uintptr_t)arg)); }
+
+static void *cancel_all(void *arg) {
+    async_future_t **fs = arg;
+    for (int i = 0; fs[i]; i++) async_cancel(fs[i]);
+    return NULL;
+}
+
+static void cancel_races(void) {
+    int n = 4000 / scale;
+    async_future_t **fs = calloc(n + 1, sizeof *fs);
+    for (int i = 0; i < n; i++) fs[i] = async_spawn(short_sleep, (void *)(uintptr_t)(i % 3 * 500));
+    pthread_t th;
+    pthread_create(&th, NULL, cancel_all, fs);
+    int ok = 0, cancelled = 0;
+    pthread_join(th, NULL);
+    for (int i = 0; i < n; i++) {
+        errno = 0;
+        intptr_t v = async_await(fs[i]);
+        if (v == 0)
+            ok++;
+        else if (errno == ECANCELED)
+            cancelled++;
+    }
+    CHECK(ok + cancelled == n); /* each one either finished or was cancelled, nothing else */
+    free(fs);
+}
+
+/* ---- 4. groups across workers, a timeout race, stealing ------------------------------------ */
+
+static intptr_t member(void *arg) {
+    intptr_t i = (intptr_t)arg;
+    if (i == 77) {
+        async_await(async_usleep(2000));
+        errno = EPROTO;
+        return -1;
+    }
+    return async_await(async_sleep(30));
+}
+
+static void group_across_workers(void) {
+    unsigned n = nworkers();
+    async_group_t *g = async_group_new();
+    for (intptr_t i = 0; i < 300 / scale + 80; i++) {
+        async_spawn_opts_t o = {.worker = (unsigned)(i % n) + 1};
+        CHECK(async_group_spawn(g, member, (void *)i, &o) == 0);
+    }
+    errno = 0;
+    CHECK(async_await(async_group_wait(g)) == -1 && errno == EPROTO);
+    async_group_free(g);
+}
+
+static void *resolve_soon(void *arg) {
+    async_future_t *f = arg;
+    int r = async_future_resolve(f, 5);
+    CHECK(r == 0 || errno == ECANCELED);
+    return NULL;
+}
+
+static intptr_t timeout_race(void *arg) {
+    for (int i = 0; i < 2000 / scale; i++) {
+        async_future_t *f = async_future_new();
+        pthread_t th;
+        pthread_create(&th, NULL, resolve_soon, f);
+        errno = 0;
+        intptr_t v = async_await_timeout(f, i % 2);
+        CHECK(v == 5 || (v == -1 && errno == ETIMEDOUT));
+        pthread_join(th, NULL);
+    }
+    return 0;
+}
+
+static atomic_int ran_on[1025];
+static intptr_t note_worker(void *arg) {
+    for (volatile int i = 0; i < 20000; i++) {
+    }
+    atomic_fetch_add(&ran_on[async_worker_id()], 1);
+    return 1;
+}
+
+static intptr_t burst(void *arg) {
+    int n = 20000 / scale;
+    async_future_t **fs = malloc(n * sizeof *fs);
+    for (int i = 0; i < n; i++) fs[i] = async_spawn(note_worker, NULL);
+    intptr_t sum = 0;
+    for (int i = 0; i < n; i++) sum += async_await(fs[i]);
+    free(fs);
+    return sum;
+}
+
+static void stealing(void) {
+    async_spawn_opts_t o = {.worker = 1};
+    CHECK(async_await(async_spawn_opts(burst, NULL, &o)) == 20000 / scale);
+}
+
+/* ---- 5. shutdown with work pending on every worker ----------------------------------------- */
+
+static intptr_t waits_forever(void *arg) { return async_await(async_future_new()); }
+
+static void shutdown_with_pending_work(void) {
+    unsigned n = nworkers();
+    async_future_t *fs[64];
+    for (unsigned i = 0; i < 64; i++) {
+        async_spawn_opts_t o = {.worker = i % n + 1};
+        fs[i] =
+            async_spawn_opts(i % 2 ? waits_forever : short_sleep, (void *)(uintptr_t)1000000, &o);
+    }
+    CHECK(async_runtime_shutdown() == 0);
+    for (unsigned i = 0; i < 64; i++) {
+        errno = 0;
+        CHECK(async_await(fs[i]) == -1 && errno == ECANCELED);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) scale = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
+    if (RUNNING_ON_VALGRIND && scale < 10) scale = 10; /* some 50 times slower there */
+    const struct {
+        const char *name;
+        void (*fn)(void);
+    } scenarios[] = {
+        {"cross_worker_wakeups", cross_worker_wakeups},
+        {"threads_settle_futures", threads_settle_futures},
+        {"cancel_races", cancel_races},
+        {"group_across_workers", group_across_workers},
+        {"stealing", stealing},
+        {"shutdown_with_pending_work", shutdown_with_pending_work},
+    };
+    int n = (int)(sizeof scenarios / sizeof scenarios[0]), failed = 0;
+    int workers = async_worker_count();
+    for (int i = 0; i < n; i++) {
+        int before = atomic_load(&failures);
+        if (scenarios[i].fn == stealing) { /* needs a task of its own: run the race here too */
+            CHECK(async_await(async_spawn(timeout_race, NULL)) == 0);
+        }
+        scenarios[i].fn();
+        int bad = atomic_load(&failures) != before;
+        failed += bad;
+        printf("%s %s (%d workers)\n", bad ? "FAIL" : "ok  ", scenarios[i].name, workers);
+        fflush(stdout);
+    }
+    printf("%d passed, %d failed\n", n - failed, failed);
+    return failed ? 1 : 0;
+}
