@@ -236,20 +236,34 @@ static void stealing(void) {
 
 /* ---- 5. shutdown with work pending on every worker ----------------------------------------- */
 
-static intptr_t waits_forever(void *arg) { return async_await(async_future_new()); }
+/* awaits a future nobody resolves before shutdown; main plays its settler role afterwards */
+static intptr_t waits_forever(void *arg) { return async_await(arg); }
 
 static void shutdown_with_pending_work(void) {
     unsigned n = nworkers();
-    async_future_t *fs[64];
+    async_future_t *fs[64], *never[32];
     for (unsigned i = 0; i < 64; i++) {
         async_spawn_opts_t o = {.worker = i % n + 1};
-        fs[i] =
-            async_spawn_opts(i % 2 ? waits_forever : short_sleep, (void *)(uintptr_t)1000000, &o);
+        if (i % 2) {
+            never[i / 2] = async_future_new();
+            fs[i] = async_spawn_opts(waits_forever, never[i / 2], &o);
+        } else {
+            fs[i] = async_spawn_opts(short_sleep, (void *)(uintptr_t)1000000, &o);
+        }
     }
     CHECK(async_runtime_shutdown() == 0);
     for (unsigned i = 0; i < 64; i++) {
         errno = 0;
         CHECK(async_await(fs[i]) == -1 && errno == ECANCELED);
+    }
+    /* each waiting task's await was cancelled, and cancelled its future: resolving says so
+     * (a task cancelled before it started never awaited: its future is still pending) */
+    for (unsigned i = 0; i < 32; i++) {
+        int settled = async_future_settled(never[i]);
+        errno = 0;
+        int r = async_future_resolve(never[i], 1);
+        CHECK(settled ? r == -1 && errno == ECANCELED : r == 0);
+        if (!settled) async_future_free(never[i]);
     }
 }
 
