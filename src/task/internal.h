@@ -166,7 +166,11 @@ typedef struct async__worker {
     pthread_spinlock_t newq_lock;
     async__msg_t *newq_head, *newq_tail;
     atomic_size_t newq_len;
-    atomic_int sleeping;         /* 1 while blocked (or about to block) in the loop: pushers ring */
+    atomic_int sleeping; /* 1 while blocked (or about to block) in the loop: pushers ring */
+    atomic_ulong ticks;  /* task runs so far: a thief sees whether this worker is stuck */
+    /* the last worker this one looked at to steal from, and its ticks then */
+    struct async__worker *memo_victim;
+    unsigned long memo_ticks;
     async__task_t *current;      /* the task running now, or NULL */
     async__task_t *tasks;        /* live tasks that were handed to this worker */
     async__ctx_t sched;          /* the worker thread's own context */
