@@ -97,6 +97,16 @@ static ssize_t attempt_rw(int fd, const struct iovec *iov, int cnt, int dir, int
                            : preadv2(fd, iov, cnt, -1, RWF_NOWAIT);
 }
 
+/* attempt_rw, learning on the way that the fd lacks RWF_NOWAIT (*how becomes HOW_POLL). */
+static ssize_t attempt_learn(int fd, const struct iovec *iov, int cnt, int dir, int *how) {
+    ssize_t n = attempt_rw(fd, iov, cnt, dir, *how);
+    if (n < 0 && errno == EOPNOTSUPP && *how == HOW_NOWAIT) {
+        *how = HOW_POLL;
+        n = attempt_rw(fd, iov, cnt, dir, *how);
+    }
+    return n;
+}
+
 /* Until the core's readiness API is merged: a pool job that polls. */
 typedef struct ready_job {
     int how, dir;
@@ -104,7 +114,7 @@ typedef struct ready_job {
 
 static intptr_t run_ready(fs_op_t *op) {
     for (;;) {
-        ssize_t n = attempt_rw(op->fd, op->buf, (int)op->count, op->flags, op->mode);
+        ssize_t n = attempt_learn(op->fd, op->buf, (int)op->count, op->flags, &op->mode);
         if (n >= 0 || errno != EAGAIN) return n;
         struct pollfd p = {op->fd, op->flags == RW_WRITE ? POLLOUT : POLLIN, 0};
         poll(&p, 1, -1);

@@ -267,7 +267,7 @@ static intptr_t run_mkdir_p(fs_op_t *op) {
     }
     if (mkdir(path, mode) == 0) return 0;
     if (errno == EEXIST && is_dir(path)) return 0;
-    if (errno != ENOENT) {
+    if (errno != ENOENT && errno != ENOTDIR) {
         int e = errno;
         set_failed(op, path);
         return fail_with(e);
