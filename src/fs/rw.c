@@ -107,17 +107,18 @@ static ssize_t attempt_learn(int fd, const struct iovec *iov, int cnt, int dir, 
     return n;
 }
 
-/* Until the core's readiness API is merged: a pool job that polls. */
-typedef struct ready_job {
-    int how, dir;
-} ready_job_t;
-
+/* Until the core's readiness API is merged: a pool job that polls, in
+ * slices so that a cancellation is seen within 10 ms. */
 static intptr_t run_ready(fs_op_t *op) {
     for (;;) {
         ssize_t n = attempt_learn(op->fd, op->buf, (int)op->count, op->flags, &op->mode);
         if (n >= 0 || errno != EAGAIN) return n;
+        if (async__fs_cancelled(op)) {
+            errno = ECANCELED;
+            return -1;
+        }
         struct pollfd p = {op->fd, op->flags == RW_WRITE ? POLLOUT : POLLIN, 0};
-        poll(&p, 1, -1);
+        poll(&p, 1, 10);
     }
 }
 
