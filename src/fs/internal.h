@@ -100,7 +100,7 @@ typedef struct fs_dirbuf {
     int fd;
     size_t pos, len;
     bool eof;
-    char data[32768];
+    _Alignas(8) char data[32768]; /* getdents64 records hold 64-bit fields */
 } fs_dirbuf_t;
 
 /* Blocking: the next entry (name and d_type) or NULL at the end (errno 0) or
