@@ -126,8 +126,9 @@ ASYNC_EXTERN async_future_t *async_read(int fd, void *buf, size_t count) ASYNC_W
  * Async equivalent of write(2), for any kind of fd.
  *
  * Routes as async_read(). A pipe or socket may take fewer bytes than
- * offered: loop, or use async_write_all(). Writing to a pipe or socket
- * whose reader has gone gives EPIPE; it never raises SIGPIPE.
+ * offered: loop, or use async_write_all(). Writing to a socket whose peer
+ * has gone gives EPIPE without raising SIGPIPE; to a pipe whose reader has
+ * gone, EPIPE and SIGPIPE, as write(2) gives.
  *
  * \param fd     the descriptor.
  * \param buf    the data; must stay valid until the future settles.
