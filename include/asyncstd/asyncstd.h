@@ -6,5 +6,6 @@
 #include "future.h"
 #include "task.h"
 #include "fs.h"
+#include "sync.h"
 
 #endif
