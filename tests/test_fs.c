@@ -725,3 +725,43 @@ Test(fs, sendfile_and_copy_file_range) {
     close(out);
     rt_stop();
 }
+
+/* Reads parked on pipes hold no pool thread: with a pool of two, fifty waiting
+ * reads leave file operations free to run. */
+Test(fs_pool, waiting_pipe_reads_hold_no_pool_thread, .init = scratch_make,
+     .fini = scratch_remove) {
+    async_config_t c = {.pool_threads = 2, .pool_reserved = 1};
+    cr_assert_eq(async_runtime_init(&c), 0, "init: %s", ename(errno));
+    enum { N = 50 };
+    int p[N][2];
+    char bufs[N][4];
+    async_future_t *rs[N];
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(pipe(p[i]), 0);
+        rs[i] = async_read(p[i][0], bufs[i], sizeof bufs[i]);
+    }
+    struct stat st;
+    double t0 = now_ms();
+    ASSERT_VAL(async_await(async_stat(scratch, &st)), 0);
+    cr_assert_lt(now_ms() - t0, 100);
+    for (int i = 0; i < N; i++) cr_assert_eq(write(p[i][1], "ok", 2), 2);
+    for (int i = 0; i < N; i++) {
+        ASSERT_VAL(async_await(rs[i]), 2);
+        close(p[i][0]);
+        close(p[i][1]);
+    }
+    rt_stop();
+}
+
+Test(fs, close_wakes_a_parked_read) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    char buf[4];
+    async_future_t *f = async_read(p[0], buf, sizeof buf);
+    sleep_ms(20);
+    cr_assert_eq(async_future_settled(f), 0);
+    ASSERT_VAL(async_await(async_close(p[0])), 0);
+    ASSERT_ERR(async_await(f), EBADF);
+    close(p[1]);
+    rt_stop();
+}

@@ -11,7 +11,9 @@
 static bool takes_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
 
 static intptr_t run_openat(fs_op_t *op) {
-    return openat(op->fd, op->path, op->flags, (mode_t)op->mode);
+    int fd = openat(op->fd, op->path, op->flags, (mode_t)op->mode);
+    if (fd >= 0) async__io_fd_new(fd); /* a FIFO may be waited on: no stale readiness */
+    return fd;
 }
 
 static async_future_t *open_common(int dirfd, const char *path, int flags, mode_t mode) {
@@ -46,7 +48,8 @@ async_future_t *async_openat(int dirfd, const char *path, int flags, ...) {
     return open_common(dirfd, path, flags, mode);
 }
 
-async_future_t *async_close(int fd) { return async__fs_result(close(fd)); }
+/* Through the core, which first wakes every op parked on fd with EBADF. */
+async_future_t *async_close(int fd) { return async__io_close(fd); }
 
 static intptr_t run_fsync(fs_op_t *op) { return op->flags ? fdatasync(op->fd) : fsync(op->fd); }
 

@@ -107,36 +107,37 @@ static ssize_t attempt_learn(int fd, const struct iovec *iov, int cnt, int dir, 
     return n;
 }
 
-/* Until the core's readiness API is merged: a pool job that polls, in
- * slices so that a cancellation is seen within 10 ms. */
-static intptr_t run_ready(fs_op_t *op) {
-    for (;;) {
-        ssize_t n = attempt_learn(op->fd, op->buf, (int)op->count, op->flags, &op->mode);
-        if (n >= 0 || errno != EAGAIN) return n;
-        if (async__fs_cancelled(op)) {
-            errno = ECANCELED;
-            return -1;
-        }
-        struct pollfd p = {op->fd, op->flags == RW_WRITE ? POLLOUT : POLLIN, 0};
-        poll(&p, 1, 10);
-    }
+/* A read or write parked on the core's readiness machinery (io.c): tried at
+ * once, and again on the worker each time the fd becomes ready. */
+typedef struct ready_op {
+    async__io_op_t io; /* first */
+    struct iovec one;  /* the single-buffer calls' iovec, which lived on their frame */
+    const struct iovec *iov;
+    int cnt, dir, how;
+} ready_op_t;
+
+static bool ready_attempt(async__io_op_t *o, intptr_t *value, int *err) {
+    ready_op_t *r = (ready_op_t *)o;
+    ssize_t n = attempt_learn(o->fd, r->iov, r->cnt, r->dir, &r->how);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    *value = n;
+    *err = n < 0 ? errno : 0;
+    return true;
 }
 
 static async_future_t *rw_ready(int fd, const struct iovec *iov, int cnt, int dir, int how) {
-    struct iovec *copy = NULL;
-    fs_op_t *op = async__fs_op_new_extra(run_ready, NULL, NULL, cnt == 1 ? sizeof *copy : 0,
-                                         cnt == 1 ? (void **)&copy : NULL);
-    if (!op) return NULL;
+    ready_op_t *r = (ready_op_t *)async__io_op_new(
+        sizeof *r, fd, dir == RW_WRITE ? ASYNC_IO_WRITE : ASYNC_IO_READ, ready_attempt);
+    if (!r) return NULL;
     if (cnt == 1) {
-        *copy = iov[0];
-        iov = copy;
+        r->one = iov[0];
+        iov = &r->one;
     }
-    op->fd = fd;
-    op->buf = (void *)iov;
-    op->count = (size_t)cnt;
-    op->flags = dir;
-    op->mode = how;
-    return async__fs_submit(op);
+    r->iov = iov;
+    r->cnt = cnt;
+    r->dir = dir;
+    r->how = how;
+    return async__io_start(&r->io);
 }
 
 /* ---- routing -------------------------------------------------------------- */
