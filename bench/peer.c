@@ -18,7 +18,7 @@
  *             spawning; peak RSS is getrusage's ru_maxrss (runtime included).
  *   idle      N tasks each await their own never-settled async_future_new();
  *             RSS from /proc/self/statm before spawning and once all are parked.
- * fileread, pread, stat and echo-server print skipped=1 until fs/net land.
+ * fileread, pread and stat are in peer_fs.c; echo-server prints skipped=1 until net lands.
  * Every workload checks its results and exits 1 with a message when they are
  * wrong. */
 #include <errno.h>
@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include <asyncstd/asyncstd.h>
+
+#include "peer_fs.h"
 
 #define IMPL "asyncstd"
 
@@ -230,6 +232,11 @@ static void idle_wl(int argc, char **argv) {
     free(tasks);
 }
 
+/* ---------------- fileread, pread, stat (peer_fs.c) ---------------- */
+static void fileread_wl(int argc, char **argv) { peer_fileread(argc, argv, nthreads); }
+static void pread_wl(int argc, char **argv) { peer_pread(argc, argv, nthreads); }
+static void stat_wl(int argc, char **argv) { peer_stat(argc, argv, nthreads); }
+
 /* ---------------- main ---------------- */
 typedef struct {
     void (*fn)(int, char **);
@@ -258,7 +265,13 @@ int main(int argc, char **argv) {
         root.fn = sleep_wl;
     else if (!strcmp(wl, "idle"))
         root.fn = idle_wl;
-    else { /* fileread, pread, stat, echo-server: until the fs and net modules land */
+    else if (!strcmp(wl, "fileread"))
+        root.fn = fileread_wl;
+    else if (!strcmp(wl, "pread"))
+        root.fn = pread_wl;
+    else if (!strcmp(wl, "stat"))
+        root.fn = stat_wl;
+    else { /* echo-server: until the net module lands */
         printf("RESULT %s " IMPL " skipped=1\n", wl);
         return 0;
     }

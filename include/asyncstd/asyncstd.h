@@ -5,6 +5,7 @@
 
 #include "future.h"
 #include "task.h"
+#include "fs.h"
 #include "sync.h"
 
 #endif
