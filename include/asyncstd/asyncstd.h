@@ -5,5 +5,6 @@
 
 #include "future.h"
 #include "task.h"
+#include "net.h"
 
 #endif
