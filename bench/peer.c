@@ -18,7 +18,8 @@
  *             spawning; peak RSS is getrusage's ru_maxrss (runtime included).
  *   idle      N tasks each await their own never-settled async_future_new();
  *             RSS from /proc/self/statm before spawning and once all are parked.
- * fileread, pread, stat and echo-server print skipped=1 until fs/net land.
+ *   echo-server  in peer_net.c.
+ * fileread, pread and stat print skipped=1 until fs lands.
  * Every workload checks its results and exits 1 with a message when they are
  * wrong. */
 #include <errno.h>
@@ -33,6 +34,8 @@
 #include <unistd.h>
 
 #include <asyncstd/asyncstd.h>
+
+#include "peer_net.h"
 
 #define IMPL "asyncstd"
 
@@ -314,7 +317,9 @@ int main(int argc, char **argv) {
         root.fn = sleep_wl;
     else if (!strcmp(wl, "idle"))
         root.fn = idle_wl;
-    else { /* fileread, pread, stat, echo-server: until the fs and net modules land */
+    else if (!strcmp(wl, "echo-server"))
+        root.fn = peer_echo_server;
+    else { /* fileread, pread, stat: until the fs module lands */
         printf("RESULT %s " IMPL " skipped=1\n", wl);
         return 0;
     }
