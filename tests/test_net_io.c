@@ -189,7 +189,7 @@ Test(net_io, bad_input, .init = rt_start) {
     cr_assert_eq(pipe(p), 0);
     int closed = dup(p[0]);
     close(closed);
-    char b[4];
+    char b[4] = {0};
     ASSERT_ERR(async_await(async_recv(-1, b, 4, 0)), EBADF);
     ASSERT_ERR(async_await(async_recv(closed, b, 4, 0)), EBADF);
     ASSERT_ERR(async_await(async_recv(p[0], b, 4, 0)), ENOTSOCK);
