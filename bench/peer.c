@@ -13,7 +13,7 @@
  *   spawn     N tasks, each bumps a shared atomic and returns its index; joined
  *             in spawn order; the time covers spawning, running and joining.
  *   pingpong  the root task is A, B is spawned; R round trips over two
- *             capacity-1 channels, timed from after B's spawn.
+ *             capacity-1 async_chan_t channels, timed from after B's spawn.
  *   sleep     N tasks each await async_usleep(100 ms); wall time includes
  *             spawning; peak RSS is getrusage's ru_maxrss (runtime included).
  *   idle      N tasks each await their own never-settled async_future_new();
@@ -120,101 +120,45 @@ static void spawn_wl(int argc, char **argv) {
 }
 
 /* ---------------- pingpong ---------------- */
-/* A minimal capacity-1 channel for exactly one sender task and one receiver task,
- * built on async_future_new()/async_future_resolve(): a party that must wait
- * parks on a fresh future (one per wait) that the other party resolves, outside
- * the lock. The mutex makes it safe when the two tasks run on different workers
- * (THREADS > 1); it is never held across an await.
- * TODO: move to the real channel (async_chan_*) when the sync module lands; this
- * stand-in exists only so that pingpong can be measured before it. */
-typedef struct {
-    pthread_mutex_t mu;
-    int full; /* value holds an unreceived message */
-    intptr_t value;
-    async_future_t *receiver; /* the receiver, parked on an empty channel */
-    async_future_t *sender;   /* the sender, parked on a full channel ... */
-    intptr_t pending;         /* ... with the message it could not put */
-} chan_t;
-
-static void chan_init(chan_t *c) {
-    memset(c, 0, sizeof *c);
-    pthread_mutex_init(&c->mu, NULL);
+/* Two capacity-1 channels (async_chan_*) of intptr_t, as the peers use
+ * capacity-1 (or unbuffered) channels. */
+static void chan_send(async_chan_t *c, intptr_t v) {
+    if (async_await(async_chan_send(c, &v)) != 0) fail_errno("pingpong: async_chan_send");
 }
 
-static void chan_send(chan_t *c, intptr_t v) {
-    pthread_mutex_lock(&c->mu);
-    if (c->receiver) { /* hand the message straight to the parked receiver */
-        async_future_t *r = c->receiver;
-        c->receiver = NULL;
-        pthread_mutex_unlock(&c->mu);
-        if (async_future_resolve(r, v) != 0) fail_errno("chan: resolve receiver");
-        return;
-    }
-    if (!c->full) {
-        c->full = 1;
-        c->value = v;
-        pthread_mutex_unlock(&c->mu);
-        return;
-    }
-    /* Full: park; the receiver moves `pending` into the slot and wakes us. */
-    async_future_t *w = async_future_new();
-    if (!w) fail("chan: out of memory");
-    c->sender = w;
-    c->pending = v;
-    pthread_mutex_unlock(&c->mu);
-    if (async_await(w) != 0) fail_errno("chan: send wait");
-}
-
-static intptr_t chan_recv(chan_t *c) {
-    pthread_mutex_lock(&c->mu);
-    if (c->full) {
-        intptr_t v = c->value;
-        async_future_t *s = c->sender;
-        if (s) { /* the parked sender's message takes the slot */
-            c->sender = NULL;
-            c->value = c->pending;
-        } else {
-            c->full = 0;
-        }
-        pthread_mutex_unlock(&c->mu);
-        if (s && async_future_resolve(s, 0) != 0) fail_errno("chan: resolve sender");
-        return v;
-    }
-    async_future_t *w = async_future_new();
-    if (!w) fail("chan: out of memory");
-    c->receiver = w;
-    pthread_mutex_unlock(&c->mu);
-    errno = 0;
-    intptr_t v = async_await(w);
-    if (v == -1 && errno) fail_errno("chan: recv wait");
+static intptr_t chan_recv(async_chan_t *c) {
+    intptr_t v;
+    if (async_await(async_chan_recv(c, &v)) != 1) fail_errno("pingpong: async_chan_recv");
     return v;
 }
 
 typedef struct {
-    chan_t ab, ba; /* A -> B, B -> A */
+    async_chan_t *ab, *ba; /* A -> B, B -> A */
     long rounds;
 } pingpong_t;
 
 static intptr_t pong_task(void *arg) { /* B: echo every message back */
     pingpong_t *p = arg;
-    for (long i = 0; i < p->rounds; i++) chan_send(&p->ba, chan_recv(&p->ab));
+    for (long i = 0; i < p->rounds; i++) chan_send(p->ba, chan_recv(p->ab));
     return 0;
 }
 
 static void pingpong_wl(int argc, char **argv) {
     static pingpong_t p;
     p.rounds = param(argc, argv, 0, 1000000);
-    chan_init(&p.ab);
-    chan_init(&p.ba);
+    p.ab = async_chan_new(sizeof(intptr_t), 1);
+    p.ba = async_chan_new(sizeof(intptr_t), 1);
+    if (!p.ab || !p.ba) fail_errno("pingpong: async_chan_new");
     async_future_t *b = async_spawn(pong_task, &p);
     if (!b) fail_errno("pingpong: async_spawn");
     uint64_t t0 = now_ns();
     for (long i = 0; i < p.rounds; i++) { /* this task is A */
-        chan_send(&p.ab, i);
-        if (chan_recv(&p.ba) != i) fail("pingpong: wrong echo");
+        chan_send(p.ab, i);
+        if (chan_recv(p.ba) != i) fail("pingpong: wrong echo");
     }
     double ms = ms_since(t0);
     if (async_await(b) != 0) fail_errno("pingpong: task B");
+    if (async_chan_free(p.ab) != 0 || async_chan_free(p.ba) != 0) fail_errno("pingpong: free");
     printf("RESULT pingpong " IMPL " ns_per_roundtrip=%.1f threads=%u\n", ms * 1e6 / p.rounds,
            nthreads);
 }

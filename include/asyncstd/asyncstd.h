@@ -6,5 +6,6 @@
 #include "future.h"
 #include "task.h"
 #include "net.h"
+#include "sync.h"
 
 #endif

@@ -166,7 +166,11 @@ typedef struct async__worker {
     pthread_spinlock_t newq_lock;
     async__msg_t *newq_head, *newq_tail;
     atomic_size_t newq_len;
-    atomic_int sleeping;         /* 1 while blocked (or about to block) in the loop: pushers ring */
+    atomic_int sleeping; /* 1 while blocked (or about to block) in the loop: pushers ring */
+    atomic_ulong ticks;  /* task runs so far: a thief sees whether this worker is stuck */
+    /* the last worker this one looked at to steal from, and its ticks then */
+    struct async__worker *memo_victim;
+    unsigned long memo_ticks;
     async__task_t *current;      /* the task running now, or NULL */
     async__task_t *tasks;        /* live tasks that were handed to this worker */
     async__ctx_t sched;          /* the worker thread's own context */
@@ -180,6 +184,7 @@ typedef struct async__worker {
     pthread_t thread;
     void *altstack; /* for the stack-overflow SIGSEGV handler */
     async__msg_t stop_msg, exit_msg;
+    struct async__io_worker *io; /* fd readiness (io.c), created on the first wait */
 } async__worker_t;
 
 extern __thread async__worker_t *async__tls_worker;
@@ -238,6 +243,46 @@ void async__pool_shutdown(void);
 async_future_t *async__pool_submit(async__job_t *j);
 extern const async__future_ops_t async__job_ops; /* release = free(job) */
 void async__job_cancel(async_future_t *f);
+
+/* ---- fd readiness (io.c) ---------------------------------------------------
+ * An io op is a nonblocking system call retried when its fd is ready: it is
+ * tried at once on the calling thread, and only on EAGAIN parks on a worker
+ * (the calling task's own, or any for a plain thread) until an edge comes. */
+enum { ASYNC_IO_READ = 1, ASYNC_IO_WRITE = 2 };
+
+typedef struct async__io_op async__io_op_t;
+
+/* Tries the operation's system call once, without blocking. Returns false when
+ * the kernel said it would block (EAGAIN / EWOULDBLOCK, or "still connecting"),
+ * true when done, with *value (the call's result) and *err (0 or a positive
+ * errno) set. Runs first on the calling thread, then on the worker thread
+ * each time the fd becomes ready. Must never guess "would block". */
+typedef bool (*async__io_attempt_fn)(async__io_op_t *op, intptr_t *value, int *err);
+
+struct async__io_op {
+    async_future_t future; /* first: the op is its own future */
+    async__msg_t msg;      /* start message (plain threads) */
+    async__msg_t cancel_msg;
+    struct async__io_op *next, *prev; /* the fd's parked ops, per direction */
+    struct async__worker *worker;     /* where it parks; set before anyone can cancel */
+    int state;                        /* io.c's OP_* */
+    bool small;                       /* from ASYNC_OBJ_SMALL, else malloc */
+    int fd;
+    int events; /* ASYNC_IO_READ or ASYNC_IO_WRITE */
+    async__io_attempt_fn attempt;
+};
+
+/* An op of `size` bytes whose first member is an async__io_op_t (the caller's
+ * arguments follow it), zeroed; NULL + ENOMEM. Freed by the core when done. */
+async__io_op_t *async__io_op_new(size_t size, int fd, int events, async__io_attempt_fn attempt);
+/* Runs the op; returns its future (never NULL). */
+async_future_t *async__io_start(async__io_op_t *op);
+/* close(2) after waking every op parked on fd, on any worker, with EBADF and
+ * dropping its registrations. NULL + ENOMEM only if nothing was done. */
+async_future_t *async__io_close(int fd);
+/* fd was just created: forget readiness remembered for an earlier file with that number. */
+void async__io_fd_new(int fd);
+void async__io_global_free(void); /* at runtime shutdown, after the workers */
 
 /* ---- timers --------------------------------------------------------------- */
 async_future_t *async__timer(uint64_t ms, struct timespec *rem);

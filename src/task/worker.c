@@ -69,8 +69,10 @@ void async__worker_newq_push(async__worker_t *w, async__task_t *t) {
     atomic_store_explicit(&w->newq_len,
                           atomic_load_explicit(&w->newq_len, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    size_t len = atomic_load_explicit(&w->newq_len, memory_order_relaxed);
     pthread_spin_unlock(&w->newq_lock);
-    if (atomic_load_explicit(&async__rt.sleepers, memory_order_relaxed) > 0)
+    /* a sleeping worker may take only from two tasks on (see steal) */
+    if (len >= 2 && atomic_load_explicit(&async__rt.sleepers, memory_order_relaxed) > 0)
         async__runtime_wake_sleeper();
 }
 
@@ -89,7 +91,12 @@ static async__task_t *newq_pop(async__worker_t *w) {
     return m ? ASYNC_CONTAINER_OF(m, async__task_t, node) : NULL;
 }
 
-/* Takes up to half of another worker's unstarted tasks (oldest first) onto our own newq. */
+/* Takes up to half of another worker's unstarted tasks (oldest first) onto our
+ * own newq, rounded down: the newest stays with its spawner, which will most
+ * likely run it at its next await (a task that spawns a helper and waits on it
+ * keeps the pair on one worker, where waking the other costs no thread hop).
+ * Only when the victim has run no task since our last look, it is stuck in
+ * one long task, and we take its last one too. */
 static size_t steal(async__worker_t *w) {
     async__runtime_t *rt = &async__rt;
     unsigned n = rt->nworkers;
@@ -98,9 +105,14 @@ static size_t steal(async__worker_t *w) {
         async__worker_t *v = &rt->workers[(w->id - 1 + k) % n];
         size_t avail = atomic_load_explicit(&v->newq_len, memory_order_relaxed);
         if (avail == 0) continue;
+        unsigned long ticks = atomic_load_explicit(&v->ticks, memory_order_relaxed);
+        bool stuck = w->memo_victim == v && w->memo_ticks == ticks;
+        w->memo_victim = v;
+        w->memo_ticks = ticks;
+        if (avail < 2 && !stuck) continue;
         if (pthread_spin_trylock(&v->newq_lock) != 0) continue;
         avail = atomic_load_explicit(&v->newq_len, memory_order_relaxed);
-        size_t take = (avail + 1) / 2;
+        size_t take = stuck ? (avail + 1) / 2 : avail / 2;
         if (take > STEAL_MAX) take = STEAL_MAX;
         async__msg_t *first = v->newq_head, *last = NULL, *m = first;
         for (size_t i = 0; i < take; i++) {
@@ -178,6 +190,8 @@ static void run_ready(async__worker_t *w) {
         if (!t && !prefer_new) t = newq_pop(w);
         if (!t) break;
         prefer_new = !prefer_new;
+        atomic_store_explicit(&w->ticks, atomic_load_explicit(&w->ticks, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         async__task_run(w, t);
     }
 }
@@ -186,6 +200,7 @@ static void run_ready(async__worker_t *w) {
 static void idle(async__worker_t *w) {
     async__runtime_t *rt = &async__rt;
     if (rt->nworkers > 1 && !w->stopping) {
+        if (steal(w)) return;
         for (int i = 0; i < SPIN_ROUNDS; i++) {
             if (atomic_load_explicit(&w->inbox, memory_order_relaxed)) return;
             cpu_relax();

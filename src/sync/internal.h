@@ -1,0 +1,156 @@
+/* Private machinery of the sync module: the small lock that guards each
+ * primitive's waiter queue, the queue itself, and the waiter operation whose
+ * future a blocked call returns. Never installed.
+ *
+ * Lock rule: a primitive's `slock` is held only to look at or change the
+ * primitive's state and queues, never across a future settle (a settle may
+ * run a then-callback, i.e. user code, which may call back into the same
+ * primitive). Whoever takes a waiter out of a queue (a grant, a cancel, a
+ * timeout) owns its completion: it records the result under the lock and
+ * settles it after dropping the lock. So a waiter is completed exactly once,
+ * and a cancel that finds its waiter already out of the queue does nothing:
+ * the grant wins and reports success. */
+#ifndef ASYNC_SYNC_INTERNAL_H
+#define ASYNC_SYNC_INTERNAL_H
+
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "../task/internal.h"
+#include "asyncstd/sync.h"
+
+/* ---- the small lock --------------------------------------------------------
+ * 0 free, 1 held, 2 held with sleepers. Spins briefly (critical sections are a
+ * few list operations), then sleeps on a futex, so a holder preempted on an
+ * oversubscribed machine costs the others a sleep, not a time slice of spinning. */
+typedef _Atomic uint32_t async__slock_t;
+
+void async__slock_lock_slow(async__slock_t *l);
+void async__slock_wake(async__slock_t *l);
+
+static inline void async__slock_lock(async__slock_t *l) {
+    uint32_t z = 0;
+    if (ASYNC_LIKELY(atomic_compare_exchange_weak_explicit(l, &z, 1, memory_order_acquire,
+                                                           memory_order_relaxed)))
+        return;
+    async__slock_lock_slow(l);
+}
+
+static inline void async__slock_unlock(async__slock_t *l) {
+    if (ASYNC_UNLIKELY(atomic_exchange_explicit(l, 0, memory_order_release) == 2))
+        async__slock_wake(l);
+}
+
+static inline void async__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- waiters ------------------------------------------------------------- */
+typedef struct async__sw async__sw_t;
+
+typedef struct async__wq {
+    async__sw_t *head, *tail;
+} async__wq_t;
+
+enum {
+    SW_INIT,    /* allocated, not yet queued: only a timer can see it */
+    SW_EXPIRED, /* its timer fired before it was queued: the enqueuer completes it */
+    SW_QUEUED,  /* in a queue: whoever unlinks it completes it */
+    SW_DONE,    /* out of every queue, result recorded */
+    SW_PARKED,  /* a cond waiter between the condition and the mutex (cond.c) */
+};
+
+/* One blocked call. The future comes first (the op is its memory); the op is
+ * an ASYNC_OBJ_SMALL object, freed when owner and settler are both done. */
+struct async__sw {
+    async_future_t future; /* first */
+    async__sw_t *next, *prev;
+    async__sw_t *gnext;   /* list of waiters to complete after unlocking */
+    async__slock_t *lock; /* the lock of the queue it waits in */
+    async__wq_t *q;       /* that queue */
+    void *prim;           /* the primitive */
+    /* After a cancel or timeout unlinked it, under the lock: fix the primitive's
+     * state; may grant other waiters by pushing them on *grants. Or NULL. */
+    void (*removed)(async__sw_t *w, async__sw_t **grants);
+    /* How a cancel or timeout takes it back (async__sw_abort, or cond's own). */
+    void (*abort)(async__sw_t *w, int err);
+    async_future_t *timer; /* the timeout's timer (one extra reference), or NULL */
+    intptr_t value;        /* the result to settle with */
+    int err;
+    int state; /* SW_*, changed under `lock` */
+    int kind;  /* per primitive: read/write, send/recv */
+    unsigned count;
+    void *buf;   /* channels: the item */
+    void *owner; /* mutexes and rwlocks: the caller's identity */
+    void *extra; /* cond: the mutex */
+};
+
+void async__wq_push(async__wq_t *q, async__sw_t *w);
+void async__wq_remove(async__wq_t *q, async__sw_t *w);
+static inline async__sw_t *async__wq_pop(async__wq_t *q) {
+    async__sw_t *w = q->head;
+    if (w) async__wq_remove(q, w);
+    return w;
+}
+
+/* A waiter for `prim`, queue `q` guarded by `lock`, in state SW_INIT. NULL
+ * (errno ENOMEM) if out of memory. */
+async__sw_t *async__sw_new(void *prim, async__slock_t *lock, async__wq_t *q,
+                           void (*removed)(async__sw_t *, async__sw_t **));
+/* Arms a timeout of `ms` milliseconds on a waiter in SW_INIT (before it is
+ * queued). On expiry w->abort(w, ETIMEDOUT) runs. */
+void async__sw_arm(async__sw_t *w, uint64_t ms);
+/* Under the lock: queue a waiter in SW_INIT. Returns false if its timer has
+ * already fired (state SW_EXPIRED): the caller then completes it. */
+bool async__sw_enqueue(async__sw_t *w);
+/* Under the lock: take a queued waiter out with a result (a grant). */
+static inline void async__sw_grant(async__sw_t *w, intptr_t value, int err, async__sw_t **grants) {
+    async__wq_remove(w->q, w);
+    w->state = SW_DONE;
+    w->value = err ? -1 : value;
+    w->err = err;
+    w->gnext = *grants;
+    *grants = w;
+}
+/* Without the lock: settle a waiter taken out of its queue, stop its timer and
+ * drop the settler's reference. */
+void async__sw_complete(async__sw_t *w);
+/* Completes a list built by async__sw_grant (in grant order). */
+void async__sw_complete_list(async__sw_t *grants);
+/* Default abort: unlink if still queued, record `err`, run `removed`, complete. */
+void async__sw_abort(async__sw_t *w, int err);
+/* Under the lock: record the result of a waiter that was never queued (it got
+ * what it wanted at once, or its timer fired first); complete it after unlocking. */
+static inline void async__sw_done_unqueued(async__sw_t *w, intptr_t value, int err) {
+    w->state = SW_DONE;
+    w->value = err ? -1 : value;
+    w->err = err;
+}
+
+/* An already settled future with value 0 or 1, without allocation: one per
+ * thread, whose reference count never lets it be released. */
+async_future_t *async__sync_done(intptr_t value);
+
+/* The caller's identity for owner checks: its task, or its thread. */
+void *async__sync_self(void);
+
+/* Milliseconds from now until `abstime` on `clock`, rounded up; 0 if past.
+ * -1 with errno EINVAL for a bad timespec. */
+int64_t async__abstime_ms(clockid_t clock, const struct timespec *abstime);
+
+/* Internal entry points shared between primitives. */
+async_future_t *async__sem_wait_ms(async_sem_t *sem, int64_t ms); /* ms < 0: no limit */
+/* cond.c moves its waiters into a mutex's queue: acquire for `w` or queue it;
+ * true if acquired at once (w is then not queued). */
+bool async__mutex_acquire_for(async_mutex_t *m, async__sw_t *w);
+/* Unlock for a cond wait: fully releases the mutex (any recursion count is
+ * returned in *count, and given back when the waiter retakes it). */
+int async__mutex_release_all(async_mutex_t *m, unsigned *count);
+int async__mutex_check_held(async_mutex_t *m);
+
+#endif

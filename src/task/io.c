@@ -1,0 +1,520 @@
+/* fd readiness: a nonblocking system call retried when its fd is ready.
+ *
+ * An io op (net's recv, fs's read on a pipe, ...) is tried at once on the
+ * calling thread; only when the kernel says EAGAIN does it park on a worker
+ * and wait. So a ready fd costs one system call and no task switch.
+ *
+ * Each worker has an epoll instance of its own, watched by its libuv loop
+ * through one uv_poll handle. Fds are added edge-triggered for both
+ * directions on their first wait and stay until they are dropped, and the
+ * worker remembers, per fd and direction, whether the fd is known to be
+ * ready (an edge came and no attempt has seen EAGAIN since). Attempts and
+ * edges are handled on the same thread, so the cache is exact: after an
+ * EAGAIN the next op on that fd parks without a system call, and a steady
+ * connection costs one epoll_ctl in its life, not two per wait as a
+ * level-triggered uv_poll per fd would (start, stop).
+ *
+ * libuv's loop cannot hold the fds itself: it owns its epoll instance and
+ * aborts on epoll_ctl errors it does not expect (an fd closed behind its
+ * back), while here such errors become the op's errno.
+ *
+ * An fd may be waited on from several workers (a listening socket accepted
+ * on every core): each worker registers it in its own epoll. A global table
+ * keeps, per fd number, the set of workers that registered it, so that
+ * async__io_close wakes every waiter with EBADF before the number can be
+ * reused, and a generation bumped by async__io_fd_new, so that a worker
+ * notices when an fd number it remembers now names another file. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define EVENTS_PER_WAIT 128
+#define FD_TABLE_MAX (1u << 20) /* fds at or above this are tracked as "any worker" */
+
+enum { OP_NEW, OP_QUEUED, OP_PARKED, OP_DONE };
+
+/* One fd as one worker sees it. */
+typedef struct io_fd {
+    async__io_op_t *head[2], *tail[2]; /* parked ops: [0] read, [1] write, FIFO */
+    uint32_t gen;                      /* bumped on drop: stale epoll events are ignored */
+    uint32_t fdgen;                    /* the global generation this entry belongs to */
+    unsigned ready;                    /* ASYNC_IO_* known ready */
+    bool registered;                   /* in this worker's epoll */
+} io_fd_t;
+
+struct async__io_worker {
+    async__handle_owner_t owner; /* first: the poll handle's data */
+    uv_poll_t poll;              /* the loop watches epfd */
+    int epfd;
+    io_fd_t **fds;
+    size_t nfds;
+};
+
+typedef struct global_fd {
+    _Atomic uint64_t workers; /* bit (id-1) % 64: the fd may be registered there */
+    atomic_uint gen;
+} global_fd_t;
+
+static struct {
+    pthread_mutex_t lock;
+    global_fd_t *_Atomic table;
+    size_t len;
+} global = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static global_fd_t *global_table(void) {
+    global_fd_t *t = atomic_load_explicit(&global.table, memory_order_acquire);
+    if (ASYNC_LIKELY(t)) return t;
+    pthread_mutex_lock(&global.lock);
+    t = atomic_load_explicit(&global.table, memory_order_relaxed);
+    if (!t) {
+        struct rlimit rl;
+        size_t len = FD_TABLE_MAX;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < len)
+            len = rl.rlim_max;
+        /* untouched pages of a large calloc cost nothing */
+        t = calloc(len, sizeof *t);
+        if (t) {
+            global.len = len;
+            atomic_store_explicit(&global.table, t, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&global.lock);
+    return t;
+}
+
+static global_fd_t *global_fd(int fd) {
+    global_fd_t *t = global_table();
+    return t && (size_t)fd < global.len ? &t[fd] : NULL;
+}
+
+static inline int dir_index(int events) { return events == ASYNC_IO_WRITE; }
+
+/* ---- the op's memory ------------------------------------------------------ */
+
+static void op_release(async_future_t *f) {
+    async__io_op_t *op = (async__io_op_t *)f;
+    if (op->small)
+        async__obj_free(ASYNC_OBJ_SMALL, op);
+    else
+        free(op);
+}
+
+static void op_cancel(async_future_t *f);
+static const async__future_ops_t io_ops = {op_cancel, op_release};
+
+async__io_op_t *async__io_op_new(size_t size, int fd, int events, async__io_attempt_fn attempt) {
+    if (size < sizeof(async__io_op_t)) size = sizeof(async__io_op_t);
+    bool small = size <= ASYNC_OBJ_SMALL_SIZE;
+    async__io_op_t *op = small ? async__obj_alloc(ASYNC_OBJ_SMALL) : malloc(size);
+    if (!op) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(op, 0, size);
+    async__future_init(&op->future, &io_ops);
+    op->small = small;
+    op->fd = fd;
+    op->events = events == ASYNC_IO_WRITE ? ASYNC_IO_WRITE : ASYNC_IO_READ;
+    op->attempt = attempt;
+    op->state = OP_NEW;
+    return op;
+}
+
+/* ---- a worker's table ----------------------------------------------------- */
+
+static void on_poll(uv_poll_t *h, int status, int events);
+static void io_worker_shutdown(uv_handle_t *h);
+
+static struct async__io_worker *io_worker(async__worker_t *w, int *err) {
+    if (ASYNC_LIKELY(w->io != NULL)) return w->io;
+    struct async__io_worker *io = calloc(1, sizeof *io);
+    if (!io) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    io->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (io->epfd < 0) {
+        *err = errno;
+        free(io);
+        return NULL;
+    }
+    int r = uv_poll_init(&w->loop, &io->poll, io->epfd);
+    if (r == 0) r = uv_poll_start(&io->poll, UV_READABLE, on_poll);
+    if (r) {
+        *err = -r;
+        close(io->epfd);
+        free(io);
+        return NULL;
+    }
+    io->owner.shutdown = io_worker_shutdown;
+    io->poll.data = io;
+    w->io = io;
+    return io;
+}
+
+static io_fd_t *io_fd(struct async__io_worker *io, int fd, int *err) {
+    if ((size_t)fd >= io->nfds) {
+        size_t n = io->nfds ? io->nfds : 64;
+        while (n <= (size_t)fd) n *= 2;
+        io_fd_t **fds = realloc(io->fds, n * sizeof *fds);
+        if (!fds) {
+            *err = ENOMEM;
+            return NULL;
+        }
+        memset(fds + io->nfds, 0, (n - io->nfds) * sizeof *fds);
+        io->fds = fds;
+        io->nfds = n;
+    }
+    io_fd_t *e = io->fds[fd];
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e) {
+            *err = ENOMEM;
+            return NULL;
+        }
+        io->fds[fd] = e;
+    }
+    return e;
+}
+
+static void unlink_op(io_fd_t *e, async__io_op_t *op) {
+    int d = dir_index(op->events);
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        e->head[d] = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        e->tail[d] = op->prev;
+    op->next = op->prev = NULL;
+}
+
+static void finish(async__io_op_t *op, intptr_t value, int err) {
+    op->state = OP_DONE;
+    async__future_complete(&op->future, value, err);
+}
+
+/* Forgets everything this worker knows of fd and fails its parked ops with
+ * `err`. Ops are unlinked first: settling may run callbacks that start new
+ * ops on the same fd. */
+static void drop_fd(struct async__io_worker *io, io_fd_t *e, int fd, int err) {
+    if (e->registered) epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL); /* fails if closed: fine */
+    e->registered = false;
+    e->ready = 0;
+    e->gen++;
+    async__io_op_t *list[2] = {e->head[0], e->head[1]};
+    e->head[0] = e->head[1] = e->tail[0] = e->tail[1] = NULL;
+    for (int d = 0; d < 2; d++) {
+        for (async__io_op_t *op = list[d], *next; op; op = next) {
+            next = op->next;
+            op->next = op->prev = NULL;
+            finish(op, -1, err);
+        }
+    }
+}
+
+/* The entry for fd on this worker, made current: if the fd number was given to
+ * a new file since the entry was used (async__io_fd_new), start afresh. */
+static io_fd_t *current_fd(struct async__io_worker *io, int fd, int *err) {
+    io_fd_t *e = io_fd(io, fd, err);
+    if (!e) return NULL;
+    global_fd_t *g = global_fd(fd);
+    uint32_t gen = g ? atomic_load_explicit(&g->gen, memory_order_acquire) : 0;
+    if (ASYNC_UNLIKELY(e->fdgen != gen)) {
+        drop_fd(io, e, fd, EBADF);
+        e->fdgen = gen;
+    }
+    return e;
+}
+
+static int register_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t *e, int fd) {
+    struct epoll_event ev = {
+        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)e->gen << 32,
+    };
+    if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        if (errno != EEXIST) return errno;
+        if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) return errno;
+    }
+    e->registered = true;
+    global_fd_t *g = global_fd(fd);
+    if (g) {
+        uint64_t bit = UINT64_C(1) << ((w->id - 1) % 64);
+        if (!(atomic_load_explicit(&g->workers, memory_order_relaxed) & bit))
+            atomic_fetch_or_explicit(&g->workers, bit, memory_order_acq_rel);
+    }
+    return 0;
+}
+
+static void park(io_fd_t *e, async__io_op_t *op) {
+    int d = dir_index(op->events);
+    op->state = OP_PARKED;
+    op->next = NULL;
+    op->prev = e->tail[d];
+    if (e->tail[d])
+        e->tail[d]->next = op;
+    else
+        e->head[d] = op;
+    e->tail[d] = op;
+}
+
+/* Worker thread: try the op (unless the fd is known not ready) and park it on EAGAIN. */
+static void start_here(async__worker_t *w, async__io_op_t *op) {
+    op->worker = w;
+    if (ASYNC_UNLIKELY(w->exiting)) {
+        finish(op, -1, ECANCELED);
+        return;
+    }
+    int err = 0;
+    struct async__io_worker *io = io_worker(w, &err);
+    io_fd_t *e = io ? current_fd(io, op->fd, &err) : NULL;
+    if (!e) {
+        finish(op, -1, err);
+        return;
+    }
+    int d = dir_index(op->events);
+    bool queued_ahead = e->head[d] != NULL;
+    if (!queued_ahead && (!e->registered || (e->ready & op->events))) {
+        intptr_t value = 0;
+        if (op->attempt(op, &value, &err)) {
+            finish(op, value, err);
+            return;
+        }
+    }
+    e->ready &= ~(unsigned)op->events;
+    if (!e->registered && (err = register_fd(w, io, e, op->fd)) != 0) {
+        finish(op, -1, err);
+        return;
+    }
+    park(e, op);
+}
+
+/* Retries parked ops in order while the direction stays ready. */
+static void run_ready_ops(io_fd_t *e, int events) {
+    int d = dir_index(events);
+    while ((e->ready & (unsigned)events) && e->head[d]) {
+        async__io_op_t *op = e->head[d];
+        intptr_t value = 0;
+        int err = 0;
+        if (!op->attempt(op, &value, &err)) {
+            e->ready &= ~(unsigned)events;
+            return;
+        }
+        unlink_op(e, op);
+        finish(op, value, err);
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+    (void)status;
+    (void)events;
+    struct async__io_worker *io = h->data;
+    struct epoll_event evs[EVENTS_PER_WAIT];
+    int n;
+    do {
+        n = epoll_wait(io->epfd, evs, EVENTS_PER_WAIT, 0);
+        for (int i = 0; i < n; i++) {
+            int fd = (int)(uint32_t)evs[i].data.u64;
+            uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
+            if ((size_t)fd >= io->nfds || !io->fds[fd]) continue;
+            io_fd_t *e = io->fds[fd];
+            if (e->gen != gen || !e->registered) continue;
+            uint32_t got = evs[i].events;
+            if (got & (EPOLLERR | EPOLLHUP)) got |= EPOLLIN | EPOLLOUT;
+            if (got & (EPOLLIN | EPOLLRDHUP)) e->ready |= ASYNC_IO_READ;
+            if (got & EPOLLOUT) e->ready |= ASYNC_IO_WRITE;
+            run_ready_ops(e, ASYNC_IO_READ);
+            if (e->gen == gen) run_ready_ops(e, ASYNC_IO_WRITE);
+        }
+    } while (n == EVENTS_PER_WAIT);
+}
+
+/* ---- starting, from any thread --------------------------------------------- */
+
+static void on_start_msg(async__worker_t *w, async__msg_t *m) {
+    async__io_op_t *op = ASYNC_CONTAINER_OF(m, async__io_op_t, msg);
+    if (op->state == OP_QUEUED) start_here(w, op);
+    async__future_unref(&op->future); /* the message's hold */
+}
+
+async_future_t *async__io_start(async__io_op_t *op) {
+    async__worker_t *w = async__tls_worker;
+    if (w) {
+        start_here(w, op);
+        return &op->future;
+    }
+    /* a plain thread: try here, and hand the wait to a worker */
+    intptr_t value = 0;
+    int err = 0;
+    if (op->attempt(op, &value, &err)) {
+        finish(op, value, err);
+        return &op->future;
+    }
+    if (!async__runtime()) {
+        finish(op, -1, errno);
+        return &op->future;
+    }
+    op->state = OP_QUEUED;
+    op->worker = async__runtime_pick_worker();
+    op->msg.run = on_start_msg;
+    async__future_ref(&op->future);
+    async__worker_post(op->worker, &op->msg);
+    return &op->future;
+}
+
+/* ---- cancellation ---------------------------------------------------------- */
+
+static void cancel_here(async__worker_t *w, async__io_op_t *op) {
+    if (op->state == OP_QUEUED) { /* its start message is still on the way: it will skip */
+        finish(op, -1, ECANCELED);
+        return;
+    }
+    if (op->state != OP_PARKED) return;
+    io_fd_t *e = w->io->fds[op->fd];
+    unlink_op(e, op);
+    finish(op, -1, ECANCELED);
+}
+
+static void on_cancel_msg(async__worker_t *w, async__msg_t *m) {
+    async__io_op_t *op = ASYNC_CONTAINER_OF(m, async__io_op_t, cancel_msg);
+    cancel_here(w, op);
+    async__future_unref(&op->future); /* the message's hold */
+}
+
+/* op->worker is written before the op can be cancelled (the caller has no
+ * future before async__io_start returns) and never changes afterwards. */
+static void op_cancel(async_future_t *f) {
+    async__io_op_t *op = (async__io_op_t *)f;
+    if (op->worker == NULL) return; /* settled inline */
+    if (async__tls_worker == op->worker) {
+        cancel_here(op->worker, op);
+        return;
+    }
+    /* the start message, if any, runs before this one: both travel through the
+     * same FIFO inbox */
+    async__future_ref(f);
+    op->cancel_msg.run = on_cancel_msg;
+    async__worker_post(op->worker, &op->cancel_msg);
+}
+
+/* ---- closing ---------------------------------------------------------------- */
+
+typedef struct close_op {
+    async_future_t future; /* first */
+    int fd;
+    atomic_uint pending; /* workers still to drop the fd; the last one closes it */
+    unsigned nmsgs;
+    struct close_msg {
+        async__msg_t msg;
+        struct close_op *op;
+    } msgs[];
+} close_op_t;
+
+static void close_release(async_future_t *f) { free(f); }
+static void close_cancel(async_future_t *f) { (void)f; } /* close(2) is not interrupted either */
+static const async__future_ops_t close_ops = {close_cancel, close_release};
+
+/* Each worker holding fd drops it locally; the last one closes it. */
+static void drop_local(async__worker_t *w, int fd) {
+    struct async__io_worker *io = w->io;
+    if (!io || (size_t)fd >= io->nfds || !io->fds[fd]) return;
+    drop_fd(io, io->fds[fd], fd, EBADF);
+}
+
+static void close_finish(close_op_t *op) {
+    int r = close(op->fd);
+    async__future_complete(&op->future, r, r < 0 ? errno : 0);
+}
+
+static void on_close_msg(async__worker_t *w, async__msg_t *m) {
+    struct close_msg *cm = ASYNC_CONTAINER_OF(m, struct close_msg, msg);
+    close_op_t *op = cm->op;
+    drop_local(w, op->fd);
+    if (atomic_fetch_sub_explicit(&op->pending, 1, memory_order_acq_rel) == 1) close_finish(op);
+}
+
+async_future_t *async__io_close(int fd) {
+    if (fd < 0) return async__future_failed(EBADF);
+    if (atomic_load_explicit(&async__rt_state, memory_order_acquire) != 2) {
+        int r = close(fd);
+        return r < 0 ? async__future_failed(errno) : async__future_done(0);
+    }
+    async__runtime_t *rt = &async__rt;
+    global_fd_t *g = global_fd(fd);
+    uint64_t all = rt->nworkers >= 64 ? UINT64_MAX : (UINT64_C(1) << rt->nworkers) - 1;
+    uint64_t mask = g ? atomic_load_explicit(&g->workers, memory_order_acquire) : all;
+    async__worker_t *self = async__tls_worker;
+    uint64_t self_bit = self ? UINT64_C(1) << ((self->id - 1) % 64) : 0;
+    if (self && rt->nworkers <= 64) mask &= ~self_bit; /* dropped below, here and now */
+
+    /* other workers to tell: one message each, all allocated before anything changes */
+    unsigned n = 0;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if ((mask >> (i % 64)) & 1 && &rt->workers[i] != self) n++;
+    close_op_t *op = NULL;
+    if (n) {
+        op = malloc(sizeof *op + n * sizeof op->msgs[0]);
+        if (!op) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        async__future_init(&op->future, &close_ops);
+        op->fd = fd;
+        op->nmsgs = n;
+        atomic_init(&op->pending, n);
+    }
+    if (g) atomic_store_explicit(&g->workers, 0, memory_order_release);
+    if (self) drop_local(self, fd);
+    if (!op) {
+        int r = close(fd);
+        return r < 0 ? async__future_failed(errno) : async__future_done(0);
+    }
+    unsigned k = 0;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        if (!((mask >> (i % 64)) & 1) || &rt->workers[i] == self) continue;
+        op->msgs[k].op = op;
+        op->msgs[k].msg.run = on_close_msg;
+        async__worker_post(&rt->workers[i], &op->msgs[k].msg);
+        k++;
+    }
+    return &op->future;
+}
+
+void async__io_fd_new(int fd) {
+    global_fd_t *g = fd >= 0 ? global_fd(fd) : NULL;
+    if (g) atomic_fetch_add_explicit(&g->gen, 1, memory_order_acq_rel);
+}
+
+/* ---- shutdown --------------------------------------------------------------- */
+
+static void on_poll_closed(uv_handle_t *h) {
+    struct async__io_worker *io = h->data;
+    close(io->epfd);
+    for (size_t i = 0; i < io->nfds; i++) free(io->fds[i]);
+    free(io->fds);
+    free(io);
+}
+
+/* The worker is exiting (every task has ended): ops still parked belong to
+ * detached futures or plain threads; they end cancelled. */
+static void io_worker_shutdown(uv_handle_t *h) {
+    struct async__io_worker *io = h->data;
+    async__worker_t *w = ASYNC_CONTAINER_OF(h->loop, async__worker_t, loop);
+    for (size_t fd = 0; fd < io->nfds; fd++)
+        if (io->fds[fd]) drop_fd(io, io->fds[fd], (int)fd, ECANCELED);
+    w->io = NULL;
+    uv_close(h, on_poll_closed);
+}
+
+void async__io_global_free(void) {
+    pthread_mutex_lock(&global.lock);
+    free(atomic_load_explicit(&global.table, memory_order_relaxed));
+    atomic_store_explicit(&global.table, NULL, memory_order_relaxed);
+    global.len = 0;
+    pthread_mutex_unlock(&global.lock);
+}
