@@ -18,7 +18,7 @@
  *             spawning; peak RSS is getrusage's ru_maxrss (runtime included).
  *   idle      N tasks each await their own never-settled async_future_new();
  *             RSS from /proc/self/statm before spawning and once all are parked.
- * fileread, pread and stat are in peer_fs.c; echo-server prints skipped=1 until net lands.
+ * fileread, pread and stat are in peer_fs.c; echo-server is in peer_net.c.
  * Every workload checks its results and exits 1 with a message when they are
  * wrong. */
 #include <errno.h>
@@ -35,6 +35,7 @@
 #include <asyncstd/asyncstd.h>
 
 #include "peer_fs.h"
+#include "peer_net.h"
 
 #define IMPL "asyncstd"
 
@@ -271,7 +272,9 @@ int main(int argc, char **argv) {
         root.fn = pread_wl;
     else if (!strcmp(wl, "stat"))
         root.fn = stat_wl;
-    else { /* echo-server: until the net module lands */
+    else if (!strcmp(wl, "echo-server"))
+        root.fn = peer_echo_server;
+    else { /* a workload this program does not know */
         printf("RESULT %s " IMPL " skipped=1\n", wl);
         return 0;
     }

@@ -1,0 +1,231 @@
+/* Cross-worker scenarios of the net module in plain C, for the TSan build
+ * (Criterion cannot start under ThreadSanitizer; see stress.c). Run with
+ * several workers, each scenario puts the two ends of a socket, a close and
+ * its waiters, or a helper and its canceller on different threads.
+ *
+ *   stress_net [SCALE]   SCALE divides the iteration counts (default 1)
+ *
+ * Prints "N passed, M failed" and exits non-zero when any check failed. */
+#define _GNU_SOURCE
+#include <asyncstd/asyncstd.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+static int scale = 1;
+static atomic_int failures;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            atomic_fetch_add(&failures, 1);                                          \
+        }                                                                            \
+    } while (0)
+
+static async_future_t *spawn_on(async_task_fn fn, void *arg, unsigned worker) {
+    async_spawn_opts_t o = {0};
+    o.worker = worker;
+    return async_spawn_opts(fn, arg, &o);
+}
+
+static unsigned other_worker(unsigned i) { return 1 + i % (unsigned)async_worker_count(); }
+
+/* ---- 1. the two ends of many socket pairs on different workers --------------------------- */
+
+typedef struct {
+    int fd;
+    int rounds;
+} end_t;
+
+static intptr_t pinger(void *arg) {
+    end_t *e = arg;
+    uint32_t v = 0;
+    for (int i = 0; i < e->rounds; i++) {
+        uint32_t got = 0;
+        CHECK(async_await(async_send(e->fd, &v, sizeof v, 0)) == sizeof v);
+        CHECK(async_await(async_recv(e->fd, &got, sizeof got, MSG_WAITALL)) == sizeof got);
+        CHECK(got == v + 1);
+        v = got + 1;
+    }
+    shutdown(e->fd, SHUT_WR);
+    return 0;
+}
+
+static intptr_t ponger(void *arg) {
+    end_t *e = arg;
+    uint32_t got;
+    while (async_await(async_recv(e->fd, &got, sizeof got, MSG_WAITALL)) == sizeof got) {
+        got++;
+        CHECK(async_await(async_send(e->fd, &got, sizeof got, 0)) == sizeof got);
+    }
+    return 0;
+}
+
+static void pairs_across_workers(void) {
+    enum { PAIRS = 16 };
+    end_t ends[PAIRS][2];
+    async_future_t *f[2 * PAIRS];
+    for (unsigned i = 0; i < PAIRS; i++) {
+        int sv[2];
+        CHECK(async_await(async_socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) == 0);
+        ends[i][0] = (end_t){sv[0], 2000 / scale};
+        ends[i][1] = (end_t){sv[1], 0};
+        f[2 * i] = spawn_on(pinger, &ends[i][0], other_worker(i));
+        f[2 * i + 1] = spawn_on(ponger, &ends[i][1], other_worker(i + 1));
+    }
+    CHECK(async_await_all(f, 2 * PAIRS, NULL, NULL) == 0);
+    for (unsigned i = 0; i < PAIRS; i++) {
+        async_await(async_close(ends[i][0].fd));
+        async_await(async_close(ends[i][1].fd));
+    }
+}
+
+/* ---- 2. closing an fd while tasks on every worker wait on it ------------------------------- */
+
+static atomic_int started;
+
+static intptr_t wait_recv(void *arg) {
+    char b[8];
+    atomic_fetch_add(&started, 1);
+    errno = 0;
+    intptr_t n = async_await(async_recv((int)(intptr_t)arg, b, sizeof b, 0));
+    return n == -1 && errno == EBADF ? 0 : -1;
+}
+
+static void close_wakes_every_worker(void) {
+    for (int round = 0; round < 200 / scale; round++) {
+        int sv[2];
+        CHECK(async_await(async_socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) == 0);
+        async_future_t *f[8];
+        atomic_store(&started, 0);
+        for (unsigned i = 0; i < 8; i++)
+            f[i] = spawn_on(wait_recv, (void *)(intptr_t)sv[1], other_worker(i));
+        /* Close once every waiter has started its recv (parked, or about to): a recv
+         * started concurrently with the close is a race of the caller's (see net.h). */
+        while (atomic_load(&started) < 8) async_await(async_usleep(100));
+        async_await(async_usleep(1000));
+        CHECK(async_await(async_close(sv[1])) == 0);
+        CHECK(async_await_all(f, 8, NULL, NULL) == 0);
+        async_await(async_close(sv[0]));
+    }
+}
+
+/* ---- 3. helpers cancelled from another thread while they connect ----------------------- */
+
+static char port[8];
+
+static void *cancel_soon(void *arg) {
+    usleep((useconds_t)(rand() % 400));
+    async_cancel(arg);
+    return NULL;
+}
+
+static void helpers_cancelled_from_threads(void) {
+    int lfd = (int)async_await(async_tcp_listen("127.0.0.1", "0", 0));
+    CHECK(lfd >= 0);
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    getsockname(lfd, (struct sockaddr *)&a, &len);
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    int ok = 0, cancelled = 0;
+    for (int i = 0; i < 200 / scale; i++) {
+        async_future_t *f = async_tcp_connect("127.0.0.1", port, 2000);
+        pthread_t t;
+        pthread_create(&t, NULL, cancel_soon, f);
+        pthread_join(t, NULL); /* the owner may consume f only once nobody else uses it */
+        errno = 0;
+        int fd = (int)async_await(f);
+        if (fd >= 0) {
+            ok++;
+            int c = (int)async_await(async_accept(lfd, NULL, NULL));
+            CHECK(c >= 0);
+            async_await(async_close(c));
+            async_await(async_close(fd));
+        } else {
+            CHECK(errno == ECANCELED);
+            cancelled++;
+        }
+    }
+    /* connections cancelled after their handshake stay queued: closing the listener ends them */
+    async_await(async_close(lfd));
+    CHECK(ok + cancelled == 200 / scale);
+}
+
+/* ---- 4. plain threads sending to tasks, and DNS from every side ------------------------ */
+
+static void *thread_sender(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    for (int i = 0; i < 1000 / scale; i++) {
+        uint32_t v = (uint32_t)i;
+        CHECK(async_await(async_send(fd, &v, sizeof v, 0)) == sizeof v);
+    }
+    return NULL;
+}
+
+static intptr_t task_receiver(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    for (int i = 0; i < 1000 / scale; i++) {
+        uint32_t v;
+        if (async_await(async_recv(fd, &v, sizeof v, MSG_WAITALL)) != sizeof v || v != (uint32_t)i)
+            return -1;
+        if (i % 50 == 0) {
+            struct addrinfo *ai = NULL;
+            CHECK(async_await(async_getaddrinfo("127.0.0.1", "80", NULL, &ai)) == 0);
+            async_freeaddrinfo(ai);
+        }
+    }
+    return 0;
+}
+
+static void threads_and_tasks(void) {
+    int sv[2];
+    CHECK(async_await(async_socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) == 0);
+    async_future_t *r = async_spawn(task_receiver, (void *)(intptr_t)sv[1]);
+    pthread_t t;
+    pthread_create(&t, NULL, thread_sender, (void *)(intptr_t)sv[0]);
+    pthread_join(t, NULL);
+    CHECK(async_await(r) == 0);
+    async_await(async_close(sv[0]));
+    async_await(async_close(sv[1]));
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) scale = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
+    if (RUNNING_ON_VALGRIND && scale < 10) scale = 10;
+    const struct {
+        const char *name;
+        void (*fn)(void);
+    } scenarios[] = {
+        {"pairs_across_workers", pairs_across_workers},
+        {"close_wakes_every_worker", close_wakes_every_worker},
+        {"helpers_cancelled_from_threads", helpers_cancelled_from_threads},
+        {"threads_and_tasks", threads_and_tasks},
+    };
+    int n = (int)(sizeof scenarios / sizeof scenarios[0]), failed = 0;
+    int workers = async_worker_count();
+    const char *only = getenv("STRESS_ONLY"); /* one scenario by name, for debugging */
+    for (int i = 0; i < n; i++) {
+        if (only && strcmp(only, scenarios[i].name)) continue;
+        int before = atomic_load(&failures);
+        scenarios[i].fn();
+        int bad = atomic_load(&failures) != before;
+        failed += bad;
+        printf("%s %s (%d workers)\n", bad ? "FAIL" : "ok  ", scenarios[i].name, workers);
+        fflush(stdout);
+    }
+    printf("%d passed, %d failed\n", n - failed, failed);
+    async_runtime_shutdown();
+    return failed ? 1 : 0;
+}
