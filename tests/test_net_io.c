@@ -531,3 +531,43 @@ Test(net_io, sendmsg_recvmsg_bad_input, .init = rt_start) {
     close_pair(sv);
     rt_stop();
 }
+
+/* TCP sockets from the helpers are known TCP: a short read lets the next recv park
+ * without a read (the core's `drained`). Data arriving at every moment around that
+ * must still wake the reader. */
+static atomic_int got_msgs;
+
+static intptr_t short_reader(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    char b[64];
+    for (int i = 0; i < 1000; i++) {
+        intptr_t n = async_await(async_recv(fd, b, sizeof b, 0));
+        CHECK_EQ(n, 4);
+        atomic_fetch_add(&got_msgs, 1);
+    }
+    return 0;
+}
+
+Test(net_io, tcp_short_reads_never_miss_later_data, .init = rt_start) {
+    int lfd = (int)async_await(async_tcp_listen("127.0.0.1", "0", 1));
+    char port[8];
+    snprintf(port, sizeof port, "%d", local_port(lfd));
+    int fd = (int)async_await(async_tcp_connect("127.0.0.1", port, 2000));
+    int c = (int)async_await(async_accept(lfd, NULL, NULL));
+    cr_assert(fd >= 0 && c >= 0);
+    async_future_t *r = async_spawn(short_reader, (void *)(intptr_t)c);
+    for (int i = 0; i < 1000; i++) {
+        cr_assert_eq(send(fd, "ping", 4, 0), 4);
+        /* each message waits for the last to arrive, half the time sleeping and half
+         * spinning, so that it lands at varied moments around the reader's next recv */
+        if (i % 2 == 0)
+            cr_assert(WAIT_UNTIL(atomic_load(&got_msgs) == i + 1, 5000), "at %d", i);
+        else
+            while (atomic_load(&got_msgs) < i + 1) sched_yield();
+    }
+    ASSERT_VAL(async_await_timeout(r, 5000), 0);
+    close(c);
+    close(fd);
+    close(lfd);
+    rt_stop();
+}
