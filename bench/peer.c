@@ -18,8 +18,7 @@
  *             spawning; peak RSS is getrusage's ru_maxrss (runtime included).
  *   idle      N tasks each await their own never-settled async_future_new();
  *             RSS from /proc/self/statm before spawning and once all are parked.
- *   echo-server  in peer_net.c.
- * fileread, pread and stat print skipped=1 until fs lands.
+ * fileread, pread and stat are in peer_fs.c; echo-server is in peer_net.c.
  * Every workload checks its results and exits 1 with a message when they are
  * wrong. */
 #include <errno.h>
@@ -35,6 +34,7 @@
 
 #include <asyncstd/asyncstd.h>
 
+#include "peer_fs.h"
 #include "peer_net.h"
 
 #define IMPL "asyncstd"
@@ -233,6 +233,11 @@ static void idle_wl(int argc, char **argv) {
     free(tasks);
 }
 
+/* ---------------- fileread, pread, stat (peer_fs.c) ---------------- */
+static void fileread_wl(int argc, char **argv) { peer_fileread(argc, argv, nthreads); }
+static void pread_wl(int argc, char **argv) { peer_pread(argc, argv, nthreads); }
+static void stat_wl(int argc, char **argv) { peer_stat(argc, argv, nthreads); }
+
 /* ---------------- main ---------------- */
 typedef struct {
     void (*fn)(int, char **);
@@ -261,9 +266,15 @@ int main(int argc, char **argv) {
         root.fn = sleep_wl;
     else if (!strcmp(wl, "idle"))
         root.fn = idle_wl;
+    else if (!strcmp(wl, "fileread"))
+        root.fn = fileread_wl;
+    else if (!strcmp(wl, "pread"))
+        root.fn = pread_wl;
+    else if (!strcmp(wl, "stat"))
+        root.fn = stat_wl;
     else if (!strcmp(wl, "echo-server"))
         root.fn = peer_echo_server;
-    else { /* fileread, pread, stat: until the fs module lands */
+    else { /* a workload this program does not know */
         printf("RESULT %s " IMPL " skipped=1\n", wl);
         return 0;
     }

@@ -5,6 +5,7 @@
 
 #include "future.h"
 #include "task.h"
+#include "fs.h"
 #include "net.h"
 #include "sync.h"
 

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "common.h"
+#include "fs.h" /* async_close(), which sockets share with every other fd */
 #include "future.h"
 
 #ifdef __cplusplus
@@ -49,9 +50,11 @@ extern "C" {
  * has gone fails with EPIPE instead of raising SIGPIPE.
  *
  * **Closing.** Close a socket that operations may be waiting on with
- * async_close(), not close(2): the waiting operations then fail with EBADF
- * at once, instead of waiting forever on a number the kernel may give to the
- * next fd opened.
+ * async_close() (declared in fs.h, included here), not close(2): every
+ * operation waiting on the fd, on any worker, then fails with EBADF at once,
+ * instead of waiting forever on a number the kernel may give to the next fd
+ * opened. Close each fd once, and only after the calls that use it have been
+ * started.
  *
  * **Memory.** Buffers, and addresses or lengths the call writes into
  * (`struct sockaddr *`, `socklen_t *`, `struct msghdr *` of the receive
@@ -377,22 +380,6 @@ ASYNC_EXTERN async_future_t *async_recvmsg(int sockfd, struct msghdr *msg,
  * Callable from a task or any thread.
  */
 ASYNC_EXTERN async_future_t *async_shutdown(int sockfd, int how) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of close(2) for sockets (and any fd an asyncstd call may
- * be waiting on).
- *
- * Every operation waiting on `fd`, on any worker, first fails with EBADF;
- * then the fd is closed. Close each fd once, and only after the calls that
- * use it have been started: a call started after the close sees whatever
- * fd the number stands for next.
- *
- * \param fd  the fd.
- * \return a future with 0, or -1 with close(2)'s errno: EBADF, EIO, EINTR.
- *
- * Callable from a task or any thread.
- */
-ASYNC_EXTERN async_future_t *async_close(int fd) ASYNC_WARN_UNUSED;
 
 /**
  * Async equivalent of getaddrinfo(3): resolves a host and service name.

@@ -1,7 +1,7 @@
 /* The socket calls that never wait: socket, socketpair, bind, listen and
- * shutdown run inline and return a settled future; close goes through the
- * core, which first wakes every operation waiting on the fd. Also the
- * module's O_NONBLOCK policy (see net.h, "Non-blocking mode"). */
+ * shutdown run inline and return a settled future (async_close, one for every
+ * kind of fd, is the fs module's). Also the module's O_NONBLOCK policy (see
+ * net.h, "Non-blocking mode"). */
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -115,9 +115,3 @@ async_future_t *async_bind(int sockfd, const struct sockaddr *addr, socklen_t ad
 async_future_t *async_listen(int sockfd, int backlog) { return settled(listen(sockfd, backlog)); }
 
 async_future_t *async_shutdown(int sockfd, int how) { return settled(shutdown(sockfd, how)); }
-
-async_future_t *async_close(int fd) {
-    if (fd < 0) return async__future_failed(EBADF);
-    async__net_mark_tcp(fd, false);
-    return async__io_close(fd);
-}

@@ -265,7 +265,6 @@ static void park(io_fd_t *e, async__io_op_t *op) {
 
 /* Worker thread: try the op (unless the fd is known not ready) and park it on EAGAIN. */
 static void start_here(async__worker_t *w, async__io_op_t *op) {
-    op->worker = w;
     if (ASYNC_UNLIKELY(w->exiting)) {
         finish(op, -1, ECANCELED);
         return;
@@ -347,6 +346,7 @@ static void on_start_msg(async__worker_t *w, async__msg_t *m) {
 async_future_t *async__io_start(async__io_op_t *op) {
     async__worker_t *w = async__tls_worker;
     if (w) {
+        op->worker = w;
         start_here(w, op);
         return &op->future;
     }

@@ -1,0 +1,976 @@
+/** \file
+ * Files and directories: the POSIX file API returning futures, directory
+ * streams and a tree walk, stdio-shaped buffered streams over any fd, and
+ * whole-file helpers. */
+#ifndef ASYNCSTD_FS_H
+#define ASYNCSTD_FS_H
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "common.h"
+#include "future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * \defgroup fs Files and directories
+ * The POSIX file surface, each call returning a future.
+ *
+ * Every function here takes the arguments of the libc function it mirrors
+ * and returns a future whose value, awaited with async_await() (or
+ * async_await_ptr() for pointer results), is what the libc function returns,
+ * with `errno` as the libc function sets it for the same call.
+ *
+ * **Where the work runs.** Path and metadata calls (open, stat, rename, ...)
+ * and reads and writes of regular files that would block run on the
+ * blocking-offload pool, on the threads it keeps for file operations, so
+ * user jobs from async_spawn_blocking() never starve them (see
+ * docs/fs.md). A read or write of a regular file first tries
+ * `preadv2()`/`pwritev2()` with `RWF_NOWAIT` on the calling thread: data
+ * already in the page cache costs one system call and no thread hop. Reads
+ * and writes of pipes, FIFOs, sockets and terminals wait for readiness on a
+ * worker's loop instead, so they never hold a pool thread.
+ *
+ * **Arguments.** Path strings are copied: the caller may free or reuse them
+ * as soon as the call returns. Buffers (and every other pointer the call
+ * writes through: `struct stat *`, `off_t *`, `char *template`, ...) must
+ * stay valid until the future settles; after async_cancel(), await the
+ * future before reusing them. A NULL path or a NULL result pointer gives
+ * EFAULT, as the kernel does, after any error the kernel would report
+ * first (a missing file is ENOENT, a bad fd EBADF).
+ *
+ * **Cancellation.** Cancelling an operation still queued for the pool
+ * settles it with ECANCELED and it never runs; one already running on a
+ * pool thread runs to its end and reports its real result. A read or
+ * write waiting for readiness is cancelled at once. The long helpers
+ * (tree removal, copies, walks) stop between steps.
+ *
+ * All functions may be called from a task or from any plain thread.
+ * @{
+ */
+
+/* ---- open and close ------------------------------------------------------ */
+
+/**
+ * Async equivalent of open(2).
+ *
+ * \param path   the file; copied.
+ * \param flags  as for open(2); `O_CLOEXEC` is not added for you.
+ * \param ...    the `mode_t` mode, read when `flags` has `O_CREAT` or `O_TMPFILE`.
+ * \return a future whose value is the new fd, or -1 with open(2)'s errno
+ *         (ENOENT, EACCES, EEXIST, EISDIR, ENOTDIR, ELOOP, EMFILE, EFAULT
+ *         for a NULL path, ...).
+ *
+ * \code
+ * int fd = async_await(async_open("data.txt", O_RDONLY | O_CLOEXEC));
+ * \endcode
+ */
+ASYNC_EXTERN async_future_t *async_open(const char *path, int flags, ...) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of openat(2).
+ *
+ * \param dirfd  the directory relative paths start from, or `AT_FDCWD`.
+ * \param path   the file; copied.
+ * \param flags  as for openat(2).
+ * \param ...    the `mode_t` mode, read when `flags` has `O_CREAT` or `O_TMPFILE`.
+ * \return a future whose value is the new fd, or -1 with openat(2)'s errno
+ *         (EBADF for a bad `dirfd` with a relative path, ENOTDIR, ...).
+ */
+ASYNC_EXTERN async_future_t *async_openat(int dirfd, const char *path, int flags,
+                                          ...) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of close(2).
+ *
+ * Operations of other tasks waiting for readiness on `fd` are woken first
+ * and fail with EBADF, so closing never leaves a task waiting forever.
+ *
+ * \param fd  the descriptor.
+ * \return a future with value 0, or -1 with EBADF (not open) or EIO.
+ */
+ASYNC_EXTERN async_future_t *async_close(int fd) ASYNC_WARN_UNUSED;
+
+/* ---- read and write ------------------------------------------------------ */
+
+/**
+ * Async equivalent of read(2), for any kind of fd.
+ *
+ * Regular files and block devices: data in the page cache is read at once
+ * on the calling thread; otherwise the read runs on the pool. Pipes, FIFOs,
+ * sockets, terminals and other character devices: the call waits for the fd
+ * to become readable on a worker's loop, then reads; whether the fd has
+ * `O_NONBLOCK` makes no difference (the call waits rather than failing with
+ * EAGAIN). As with read(2), fewer bytes than asked for may come back.
+ *
+ * \param fd     the descriptor.
+ * \param buf    where the data goes; must stay valid until the future settles.
+ * \param count  most bytes to read.
+ * \return a future whose value is the count read (0 at end of file), or -1
+ *         with read(2)'s errno: EBADF, EISDIR, EFAULT (bad `buf`), EINVAL,
+ *         EIO, ECONNRESET, ECANCELED (cancelled while waiting).
+ */
+ASYNC_EXTERN async_future_t *async_read(int fd, void *buf, size_t count) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of write(2), for any kind of fd.
+ *
+ * Routes as async_read(). A pipe or socket may take fewer bytes than
+ * offered: loop, or use async_write_all(). Writing to a socket whose peer
+ * has gone gives EPIPE without raising SIGPIPE; to a pipe whose reader has
+ * gone, EPIPE and SIGPIPE, as write(2) gives.
+ *
+ * \param fd     the descriptor.
+ * \param buf    the data; must stay valid until the future settles.
+ * \param count  bytes to write.
+ * \return a future whose value is the count written, or -1 with write(2)'s
+ *         errno: EBADF, EFAULT, EFBIG, ENOSPC, EPIPE, EIO, ECANCELED, ...
+ */
+ASYNC_EXTERN async_future_t *async_write(int fd, const void *buf, size_t count) ASYNC_WARN_UNUSED;
+
+/**
+ * Writes all `count` bytes, looping over partial writes as a careful
+ * write(2) caller does.
+ *
+ * \param fd     the descriptor.
+ * \param buf    the data; must stay valid until the future settles.
+ * \param count  bytes to write.
+ * \return a future whose value is `count`, or -1 with the errno of the
+ *         write that failed (the bytes before it were written). When it is
+ *         cancelled after some bytes went out, the value is the count written.
+ */
+ASYNC_EXTERN async_future_t *async_write_all(int fd, const void *buf,
+                                             size_t count) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of pread(2).
+ *
+ * \param fd      the descriptor (a seekable one).
+ * \param buf     where the data goes; must stay valid until the future settles.
+ * \param count   most bytes to read.
+ * \param offset  the file offset to read at; the file position is unchanged.
+ * \return a future whose value is the count read (0 at or past the end), or
+ *         -1 with pread(2)'s errno: EBADF, ESPIPE (pipe or socket), EINVAL
+ *         (negative offset), EISDIR, EFAULT, EIO.
+ */
+ASYNC_EXTERN async_future_t *async_pread(int fd, void *buf, size_t count,
+                                         off_t offset) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of pwrite(2).
+ *
+ * \param fd      the descriptor (a seekable one).
+ * \param buf     the data; must stay valid until the future settles.
+ * \param count   bytes to write.
+ * \param offset  the file offset to write at.
+ * \return a future whose value is the count written, or -1 with pwrite(2)'s
+ *         errno: EBADF, ESPIPE, EINVAL, EFAULT, EFBIG, ENOSPC, EIO.
+ */
+ASYNC_EXTERN async_future_t *async_pwrite(int fd, const void *buf, size_t count,
+                                          off_t offset) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of readv(2), for any kind of fd (routed as async_read()).
+ *
+ * \param fd      the descriptor.
+ * \param iov     the buffers; the array and the buffers must stay valid until
+ *                the future settles.
+ * \param iovcnt  number of entries (0 to `IOV_MAX`).
+ * \return a future whose value is the count read, or -1 with readv(2)'s
+ *         errno (EINVAL for a negative or too large `iovcnt`, EFAULT, ...).
+ */
+ASYNC_EXTERN async_future_t *async_readv(int fd, const struct iovec *iov,
+                                         int iovcnt) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of writev(2), for any kind of fd (routed as async_write()).
+ *
+ * \param fd      the descriptor.
+ * \param iov     the buffers; the array and the buffers must stay valid until
+ *                the future settles.
+ * \param iovcnt  number of entries (0 to `IOV_MAX`).
+ * \return a future whose value is the count written, or -1 with writev(2)'s errno.
+ */
+ASYNC_EXTERN async_future_t *async_writev(int fd, const struct iovec *iov,
+                                          int iovcnt) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of preadv(2).
+ *
+ * \param fd      the descriptor (a seekable one).
+ * \param iov     the buffers; must stay valid until the future settles.
+ * \param iovcnt  number of entries.
+ * \param offset  the file offset to read at.
+ * \return a future whose value is the count read, or -1 with preadv(2)'s errno.
+ */
+ASYNC_EXTERN async_future_t *async_preadv(int fd, const struct iovec *iov, int iovcnt,
+                                          off_t offset) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of pwritev(2).
+ *
+ * \param fd      the descriptor (a seekable one).
+ * \param iov     the buffers; must stay valid until the future settles.
+ * \param iovcnt  number of entries.
+ * \param offset  the file offset to write at.
+ * \return a future whose value is the count written, or -1 with pwritev(2)'s errno.
+ */
+ASYNC_EXTERN async_future_t *async_pwritev(int fd, const struct iovec *iov, int iovcnt,
+                                           off_t offset) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of lseek(2).
+ *
+ * lseek never waits for the disk, so it runs on the calling thread and the
+ * future is settled when returned.
+ *
+ * \param fd      the descriptor.
+ * \param offset  the offset, interpreted by `whence`.
+ * \param whence  `SEEK_SET`, `SEEK_CUR`, `SEEK_END`, `SEEK_DATA` or `SEEK_HOLE`.
+ * \return a future whose value is the new offset, or -1 with EBADF, EINVAL,
+ *         ESPIPE (pipe, socket), ENXIO or EOVERFLOW.
+ */
+ASYNC_EXTERN async_future_t *async_lseek(int fd, off_t offset, int whence) ASYNC_WARN_UNUSED;
+
+/* ---- syncing and sizing -------------------------------------------------- */
+
+/**
+ * Async equivalent of fsync(2).
+ *
+ * \param fd  the descriptor.
+ * \return a future with value 0, or -1 with EBADF, EINVAL (a pipe or socket), EIO, ENOSPC.
+ */
+ASYNC_EXTERN async_future_t *async_fsync(int fd) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fdatasync(2).
+ *
+ * \param fd  the descriptor.
+ * \return a future with value 0, or -1 with fdatasync(2)'s errno (as async_fsync()).
+ */
+ASYNC_EXTERN async_future_t *async_fdatasync(int fd) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of ftruncate(2).
+ *
+ * \param fd      the descriptor, open for writing.
+ * \param length  the new size.
+ * \return a future with value 0, or -1 with EBADF, EINVAL (negative length,
+ *         or not a regular file open for writing), EFBIG, EIO.
+ */
+ASYNC_EXTERN async_future_t *async_ftruncate(int fd, off_t length) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fallocate(2) (Linux).
+ *
+ * \param fd      the descriptor, open for writing.
+ * \param mode    0, or `FALLOC_FL_*` flags.
+ * \param offset  start of the range.
+ * \param len     length of the range (positive).
+ * \return a future with value 0, or -1 with EBADF, EINVAL, ENOSPC,
+ *         EOPNOTSUPP (the file system lacks the mode), ESPIPE, ENODEV.
+ */
+ASYNC_EXTERN async_future_t *async_fallocate(int fd, int mode, off_t offset,
+                                             off_t len) ASYNC_WARN_UNUSED;
+
+/* ---- metadata ------------------------------------------------------------ */
+
+/**
+ * Async equivalent of stat(2).
+ *
+ * \param path     the file (symbolic links are followed); copied.
+ * \param statbuf  receives the status; must stay valid until the future settles.
+ * \return a future with value 0, or -1 with ENOENT, ENOTDIR, EACCES, ELOOP,
+ *         ENAMETOOLONG, EFAULT (NULL `path` or `statbuf`).
+ */
+ASYNC_EXTERN async_future_t *async_stat(const char *path, struct stat *statbuf) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fstat(2).
+ *
+ * \param fd       the descriptor.
+ * \param statbuf  receives the status; must stay valid until the future settles.
+ * \return a future with value 0, or -1 with EBADF or EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_fstat(int fd, struct stat *statbuf) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of lstat(2): a symbolic link itself is described.
+ *
+ * \param path     the file; copied.
+ * \param statbuf  receives the status; must stay valid until the future settles.
+ * \return as async_stat().
+ */
+ASYNC_EXTERN async_future_t *async_lstat(const char *path, struct stat *statbuf) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fstatat(2).
+ *
+ * \param dirfd    the directory relative paths start from, or `AT_FDCWD`.
+ * \param path     the file; copied.
+ * \param statbuf  receives the status; must stay valid until the future settles.
+ * \param flags    0, `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`, `AT_NO_AUTOMOUNT`.
+ * \return as async_stat(), and EBADF (bad `dirfd`), EINVAL (bad `flags`).
+ */
+ASYNC_EXTERN async_future_t *async_fstatat(int dirfd, const char *path, struct stat *statbuf,
+                                           int flags) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of access(2).
+ *
+ * \param path  the file; copied.
+ * \param mode  `F_OK`, or a mask of `R_OK`, `W_OK`, `X_OK`.
+ * \return a future with value 0, or -1 with EACCES, ENOENT, ENOTDIR, EROFS,
+ *         EINVAL (bad `mode`), EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_access(const char *path, int mode) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of statvfs(3).
+ *
+ * \param path  any file on the file system; copied.
+ * \param buf   receives the file system's statistics; must stay valid until
+ *              the future settles.
+ * \return a future with value 0, or -1 with ENOENT, ENOTDIR, EACCES, EFAULT, ...
+ */
+ASYNC_EXTERN async_future_t *async_statvfs(const char *path, struct statvfs *buf) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fstatvfs(3).
+ *
+ * \param fd   an open descriptor on the file system.
+ * \param buf  receives the statistics; must stay valid until the future settles.
+ * \return a future with value 0, or -1 with EBADF or EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_fstatvfs(int fd, struct statvfs *buf) ASYNC_WARN_UNUSED;
+
+/* ---- names: create, remove, rename, link -------------------------------- */
+
+/**
+ * Async equivalent of mkdir(2).
+ *
+ * \param path  the new directory; copied.
+ * \param mode  its permissions (less the umask).
+ * \return a future with value 0, or -1 with EEXIST, ENOENT, ENOTDIR, EACCES, EFAULT, ...
+ */
+ASYNC_EXTERN async_future_t *async_mkdir(const char *path, mode_t mode) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of rmdir(2).
+ *
+ * \param path  the directory; copied.
+ * \return a future with value 0, or -1 with ENOTEMPTY, ENOENT, ENOTDIR,
+ *         EBUSY, EINVAL (path ends in "."), EACCES, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_rmdir(const char *path) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of unlink(2).
+ *
+ * \param path  the name to remove; copied.
+ * \return a future with value 0, or -1 with ENOENT, EISDIR, EACCES, EPERM, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_unlink(const char *path) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of rename(2).
+ *
+ * \param oldpath  the existing name; copied.
+ * \param newpath  the new name; copied.
+ * \return a future with value 0, or -1 with ENOENT, EISDIR, ENOTDIR,
+ *         ENOTEMPTY, EXDEV, EINVAL, EACCES, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_rename(const char *oldpath,
+                                          const char *newpath) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of link(2).
+ *
+ * \param oldpath  the existing file; copied.
+ * \param newpath  the new name; copied.
+ * \return a future with value 0, or -1 with EEXIST, ENOENT, EPERM
+ *         (a directory), EXDEV, EACCES, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_link(const char *oldpath, const char *newpath) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of symlink(2).
+ *
+ * \param target    what the link points to (need not exist); copied.
+ * \param linkpath  the new link; copied.
+ * \return a future with value 0, or -1 with EEXIST, ENOENT (`target`
+ *         empty, or no parent directory), EACCES, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_symlink(const char *target,
+                                           const char *linkpath) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of readlink(2). As with readlink(2), the result is not
+ * NUL-terminated and is cut at `bufsiz` bytes.
+ *
+ * \param path    the symbolic link; copied.
+ * \param buf     receives the target; must stay valid until the future settles.
+ * \param bufsiz  size of `buf` (positive).
+ * \return a future whose value is the byte count placed in `buf`, or -1
+ *         with EINVAL (not a link, or `bufsiz` 0), ENOENT, EACCES, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_readlink(const char *path, char *buf,
+                                            size_t bufsiz) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of realpath(3). Await it with async_await_ptr().
+ *
+ * \param path           the name to resolve; copied.
+ * \param resolved_path  a buffer of `PATH_MAX` bytes that receives the result
+ *                       (valid until the future settles), or NULL for a
+ *                       malloc()ed result the caller frees.
+ * \return a future whose pointer value is the canonical path, or NULL with
+ *         ENOENT, ENOTDIR, EACCES, ELOOP, ENAMETOOLONG, EINVAL (NULL `path`).
+ */
+ASYNC_EXTERN async_future_t *async_realpath(const char *path,
+                                            char *resolved_path) ASYNC_WARN_UNUSED;
+
+/* ---- permissions, owners and times -------------------------------------- */
+
+/**
+ * Async equivalent of chmod(2).
+ *
+ * \param path  the file; copied.
+ * \param mode  the new permission bits.
+ * \return a future with value 0, or -1 with EPERM, ENOENT, EACCES, EROFS, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_chmod(const char *path, mode_t mode) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fchmod(2).
+ *
+ * \param fd    the descriptor.
+ * \param mode  the new permission bits.
+ * \return a future with value 0, or -1 with EBADF, EPERM, EROFS.
+ */
+ASYNC_EXTERN async_future_t *async_fchmod(int fd, mode_t mode) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of chown(2).
+ *
+ * \param path   the file (links followed); copied.
+ * \param owner  the new owner, or (uid_t)-1 to keep it.
+ * \param group  the new group, or (gid_t)-1 to keep it.
+ * \return a future with value 0, or -1 with EPERM, ENOENT, EACCES, EROFS, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_chown(const char *path, uid_t owner,
+                                         gid_t group) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fchown(2).
+ *
+ * \param fd     the descriptor.
+ * \param owner  the new owner, or (uid_t)-1 to keep it.
+ * \param group  the new group, or (gid_t)-1 to keep it.
+ * \return a future with value 0, or -1 with EBADF, EPERM, EROFS.
+ */
+ASYNC_EXTERN async_future_t *async_fchown(int fd, uid_t owner, gid_t group) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of lchown(2): a symbolic link itself changes owner.
+ *
+ * \param path   the file; copied.
+ * \param owner  the new owner, or (uid_t)-1 to keep it.
+ * \param group  the new group, or (gid_t)-1 to keep it.
+ * \return as async_chown().
+ */
+ASYNC_EXTERN async_future_t *async_lchown(const char *path, uid_t owner,
+                                          gid_t group) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of utimes(2).
+ *
+ * \param path   the file; copied.
+ * \param times  access and modification times (copied), or NULL for now.
+ * \return a future with value 0, or -1 with ENOENT, EACCES, EPERM, EINVAL
+ *         (a microsecond field out of range), EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_utimes(const char *path,
+                                          const struct timeval times[2]) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of futimes(3).
+ *
+ * \param fd     the descriptor.
+ * \param times  access and modification times (copied), or NULL for now.
+ * \return a future with value 0, or -1 with EBADF, EPERM, EINVAL.
+ */
+ASYNC_EXTERN async_future_t *async_futimes(int fd, const struct timeval times[2]) ASYNC_WARN_UNUSED;
+
+/* ---- temporary files ------------------------------------------------------ */
+
+/**
+ * Async equivalent of mkstemp(3).
+ *
+ * \param template_  a name ending in "XXXXXX", rewritten in place with the
+ *                   name chosen; must stay valid until the future settles.
+ * \return a future whose value is the open fd (read-write, mode 0600), or -1
+ *         with EINVAL (no "XXXXXX" suffix), EEXIST, ENOENT, EACCES, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_mkstemp(char *template_) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of mkdtemp(3). Await it with async_await_ptr().
+ *
+ * \param template_  a name ending in "XXXXXX", rewritten in place; must stay
+ *                   valid until the future settles.
+ * \return a future whose pointer value is `template_`, or NULL with EINVAL,
+ *         EEXIST, ENOENT, EACCES, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_mkdtemp(char *template_) ASYNC_WARN_UNUSED;
+
+/* ---- copying between descriptors ----------------------------------------- */
+
+/**
+ * Async equivalent of sendfile(2). Runs on the pool; a socket `out_fd`
+ * without `O_NONBLOCK` may hold a pool thread while the peer is slow.
+ *
+ * \param out_fd  the destination.
+ * \param in_fd   the source (a file that supports mmap-like reads).
+ * \param offset  where to read from, updated past the bytes sent (must stay
+ *                valid until the future settles); NULL to use and advance
+ *                `in_fd`'s file position.
+ * \param count   most bytes to copy.
+ * \return a future whose value is the count copied, or -1 with EBADF, EINVAL,
+ *         EIO, ESPIPE, EOVERFLOW, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset,
+                                            size_t count) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of copy_file_range(2).
+ *
+ * \param fd_in    the source.
+ * \param off_in   source offset, updated (valid until the future settles), or NULL.
+ * \param fd_out   the destination.
+ * \param off_out  destination offset, updated, or NULL.
+ * \param len      most bytes to copy.
+ * \param flags    must be 0.
+ * \return a future whose value is the count copied (0 at the source's end),
+ *         or -1 with EBADF, EINVAL, EISDIR, EXDEV, EOVERFLOW, EFBIG, ENOSPC.
+ */
+ASYNC_EXTERN async_future_t *async_copy_file_range(int fd_in, off_t *off_in, int fd_out,
+                                                   off_t *off_out, size_t len,
+                                                   unsigned flags) ASYNC_WARN_UNUSED;
+
+/* ---- directories ------------------------------------------------------- */
+
+/** An open directory stream (the counterpart of `DIR`), from
+ * async_opendir() or async_fdopendir(). */
+typedef struct async_dir async_dir_t;
+
+/**
+ * Async equivalent of opendir(3). Await it with async_await_ptr().
+ *
+ * The stream reads entries in large batches, so most async_readdir() calls
+ * complete at once without a system call.
+ *
+ * \param name  the directory; copied.
+ * \return a future whose pointer value is the stream, or NULL with ENOENT,
+ *         ENOTDIR, EACCES, EMFILE, ENOMEM, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_opendir(const char *name) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fdopendir(3): a stream over an open directory fd,
+ * which then belongs to the stream. Nothing waits, so the result is direct.
+ *
+ * \param fd  an fd open on a directory.
+ * \return the stream, or NULL with EBADF, ENOTDIR or ENOMEM.
+ */
+ASYNC_EXTERN async_dir_t *async_fdopendir(int fd);
+
+/**
+ * Async equivalent of readdir(3). Await it with async_await_ptr().
+ *
+ * As with readdir(3), the entry is overwritten by the next call on the same
+ * stream, and the end is told from an error by `errno`: set it to 0 first.
+ * "." and ".." are returned as readdir(3) returns them. Only one call at a
+ * time per stream.
+ *
+ * \param dirp  the stream.
+ * \return a future whose pointer value is the next entry, NULL (with `errno`
+ *         untouched) at the end, or NULL with EBADF (`dirp` NULL), EBUSY
+ *         (another call on the stream is pending), EIO, ENOENT (the
+ *         directory was removed).
+ */
+ASYNC_EXTERN async_future_t *async_readdir(async_dir_t *dirp) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of rewinddir(3). Nothing waits.
+ *
+ * \param dirp  the stream; NULL is ignored.
+ */
+ASYNC_EXTERN void async_rewinddir(async_dir_t *dirp);
+
+/**
+ * Async equivalent of dirfd(3).
+ *
+ * \param dirp  the stream.
+ * \return the stream's fd, or -1 with EINVAL (`dirp` NULL).
+ */
+ASYNC_EXTERN int async_dirfd(async_dir_t *dirp);
+
+/**
+ * Async equivalent of closedir(3). The stream is freed even when closing
+ * its fd fails.
+ *
+ * \param dirp  the stream (consumed); must have no pending async_readdir().
+ * \return a future with value 0, or -1 with EBADF (`dirp` NULL) or EIO.
+ */
+ASYNC_EXTERN async_future_t *async_closedir(async_dir_t *dirp) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of scandir(3).
+ *
+ * The whole scan runs on a pool thread, so `filter` and `compar` are called
+ * there: they must not await, and must be safe to call from another thread.
+ *
+ * \param dirp      the directory; copied.
+ * \param namelist  receives a malloc()ed array of malloc()ed entries, each
+ *                  freed by the caller; must stay valid until the future settles.
+ * \param filter    keeps the entries for which it returns nonzero, or NULL for all.
+ * \param compar    sorts the result (`alphasort`, `versionsort`), or NULL to keep
+ *                  the directory's order.
+ * \return a future whose value is the entry count, or -1 with ENOENT,
+ *         ENOTDIR, EACCES, ENOMEM, EFAULT (NULL `dirp` or `namelist`).
+ */
+ASYNC_EXTERN async_future_t *
+async_scandir(const char *dirp, struct dirent ***namelist, int (*filter)(const struct dirent *),
+              int (*compar)(const struct dirent **, const struct dirent **)) ASYNC_WARN_UNUSED;
+
+/** A tree walk in progress, from async_walk_open(). */
+typedef struct async_walk async_walk_t;
+
+/** One entry of a tree walk, valid until the next async_walk_next() on the walk. */
+typedef struct async_walk_entry {
+    const char *path; /**< the path: the root given to async_walk_open(), then "/" and the names */
+    const char *name; /**< the last component of `path` (the root's whole path for the root) */
+    int type;         /**< `DT_REG`, `DT_DIR`, `DT_LNK`, ... (never `DT_UNKNOWN`) */
+    int depth;        /**< 0 for the root, 1 for its entries, ... */
+    int post;         /**< 1 when a directory is seen again after its contents (ASYNC_WALK_POST) */
+    int error; /**< 0, or the errno of opening or reading this directory (it is not entered) */
+} async_walk_entry_t;
+
+/** async_walk_open() flag: also report each directory after its contents
+ * (with `post` set), as `rm -r` needs. */
+#define ASYNC_WALK_POST 1
+/** async_walk_open() flag: follow symbolic links to directories (loops are
+ * not detected; a walk never leaves ELOOP's depth). By default a link is
+ * reported as `DT_LNK` and not entered. */
+#define ASYNC_WALK_FOLLOW 2
+
+/**
+ * Starts a depth-first walk of a directory tree: the root first, then each
+ * directory's entries before its siblings (pre-order), "." and ".." left out.
+ * The walk reads directories in batches on a pool thread, so most
+ * async_walk_next() calls complete at once.
+ *
+ * \param root   the top of the tree (a directory, or any other file, which is
+ *               then the only entry); copied.
+ * \param flags  0, or `ASYNC_WALK_POST` | `ASYNC_WALK_FOLLOW`.
+ * \return the walk, or NULL with EINVAL (bad flags, NULL `root`) or ENOMEM.
+ *         The root is not looked at until async_walk_next().
+ */
+ASYNC_EXTERN async_walk_t *async_walk_open(const char *root, int flags);
+
+/**
+ * The next entry of a walk. Await it with async_await_ptr().
+ *
+ * A directory that cannot be opened or read is still reported, with `error`
+ * set, and not entered; the walk goes on. Only one call at a time per walk.
+ *
+ * \param w  the walk.
+ * \return a future whose pointer value is an `async_walk_entry_t *`, NULL with
+ *         `errno` untouched at the end, or NULL with ENOENT (the root does
+ *         not exist), EACCES, EBUSY (a call is pending), EINVAL (`w` NULL), ENOMEM.
+ */
+ASYNC_EXTERN async_future_t *async_walk_next(async_walk_t *w) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fts_set(FTS_SKIP): do not enter the directory that the
+ * last async_walk_next() returned.
+ *
+ * \param w  the walk.
+ * \return 0, or -1 with EINVAL (`w` NULL, or the last entry is not a
+ *         directory that will be entered).
+ */
+ASYNC_EXTERN int async_walk_skip(async_walk_t *w);
+
+/**
+ * Ends a walk and frees it. NULL is ignored. Must have no pending call.
+ *
+ * \param w  the walk (consumed).
+ */
+ASYNC_EXTERN void async_walk_close(async_walk_t *w);
+
+/* ---- buffered streams -------------------------------------------------- */
+
+/**
+ * A buffered stream over any fd, shaped like stdio's `FILE`: its reads and
+ * writes go through async_read() and async_write(), so it serves line
+ * protocols on sockets and pipes as well as files. One operation at a time
+ * per stream (a second one while one is pending fails with EBUSY).
+ * Cancelling a read loses no data: bytes already read stay in the buffer for
+ * the next call.
+ */
+typedef struct async_file async_file_t;
+
+/**
+ * Async equivalent of fopen(3). Await it with async_await_ptr().
+ *
+ * \param path  the file; copied.
+ * \param mode  "r", "w", "a", "r+", "w+", "a+", optionally with "b" (ignored),
+ *              "e" (`O_CLOEXEC`) and "x" (`O_EXCL`); copied.
+ * \return a future whose pointer value is the stream, or NULL with EINVAL
+ *         (bad mode), open(2)'s errno, ENOMEM.
+ */
+ASYNC_EXTERN async_future_t *async_fopen(const char *path, const char *mode) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fdopen(3): a stream over an open fd, which then belongs
+ * to the stream (async_fclose() closes it). Nothing waits, so the result is direct.
+ *
+ * \param fd    the descriptor.
+ * \param mode  as for async_fopen() ("w" does not truncate).
+ * \return the stream, or NULL with EBADF (`fd` not open), EINVAL (bad mode,
+ *         or one the fd's access mode does not allow) or ENOMEM.
+ */
+ASYNC_EXTERN async_file_t *async_fdopen(int fd, const char *mode);
+
+/**
+ * Async equivalent of fgets(3). Await it with async_await_ptr().
+ *
+ * \param s     receives the line with its newline and a terminating NUL; must
+ *              stay valid until the future settles.
+ * \param size  size of `s` (at least 1; at most `size - 1` bytes are read).
+ * \param f     the stream.
+ * \return a future whose pointer value is `s`, or NULL at end of file with
+ *         nothing read (errno untouched; async_feof() then says 1), or NULL
+ *         with a read error's errno, EINVAL (`size` < 1 or a NULL argument),
+ *         EBADF (not open for reading), EBUSY, ECANCELED.
+ */
+ASYNC_EXTERN async_future_t *async_fgets(char *s, int size, async_file_t *f) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of getline(3).
+ *
+ * \param lineptr  a malloc()ed buffer or NULL, grown with realloc() as needed;
+ *                 must stay valid until the future settles.
+ * \param n        its size, updated; must stay valid until the future settles.
+ * \param f        the stream.
+ * \return a future whose value is the line's length (newline included, NUL
+ *         not), or -1 at end of file (errno untouched) or with EINVAL
+ *         (NULL argument), ENOMEM, EBADF, EBUSY, ECANCELED or a read error.
+ */
+ASYNC_EXTERN async_future_t *async_getline(char **lineptr, size_t *n,
+                                           async_file_t *f) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fread(3).
+ *
+ * \param ptr    where the items go; must stay valid until the future settles.
+ * \param size   size of one item.
+ * \param nmemb  number of items.
+ * \param f      the stream.
+ * \return a future whose value is the count of whole items read: fewer than
+ *         `nmemb` at end of file or on error (check async_feof() /
+ *         async_ferror(); the error's errno comes with a short count of 0
+ *         as -1). Bytes of a partial item stay consumed, as with fread(3).
+ */
+ASYNC_EXTERN async_future_t *async_fread(void *ptr, size_t size, size_t nmemb,
+                                         async_file_t *f) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fwrite(3). Data is buffered; a full buffer (or a write
+ * larger than the buffer) is written through to the fd.
+ *
+ * \param ptr    the items; must stay valid until the future settles.
+ * \param size   size of one item.
+ * \param nmemb  number of items.
+ * \param f      the stream.
+ * \return a future whose value is `nmemb`, or fewer on error; -1 with the
+ *         write error's errno, EBADF (not open for writing) or EBUSY when
+ *         nothing was written.
+ */
+ASYNC_EXTERN async_future_t *async_fwrite(const void *ptr, size_t size, size_t nmemb,
+                                          async_file_t *f) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fputs(3).
+ *
+ * \param s  the string (its NUL is not written); must stay valid until the future settles.
+ * \param f  the stream.
+ * \return a future with a nonnegative value, or -1 with a write error's
+ *         errno, EBADF, EINVAL (NULL argument) or EBUSY.
+ */
+ASYNC_EXTERN async_future_t *async_fputs(const char *s, async_file_t *f) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fprintf(3). The text is formatted at once (so the
+ * arguments need not outlive the call) and buffered.
+ *
+ * \param f       the stream.
+ * \param format  the printf format.
+ * \param ...     its arguments.
+ * \return a future whose value is the count of bytes formatted, or -1 with
+ *         a write error's errno, EBADF, EINVAL, ENOMEM, EOVERFLOW or EBUSY.
+ */
+ASYNC_EXTERN async_future_t *async_fprintf(async_file_t *f, const char *format, ...)
+    __attribute__((format(printf, 2, 3))) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of vfprintf(3).
+ *
+ * \param f       the stream.
+ * \param format  the printf format.
+ * \param ap      its arguments.
+ * \return as async_fprintf().
+ */
+ASYNC_EXTERN async_future_t *async_vfprintf(async_file_t *f, const char *format,
+                                            va_list ap) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fflush(3): writes out buffered data. For a read
+ * stream on a seekable fd, it drops the read-ahead and moves the fd's
+ * position back to the stream's.
+ *
+ * \param f  the stream (NULL is EINVAL: unlike fflush(3), there is no list
+ *           of all streams).
+ * \return a future with value 0, or -1 with the write error's errno, EBADF,
+ *         EINVAL or EBUSY.
+ */
+ASYNC_EXTERN async_future_t *async_fflush(async_file_t *f) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fclose(3): flushes, closes the fd and frees the
+ * stream, which is gone even when the future reports an error.
+ *
+ * \param f  the stream (consumed); must have no pending operation.
+ * \return a future with value 0, or -1 with the flush's or close's errno, or
+ *         EINVAL (`f` NULL) or EBUSY (an operation is pending; nothing is freed).
+ */
+ASYNC_EXTERN async_future_t *async_fclose(async_file_t *f) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of feof(3).
+ *
+ * \param f  the stream.
+ * \return nonzero once a read has met the end of the file, 0 otherwise (and for NULL).
+ */
+ASYNC_EXTERN int async_feof(async_file_t *f);
+
+/**
+ * Async equivalent of ferror(3).
+ *
+ * \param f  the stream.
+ * \return nonzero once a read or write has failed, 0 otherwise (and for NULL).
+ */
+ASYNC_EXTERN int async_ferror(async_file_t *f);
+
+/**
+ * Async equivalent of clearerr(3): resets the end-of-file and error flags.
+ *
+ * \param f  the stream; NULL is ignored.
+ */
+ASYNC_EXTERN void async_clearerr(async_file_t *f);
+
+/**
+ * Async equivalent of fileno(3).
+ *
+ * \param f  the stream.
+ * \return its fd, or -1 with EBADF (`f` NULL).
+ */
+ASYNC_EXTERN int async_fileno(async_file_t *f);
+
+/* ---- whole-file and tree helpers --------------------------------------- */
+
+/**
+ * Reads a whole file into a new buffer. Await it with async_await_ptr().
+ *
+ * \param path  the file; copied.
+ * \param len   if not NULL, receives the byte count (valid until the future settles).
+ * \return a future whose pointer value is a malloc()ed buffer holding the
+ *         file and one extra NUL byte (so text can be used as a string), or
+ *         NULL with open(2)'s or read(2)'s errno (ENOENT, EISDIR, EACCES, ...),
+ *         ENOMEM, EFAULT (NULL `path`), ECANCELED.
+ */
+ASYNC_EXTERN async_future_t *async_readfile(const char *path, size_t *len) ASYNC_WARN_UNUSED;
+
+/**
+ * Writes a buffer to a file atomically: into a new temporary file beside
+ * it, synced, then renamed over `path`. Readers see the old file or the new
+ * one, never a part; after a crash, one of the two.
+ *
+ * \param path  the file; copied.
+ * \param buf   the data; must stay valid until the future settles.
+ * \param len   its length.
+ * \param mode  the permissions of the new file (less the umask).
+ * \return a future with value 0, or -1 with the errno of the step that
+ *         failed (EACCES or ENOENT for the directory, ENOSPC, EIO, EISDIR
+ *         when `path` is a directory, EFAULT, ECANCELED); the temporary file
+ *         is then removed and `path` is untouched.
+ */
+ASYNC_EXTERN async_future_t *async_writefile(const char *path, const void *buf, size_t len,
+                                             mode_t mode) ASYNC_WARN_UNUSED;
+
+/**
+ * Copies a file's contents and permission bits to a new or truncated file,
+ * in the kernel where it can (copy_file_range(2), which may share extents
+ * on file systems that can, else sendfile(2)), else by reading and writing.
+ *
+ * \param from  the source file; copied.
+ * \param to    the destination (created or truncated); copied.
+ * \return a future whose value is the byte count copied, or -1 with the
+ *         errno of the step that failed (ENOENT or EACCES on either side,
+ *         EISDIR, ENOSPC, EFAULT, ECANCELED); a partly written `to` is removed.
+ */
+ASYNC_EXTERN async_future_t *async_copyfile(const char *from, const char *to) ASYNC_WARN_UNUSED;
+
+/**
+ * Creates a directory and every missing parent, like `mkdir -p`.
+ *
+ * \param path    the directory; copied.
+ * \param mode    permissions of each directory created (less the umask).
+ * \param failed  if not NULL, receives on failure a malloc()ed copy of the
+ *                path whose mkdir(2) failed (NULL on success); must stay
+ *                valid until the future settles. The caller frees it.
+ * \return a future with value 0 (also when it all exists), or -1 with the
+ *         failing mkdir's errno: EEXIST (a component is not a directory),
+ *         EACCES, ENOTDIR, EROFS, ENOSPC, EFAULT (NULL `path`), ENOENT (empty path).
+ */
+ASYNC_EXTERN async_future_t *async_mkdir_p(const char *path, mode_t mode,
+                                           char **failed) ASYNC_WARN_UNUSED;
+
+/**
+ * Removes a file or a whole directory tree, like `rm -r` (links are removed,
+ * never followed). It stops at the first failure.
+ *
+ * \param path    the file or tree; copied.
+ * \param failed  as for async_mkdir_p(): the path whose removal failed.
+ * \return a future with value 0, or -1 with the failing step's errno:
+ *         ENOENT (`path` missing), EACCES, EPERM, EBUSY, EROFS, EFAULT, ECANCELED.
+ */
+ASYNC_EXTERN async_future_t *async_rmtree(const char *path, char **failed) ASYNC_WARN_UNUSED;
+
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

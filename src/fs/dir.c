@@ -1,0 +1,206 @@
+/* Directory streams (opendir, fdopendir, readdir, rewinddir, dirfd,
+ * closedir), scandir, and the getdents64 batch reader they share with the
+ * tree walk and the tree helpers.
+ *
+ * A stream reads 32 KiB of entries per system call (hundreds of names), so
+ * async_readdir() hands out entries already in the buffer at once and goes
+ * to the pool only to refill it; opendir reads the first batch in the same
+ * pool job as the open. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* The kernel's record: the same layout as glibc's struct dirent64. */
+struct kdirent {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+int async__fs_dirbuf_fill(fs_dirbuf_t *d) {
+    ssize_t n = getdents64(d->fd, d->data, sizeof d->data);
+    if (n < 0) return errno;
+    d->pos = 0;
+    d->len = (size_t)n;
+    if (n == 0) d->eof = true;
+    return 0;
+}
+
+bool async__fs_dirbuf_peek(fs_dirbuf_t *d, struct dirent64_view *out) {
+    if (d->pos >= d->len) return false;
+    const struct kdirent *k = (const struct kdirent *)(d->data + d->pos);
+    out->name = k->d_name;
+    out->type = k->d_type;
+    out->ino = (ino_t)k->d_ino;
+    out->off = (off_t)k->d_off;
+    return true;
+}
+
+void async__fs_dirbuf_consume(fs_dirbuf_t *d) {
+    const struct kdirent *k = (const struct kdirent *)(d->data + d->pos);
+    d->pos += k->d_reclen;
+}
+
+bool async__fs_dirbuf_next(fs_dirbuf_t *d, struct dirent64_view *out, int *err) {
+    *err = 0;
+    while (!async__fs_dirbuf_peek(d, out)) {
+        if (d->eof) return false;
+        if ((*err = async__fs_dirbuf_fill(d)) != 0) return false;
+    }
+    async__fs_dirbuf_consume(d);
+    return true;
+}
+
+/* ---- streams --------------------------------------------------------------- */
+
+struct async_dir {
+    fs_dirbuf_t b;
+    atomic_bool busy; /* a pool refill is in flight */
+    struct dirent ent;
+};
+
+static async_dir_t *dir_new(int fd) {
+    async_dir_t *d = malloc(sizeof *d);
+    if (!d) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    d->b.fd = fd;
+    d->b.pos = d->b.len = 0;
+    d->b.eof = false;
+    atomic_init(&d->busy, false);
+    return d;
+}
+
+static intptr_t run_opendir(fs_op_t *op) {
+    int fd = open(op->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    async_dir_t *d = dir_new(fd);
+    if (!d) {
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    /* The first batch comes with the open: most directories fit in it.
+     * An error is left for readdir to meet again and report. */
+    if (async__fs_dirbuf_fill(&d->b) != 0) d->b.len = d->b.pos = 0;
+    return (intptr_t)d;
+}
+
+async_future_t *async_opendir(const char *name) {
+    if (!name) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_opendir, name, NULL);
+    return op ? async__fs_submit(op) : NULL;
+}
+
+async_dir_t *async_fdopendir(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return NULL;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return NULL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return NULL;
+    if ((fl & O_ACCMODE) == O_WRONLY || (fl & O_PATH)) {
+        errno = EBADF;
+        return NULL;
+    }
+    async_dir_t *d = dir_new(fd);
+    if (d) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return d;
+}
+
+static struct dirent *dir_take(async_dir_t *d, const struct dirent64_view *v) {
+    d->ent.d_ino = v->ino;
+    d->ent.d_off = v->off;
+    d->ent.d_reclen = sizeof d->ent;
+    d->ent.d_type = v->type;
+    size_t n = strlen(v->name);
+    if (n >= sizeof d->ent.d_name) n = sizeof d->ent.d_name - 1; /* NAME_MAX bounds it anyway */
+    memcpy(d->ent.d_name, v->name, n);
+    d->ent.d_name[n] = 0;
+    async__fs_dirbuf_consume(&d->b);
+    return &d->ent;
+}
+
+static intptr_t run_readdir(fs_op_t *op) {
+    async_dir_t *d = op->buf;
+    struct dirent64_view v;
+    intptr_t r = 0;
+    int err = 0;
+    for (;;) {
+        if (async__fs_dirbuf_peek(&d->b, &v)) {
+            r = (intptr_t)dir_take(d, &v);
+            break;
+        }
+        if (d->b.eof) break;
+        if ((err = async__fs_dirbuf_fill(&d->b)) != 0) {
+            r = -1;
+            break;
+        }
+    }
+    atomic_store_explicit(&d->busy, false, memory_order_release);
+    errno = err;
+    return r;
+}
+
+async_future_t *async_readdir(async_dir_t *dirp) {
+    if (!dirp) return async__future_failed(EBADF);
+    if (atomic_load_explicit(&dirp->busy, memory_order_acquire)) return async__future_failed(EBUSY);
+    struct dirent64_view v;
+    if (async__fs_dirbuf_peek(&dirp->b, &v))
+        return async__future_done((intptr_t)dir_take(dirp, &v));
+    if (dirp->b.eof) return async__future_done(0);
+    fs_op_t *op = async__fs_op_new(run_readdir, NULL, NULL);
+    if (!op) return NULL;
+    op->buf = dirp;
+    atomic_store(&dirp->busy, true);
+    return async__fs_submit(op);
+}
+
+void async_rewinddir(async_dir_t *dirp) {
+    if (!dirp) return;
+    lseek(dirp->b.fd, 0, SEEK_SET);
+    dirp->b.pos = dirp->b.len = 0;
+    dirp->b.eof = false;
+}
+
+int async_dirfd(async_dir_t *dirp) {
+    if (!dirp) {
+        errno = EINVAL;
+        return -1;
+    }
+    return dirp->b.fd;
+}
+
+async_future_t *async_closedir(async_dir_t *dirp) {
+    if (!dirp) return async__future_failed(EBADF);
+    int fd = dirp->b.fd;
+    free(dirp);
+    return async_close(fd);
+}
+
+/* ---- scandir ---------------------------------------------------------------- */
+
+static intptr_t run_scandir(fs_op_t *op) {
+    return scandir(op->path, op->buf, (int (*)(const struct dirent *))op->fn1,
+                   (int (*)(const struct dirent **, const struct dirent **))op->fn2);
+}
+
+async_future_t *async_scandir(const char *dirp, struct dirent ***namelist,
+                              int (*filter)(const struct dirent *),
+                              int (*compar)(const struct dirent **, const struct dirent **)) {
+    if (!dirp || !namelist) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_scandir, dirp, NULL);
+    if (!op) return NULL;
+    op->buf = namelist;
+    op->fn1 = (void (*)(void))filter;
+    op->fn2 = (void (*)(void))compar;
+    return async__fs_submit(op);
+}

@@ -1,0 +1,117 @@
+/* Descriptor calls that may wait for the disk: open, openat, close, fsync,
+ * fdatasync, ftruncate, fallocate, sendfile and copy_file_range, each one
+ * pool job (op.c). */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static bool takes_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
+
+static intptr_t run_openat(fs_op_t *op) {
+    int fd = openat(op->fd, op->path, op->flags, (mode_t)op->mode);
+    if (fd >= 0) async__io_fd_new(fd); /* a FIFO may be waited on: no stale readiness */
+    return fd;
+}
+
+static async_future_t *open_common(int dirfd, const char *path, int flags, mode_t mode) {
+    if (!path) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_openat, path, NULL);
+    if (!op) return NULL;
+    op->fd = dirfd;
+    op->flags = flags;
+    op->mode = (int)mode;
+    return async__fs_submit(op);
+}
+
+async_future_t *async_open(const char *path, int flags, ...) {
+    mode_t mode = 0;
+    if (takes_mode(flags)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int); /* mode_t is promoted to int through `...` */
+        va_end(ap);
+    }
+    return open_common(AT_FDCWD, path, flags, mode);
+}
+
+async_future_t *async_openat(int dirfd, const char *path, int flags, ...) {
+    mode_t mode = 0;
+    if (takes_mode(flags)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    return open_common(dirfd, path, flags, mode);
+}
+
+/* Through the core, which first wakes every op parked on fd with EBADF. */
+async_future_t *async_close(int fd) { return async__io_close(fd); }
+
+static intptr_t run_fsync(fs_op_t *op) { return op->flags ? fdatasync(op->fd) : fsync(op->fd); }
+
+static async_future_t *sync_common(int fd, int data) {
+    fs_op_t *op = async__fs_op_new(run_fsync, NULL, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    op->flags = data;
+    return async__fs_submit(op);
+}
+
+async_future_t *async_fsync(int fd) { return sync_common(fd, 0); }
+
+async_future_t *async_fdatasync(int fd) { return sync_common(fd, 1); }
+
+static intptr_t run_ftruncate(fs_op_t *op) { return ftruncate(op->fd, op->len); }
+
+async_future_t *async_ftruncate(int fd, off_t length) {
+    fs_op_t *op = async__fs_op_new(run_ftruncate, NULL, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    op->len = length;
+    return async__fs_submit(op);
+}
+
+static intptr_t run_fallocate(fs_op_t *op) { return fallocate(op->fd, op->mode, op->off, op->len); }
+
+async_future_t *async_fallocate(int fd, int mode, off_t offset, off_t len) {
+    fs_op_t *op = async__fs_op_new(run_fallocate, NULL, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    op->mode = mode;
+    op->off = offset;
+    op->len = len;
+    return async__fs_submit(op);
+}
+
+static intptr_t run_sendfile(fs_op_t *op) { return sendfile(op->fd, op->fd2, op->buf, op->count); }
+
+async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
+    fs_op_t *op = async__fs_op_new(run_sendfile, NULL, NULL);
+    if (!op) return NULL;
+    op->fd = out_fd;
+    op->fd2 = in_fd;
+    op->buf = offset;
+    op->count = count;
+    return async__fs_submit(op);
+}
+
+static intptr_t run_copy_file_range(fs_op_t *op) {
+    return copy_file_range(op->fd, op->buf, op->fd2, op->p2, op->count, (unsigned)op->flags);
+}
+
+async_future_t *async_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out,
+                                      size_t len, unsigned flags) {
+    fs_op_t *op = async__fs_op_new(run_copy_file_range, NULL, NULL);
+    if (!op) return NULL;
+    op->fd = fd_in;
+    op->buf = off_in;
+    op->fd2 = fd_out;
+    op->p2 = off_out;
+    op->count = len;
+    op->flags = (int)flags;
+    return async__fs_submit(op);
+}

@@ -1,0 +1,169 @@
+/* Metadata calls: the stat family, access, statvfs, and the permission,
+ * owner and time setters, each one pool job (op.c).
+ *
+ * A NULL result pointer is the kernel's EFAULT, but glibc declares these
+ * arguments nonnull, so the call is made with a scratch buffer instead and
+ * EFAULT reported only when it succeeds: a missing file is still ENOENT. */
+#define _GNU_SOURCE
+#include <unistd.h>
+
+#include "internal.h"
+
+static intptr_t efault_if_null(int r, const void *out) {
+    if (r == 0 && !out) {
+        errno = EFAULT;
+        return -1;
+    }
+    return r;
+}
+
+static intptr_t run_fstatat(fs_op_t *op) {
+    struct stat tmp;
+    int r = fstatat(op->fd, op->path, op->buf ? op->buf : &tmp, op->flags);
+    return efault_if_null(r, op->buf);
+}
+
+async_future_t *async_fstatat(int dirfd, const char *path, struct stat *statbuf, int flags) {
+    if (!path) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_fstatat, path, NULL);
+    if (!op) return NULL;
+    op->fd = dirfd;
+    op->buf = statbuf;
+    op->flags = flags;
+    return async__fs_submit(op);
+}
+
+async_future_t *async_stat(const char *path, struct stat *statbuf) {
+    return async_fstatat(AT_FDCWD, path, statbuf, 0);
+}
+
+async_future_t *async_lstat(const char *path, struct stat *statbuf) {
+    return async_fstatat(AT_FDCWD, path, statbuf, AT_SYMLINK_NOFOLLOW);
+}
+
+static intptr_t run_fstat(fs_op_t *op) {
+    struct stat tmp;
+    return efault_if_null(fstat(op->fd, op->buf ? op->buf : &tmp), op->buf);
+}
+
+async_future_t *async_fstat(int fd, struct stat *statbuf) {
+    fs_op_t *op = async__fs_op_new(run_fstat, NULL, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    op->buf = statbuf;
+    return async__fs_submit(op);
+}
+
+static intptr_t run_access(fs_op_t *op) { return access(op->path, op->mode); }
+
+async_future_t *async_access(const char *path, int mode) {
+    if (!path) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_access, path, NULL);
+    if (!op) return NULL;
+    op->mode = mode;
+    return async__fs_submit(op);
+}
+
+static intptr_t run_statvfs(fs_op_t *op) {
+    struct statvfs tmp;
+    struct statvfs *out = op->buf ? op->buf : &tmp;
+    int r = op->path ? statvfs(op->path, out) : fstatvfs(op->fd, out);
+    return efault_if_null(r, op->buf);
+}
+
+async_future_t *async_statvfs(const char *path, struct statvfs *buf) {
+    if (!path) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_statvfs, path, NULL);
+    if (!op) return NULL;
+    op->buf = buf;
+    return async__fs_submit(op);
+}
+
+async_future_t *async_fstatvfs(int fd, struct statvfs *buf) {
+    fs_op_t *op = async__fs_op_new(run_statvfs, NULL, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    op->buf = buf;
+    return async__fs_submit(op);
+}
+
+/* ---- permissions and owners --------------------------------------------- */
+
+static intptr_t run_chmod(fs_op_t *op) {
+    return op->path ? chmod(op->path, (mode_t)op->mode) : fchmod(op->fd, (mode_t)op->mode);
+}
+
+async_future_t *async_chmod(const char *path, mode_t mode) {
+    if (!path) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_chmod, path, NULL);
+    if (!op) return NULL;
+    op->mode = (int)mode;
+    return async__fs_submit(op);
+}
+
+async_future_t *async_fchmod(int fd, mode_t mode) {
+    fs_op_t *op = async__fs_op_new(run_chmod, NULL, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    op->mode = (int)mode;
+    return async__fs_submit(op);
+}
+
+/* op->flags: 0 chown, 1 lchown; no path: fchown */
+static intptr_t run_chown(fs_op_t *op) {
+    if (!op->path) return fchown(op->fd, op->uid, op->gid);
+    return op->flags ? lchown(op->path, op->uid, op->gid) : chown(op->path, op->uid, op->gid);
+}
+
+static async_future_t *chown_common(const char *path, int fd, uid_t owner, gid_t group, int l) {
+    fs_op_t *op = async__fs_op_new(run_chown, path, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    op->uid = owner;
+    op->gid = group;
+    op->flags = l;
+    return async__fs_submit(op);
+}
+
+async_future_t *async_chown(const char *path, uid_t owner, gid_t group) {
+    if (!path) return async__future_failed(EFAULT);
+    return chown_common(path, -1, owner, group, 0);
+}
+
+async_future_t *async_lchown(const char *path, uid_t owner, gid_t group) {
+    if (!path) return async__future_failed(EFAULT);
+    return chown_common(path, -1, owner, group, 1);
+}
+
+async_future_t *async_fchown(int fd, uid_t owner, gid_t group) {
+    return chown_common(NULL, fd, owner, group, 0);
+}
+
+/* ---- times ---------------------------------------------------------------- */
+
+/* op->flags: 1 when times were given (copied into op->tv) */
+static intptr_t run_utimes(fs_op_t *op) {
+    const struct timeval *tv = op->flags ? op->tv : NULL;
+    return op->path ? utimes(op->path, tv) : futimes(op->fd, tv);
+}
+
+static async_future_t *utimes_common(const char *path, int fd, const struct timeval times[2]) {
+    fs_op_t *op = async__fs_op_new(run_utimes, path, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    if (times) {
+        op->tv[0] = times[0];
+        op->tv[1] = times[1];
+        op->flags = 1;
+    }
+    return async__fs_submit(op);
+}
+
+async_future_t *async_utimes(const char *path, const struct timeval times[2]) {
+    if (!path) return async__future_failed(EFAULT);
+    return utimes_common(path, -1, times);
+}
+
+async_future_t *async_futimes(int fd, const struct timeval times[2]) {
+    return utimes_common(NULL, fd, times);
+}

@@ -1,0 +1,371 @@
+/* How a file-system call becomes work on the blocking pool: one allocation
+ * holds the op (and so its future), the call's arguments and copies of its
+ * paths; a pool thread runs the libc call and settles the future with its
+ * result and errno.
+ *
+ * Ops do not go to the pool one by one. They wait in the module's own queue,
+ * drained by a few runner jobs (pool jobs of kind ASYNC_POOL_FS, so user
+ * jobs cannot starve them) that each run queued ops until the queue is
+ * empty. With one pool job per op, 64 concurrent stats kept 64 pool threads
+ * waking and sleeping on two cores and ran at a fifth of the rate of a few
+ * busy threads (docs/fs.md). The runner count is kept at
+ * ASYNCSTD_FS_RUNNERS (default 4); when the oldest queued op has waited
+ * over 2 ms (runners stuck in slow calls: an NFS server, a FIFO's open),
+ * each new op may add a runner, up to the pool's size. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+enum { OP_NEW, OP_QUEUED, OP_TAKEN };
+
+#define STUCK_NS 2000000ull
+#define IDLE_NS 200000 /* a runner outlives an empty queue by 0.2 ms */
+
+static struct {
+    pthread_mutex_t lock;
+    fs_op_t *head, *tail; /* linked through job.next/prev */
+    pthread_cond_t cond;  /* idle runners wait here a moment before leaving */
+    unsigned runners;
+    unsigned idle;      /* runners waiting on cond */
+    unsigned signalled; /* of those, already woken for an op */
+    unsigned limit;     /* 0 until first read from the environment */
+} fsq = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_once_t fsq_once = PTHREAD_ONCE_INIT;
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void q_push(fs_op_t *op) {
+    op->job.next = NULL;
+    op->job.prev = fsq.tail ? &fsq.tail->job : NULL;
+    if (fsq.tail)
+        fsq.tail->job.next = &op->job;
+    else
+        fsq.head = op;
+    fsq.tail = op;
+}
+
+static void q_unlink(fs_op_t *op) {
+    if (op->job.prev)
+        op->job.prev->next = op->job.next;
+    else
+        fsq.head = (fs_op_t *)op->job.next;
+    if (op->job.next)
+        op->job.next->prev = op->job.prev;
+    else
+        fsq.tail = (fs_op_t *)op->job.prev;
+    op->job.next = op->job.prev = NULL;
+}
+
+static void fs_release(async_future_t *f) {
+    fs_op_t *op = (fs_op_t *)f;
+    if (op->small)
+        async__obj_free(ASYNC_OBJ_SMALL, op);
+    else
+        free(op);
+}
+
+/* A queued op is taken out and settled; one already running finishes. */
+static void fs_cancel(async_future_t *f) {
+    fs_op_t *op = (fs_op_t *)f;
+    pthread_mutex_lock(&fsq.lock);
+    bool queued = op->job.state == OP_QUEUED;
+    if (queued) {
+        q_unlink(op);
+        op->job.state = OP_TAKEN;
+    }
+    pthread_mutex_unlock(&fsq.lock);
+    if (queued) async__future_complete(f, -1, ECANCELED);
+}
+
+static const async__future_ops_t fs_ops = {fs_cancel, fs_release};
+
+static void run_op(fs_op_t *op) {
+    errno = 0;
+    intptr_t v = op->run(op);
+    int err = v == -1 ? (errno ? errno : EIO) : 0;
+    async__future_complete(&op->job.future, v, err);
+}
+
+/* ---- runners -------------------------------------------------------------- */
+
+typedef struct runner {
+    async__job_t job; /* first */
+    bool ran;
+} runner_t;
+
+/* Settles every queued op with `err` (no runner is left to take them). */
+static void drain_locked_and_unlock(int err) {
+    fs_op_t *list = fsq.head;
+    for (fs_op_t *op = list; op; op = (fs_op_t *)op->job.next) op->job.state = OP_TAKEN;
+    fsq.head = fsq.tail = NULL;
+    pthread_mutex_unlock(&fsq.lock);
+    while (list) {
+        fs_op_t *op = list;
+        list = (fs_op_t *)op->job.next;
+        async__future_complete(&op->job.future, -1, err);
+    }
+}
+
+/* Waits up to IDLE_NS for an op; false when none came. Must hold the lock. */
+static bool runner_wait(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += IDLE_NS;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    fsq.idle++;
+    while (!fsq.head) {
+        if (pthread_cond_timedwait(&fsq.cond, &fsq.lock, &ts) != 0) break;
+    }
+    fsq.idle--;
+    if (fsq.signalled) fsq.signalled--;
+    return fsq.head != NULL;
+}
+
+static intptr_t runner_work(async__job_t *j) {
+    ((runner_t *)j)->ran = true;
+    for (;;) {
+        pthread_mutex_lock(&fsq.lock);
+        fs_op_t *op = fsq.head;
+        if (!op && runner_wait()) op = fsq.head;
+        if (!op) {
+            fsq.runners--;
+            pthread_mutex_unlock(&fsq.lock);
+            return 0;
+        }
+        q_unlink(op);
+        op->job.state = OP_TAKEN;
+        pthread_mutex_unlock(&fsq.lock);
+        run_op(op);
+    }
+}
+
+/* A runner that never ran was cancelled by the pool's shutdown: if it was
+ * the last, the queued ops will never run either. */
+static void runner_release(async_future_t *f) {
+    runner_t *r = (runner_t *)f;
+    bool ran = r->ran;
+    free(r);
+    if (ran) return;
+    pthread_mutex_lock(&fsq.lock);
+    fsq.runners--;
+    if (fsq.runners == 0 && fsq.head)
+        drain_locked_and_unlock(ECANCELED);
+    else
+        pthread_mutex_unlock(&fsq.lock);
+}
+
+static const async__future_ops_t runner_ops = {async__job_cancel, runner_release};
+
+static void start_runner(void) {
+    runner_t *r = malloc(sizeof *r);
+    if (!r) {
+        pthread_mutex_lock(&fsq.lock);
+        fsq.runners--;
+        if (fsq.runners == 0 && fsq.head)
+            drain_locked_and_unlock(ENOMEM);
+        else
+            pthread_mutex_unlock(&fsq.lock);
+        return;
+    }
+    async__future_init(&r->job.future, &runner_ops);
+    r->job.work = runner_work;
+    r->job.kind = ASYNC_POOL_FS;
+    r->ran = false;
+    async_future_free(async__pool_submit(&r->job)); /* detached: the op futures carry the results */
+}
+
+static void fsq_init(void) {
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&fsq.cond, &a);
+    pthread_condattr_destroy(&a);
+    const char *e = getenv("ASYNCSTD_FS_RUNNERS");
+    long v = e ? strtol(e, NULL, 10) : 0;
+    fsq.limit = v > 0 && v <= 1024 ? (unsigned)v : 4;
+}
+
+fs_op_t *async__fs_op_new_extra(fs_run_fn run, const char *path, const char *path2, size_t extra,
+                                void **extra_p) {
+    size_t l1 = path ? strlen(path) + 1 : 0;
+    size_t l2 = path2 ? strlen(path2) + 1 : 0;
+    size_t size = sizeof(fs_op_t) + l1 + l2;
+    size = (size + 15) & ~(size_t)15; /* `extra` holds structs */
+    size_t total = size + extra;
+    /* Most calls fit the core's small-object class: stat of a short path
+     * costs no malloc on a worker, which keeps a stat-heavy loop off the
+     * allocator's locks. */
+    bool small = total <= ASYNC_OBJ_SMALL_SIZE;
+    fs_op_t *op = small ? async__obj_alloc(ASYNC_OBJ_SMALL) : malloc(total);
+    if (!op) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(op, 0, sizeof *op);
+    op->small = small;
+    async__future_init(&op->job.future, &fs_ops);
+    op->job.kind = ASYNC_POOL_FS;
+    op->job.state = OP_NEW;
+    op->run = run;
+    char *s = op->strs;
+    if (path) {
+        memcpy(s, path, l1);
+        op->path = s;
+        s += l1;
+    }
+    if (path2) {
+        memcpy(s, path2, l2);
+        op->path2 = s;
+    }
+    if (extra_p) *extra_p = (char *)op + size;
+    return op;
+}
+
+fs_op_t *async__fs_op_new(fs_run_fn run, const char *path, const char *path2) {
+    return async__fs_op_new_extra(run, path, path2, 0, NULL);
+}
+
+void async__fs_op_free(fs_op_t *op) { fs_release(&op->job.future); }
+
+async_future_t *async__fs_submit(fs_op_t *op) {
+    if (ASYNC_UNLIKELY(!async__runtime())) {
+        int err = errno;
+        async__fs_op_free(op);
+        return async__future_failed(err);
+    }
+    pthread_once(&fsq_once, fsq_init);
+    unsigned limit = fsq.limit;
+    uint64_t now = mono_ns();
+    op->queued_ns = now;
+    pthread_mutex_lock(&fsq.lock);
+    op->job.state = OP_QUEUED;
+    bool wake = fsq.idle > fsq.signalled;
+    bool start =
+        !wake && (fsq.runners < limit ||
+                  (fsq.head && now - fsq.head->queued_ns > STUCK_NS && fsq.runners < 1024));
+    q_push(op);
+    if (wake) {
+        fsq.signalled++;
+        pthread_cond_signal(&fsq.cond);
+    }
+    if (start) fsq.runners++;
+    pthread_mutex_unlock(&fsq.lock);
+    if (start) start_runner();
+    return &op->job.future;
+}
+
+bool async__fs_cancelled(const fs_op_t *op) {
+    return atomic_load_explicit(&((fs_op_t *)op)->job.future.flags, memory_order_relaxed) &
+           F_CANCELLED;
+}
+
+async_future_t *async__fs_result(intptr_t v) {
+    return v == -1 ? async__future_failed(errno) : async__future_done(v);
+}
+
+/* ---- sequences ------------------------------------------------------------
+ * Each completion takes the lock only to clear `inner`; a cancel holds a
+ * reference on the inner future instead of the lock while it cancels, since
+ * cancelling may settle the inner future at once and run on_inner on this
+ * very thread. */
+
+static void seq_drive(fs_seq_t *s, async_future_t *next);
+
+static void seq_release(async_future_t *f) {
+    fs_seq_t *s = (fs_seq_t *)f;
+    pthread_mutex_destroy(&s->lock);
+    s->release(s);
+}
+
+static void seq_cancel(async_future_t *f) {
+    fs_seq_t *s = (fs_seq_t *)f;
+    pthread_mutex_lock(&s->lock);
+    s->cancelled = true;
+    async_future_t *in = s->inner;
+    if (in) async__future_ref(in);
+    pthread_mutex_unlock(&s->lock);
+    if (in) {
+        async_cancel(in);
+        async__future_unref(in);
+    }
+}
+
+static const async__future_ops_t seq_ops = {seq_cancel, seq_release};
+
+void async__fs_seq_init(fs_seq_t *s, fs_seq_step_fn step, void (*release)(fs_seq_t *s)) {
+    async__future_init(&s->future, &seq_ops);
+    pthread_mutex_init(&s->lock, NULL);
+    s->inner = NULL;
+    s->cancelled = s->finished = false;
+    s->value = 0;
+    s->err = 0;
+    s->step = step;
+    s->release = release;
+}
+
+void async__fs_seq_finish(fs_seq_t *s, intptr_t value, int err) {
+    s->finished = true;
+    s->value = value;
+    s->err = err;
+}
+
+bool async__fs_seq_cancelled(fs_seq_t *s) {
+    pthread_mutex_lock(&s->lock);
+    bool c = s->cancelled;
+    pthread_mutex_unlock(&s->lock);
+    return c;
+}
+
+static void on_inner(intptr_t value, int err, void *arg) {
+    fs_seq_t *s = arg;
+    pthread_mutex_lock(&s->lock);
+    s->inner = NULL;
+    pthread_mutex_unlock(&s->lock);
+    seq_drive(s, s->step(s, value, err));
+}
+
+/* Steps whose inner operation has already settled are run in a loop here
+ * rather than through a callback, so a run of cache hits does not recurse. */
+static void seq_drive(fs_seq_t *s, async_future_t *next) {
+    for (;;) {
+        if (s->finished) {
+            async__future_complete(&s->future, s->value, s->err);
+            return;
+        }
+        if (!next || async__future_is_settled(next)) {
+            errno = 0;
+            intptr_t v = async_await(next); /* NULL: ENOMEM */
+            next = s->step(s, v, v == -1 ? errno : 0);
+            continue;
+        }
+        pthread_mutex_lock(&s->lock);
+        s->inner = next;
+        bool c = s->cancelled;
+        if (c) async__future_ref(next);
+        pthread_mutex_unlock(&s->lock);
+        if (c) {
+            async_cancel(next);
+            async__future_unref(next);
+        }
+        async_future_then(next, on_inner, s);
+        return;
+    }
+}
+
+async_future_t *async__fs_seq_start(fs_seq_t *s, async_future_t *first) {
+    async__future_ref(&s->future); /* the owner's role must outlive a synchronous finish */
+    seq_drive(s, first);
+    async_future_t *f = &s->future;
+    async__future_unref(f);
+    return f;
+}

@@ -1,0 +1,272 @@
+/* read, write, pread, pwrite, readv, writev, preadv, pwritev, write_all and
+ * lseek, on any kind of fd.
+ *
+ * Regular files and block devices: preadv2()/pwritev2() with RWF_NOWAIT
+ * first, on the calling thread; data in the page cache comes back from that
+ * one system call, with no hop to the pool (a hop costs microseconds, more
+ * than copying 64 KiB; docs/fs.md has the numbers). EAGAIN means the
+ * kernel would have to wait for the disk, and the call goes to the pool. A
+ * short inline read of a regular file is finished on the pool too, since
+ * callers of read(2) on files take a short count for the end of the file.
+ *
+ * Pipes, FIFOs, sockets, terminals and other character devices never take a
+ * pool thread: they wait for readiness on a worker's loop. */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+enum { RW_READ = 0, RW_WRITE = 1 };
+
+/* ---- the pool route (regular files) --------------------------------------
+ * op->buf: the iovec array; op->count: iovcnt; op->off: the offset, or -1 for
+ * the file position; op->flags: RW_*; op->len: bytes done inline already (only
+ * with one iovec, whose copy then lives in op->tv's place: see rw_pool). */
+
+static intptr_t run_rw(fs_op_t *op) {
+    const struct iovec *iov = op->buf;
+    int cnt = (int)op->count;
+    size_t done = (size_t)op->len;
+    struct iovec rest;
+    if (done) { /* finish a short inline transfer: one iovec only */
+        rest.iov_base = (char *)iov[0].iov_base + done;
+        rest.iov_len = iov[0].iov_len - done;
+        iov = &rest;
+    }
+    off_t off = op->off >= 0 ? op->off + (off_t)done : -1;
+    ssize_t n;
+    if (op->flags == RW_WRITE)
+        n = off >= 0 ? pwritev(op->fd, iov, cnt, off) : writev(op->fd, iov, cnt);
+    else
+        n = off >= 0 ? preadv(op->fd, iov, cnt, off) : readv(op->fd, iov, cnt);
+    if (n < 0) return done ? (intptr_t)done : -1; /* what went through counts, as in read(2) */
+    return (intptr_t)(done + (size_t)n);
+}
+
+static async_future_t *rw_pool(int fd, const struct iovec *iov, int cnt, off_t off, int dir,
+                               size_t done) {
+    /* The single-buffer calls keep their iovec in the op, since the caller's
+     * lives on its stack frame only for the call. */
+    struct iovec *copy = NULL;
+    fs_op_t *op = async__fs_op_new_extra(run_rw, NULL, NULL, cnt == 1 ? sizeof *copy : 0,
+                                         cnt == 1 ? (void **)&copy : NULL);
+    if (!op) return NULL;
+    if (cnt == 1) {
+        *copy = iov[0];
+        iov = copy;
+    }
+    op->fd = fd;
+    op->buf = (void *)iov;
+    op->count = (size_t)cnt;
+    op->off = off;
+    op->flags = dir;
+    op->len = (off_t)done;
+    return async__fs_submit(op);
+}
+
+/* ---- the readiness route (pipes, sockets, ttys) --------------------------- */
+
+enum { HOW_NOWAIT, HOW_SOCKET, HOW_POLL };
+
+/* One attempt that never blocks: EAGAIN (returned as -1/EAGAIN) when the fd
+ * is not ready. Sockets use sendmsg with MSG_NOSIGNAL, so a closed peer is
+ * EPIPE and never SIGPIPE. Files without RWF_NOWAIT support (terminals, some
+ * character devices) are asked with poll() first: a zero-timeout poll is the
+ * kernel's own "not ready", as good as EAGAIN for the edge the loop waits for. */
+static ssize_t attempt_rw(int fd, const struct iovec *iov, int cnt, int dir, int how) {
+    if (how == HOW_SOCKET && dir == RW_WRITE) {
+        struct msghdr m = {0};
+        m.msg_iov = (struct iovec *)iov;
+        m.msg_iovlen = (size_t)cnt;
+        return sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    if (how == HOW_POLL) {
+        struct pollfd p = {fd, dir == RW_WRITE ? POLLOUT : POLLIN, 0};
+        int r = poll(&p, 1, 0);
+        if (r < 0) return -1;
+        if (r == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        return dir == RW_WRITE ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
+    }
+    return dir == RW_WRITE ? pwritev2(fd, iov, cnt, -1, RWF_NOWAIT)
+                           : preadv2(fd, iov, cnt, -1, RWF_NOWAIT);
+}
+
+/* attempt_rw, learning on the way that the fd lacks RWF_NOWAIT (*how becomes HOW_POLL). */
+static ssize_t attempt_learn(int fd, const struct iovec *iov, int cnt, int dir, int *how) {
+    ssize_t n = attempt_rw(fd, iov, cnt, dir, *how);
+    if (n < 0 && errno == EOPNOTSUPP && *how == HOW_NOWAIT) {
+        *how = HOW_POLL;
+        n = attempt_rw(fd, iov, cnt, dir, *how);
+    }
+    return n;
+}
+
+/* A read or write parked on the core's readiness machinery (io.c): tried at
+ * once, and again on the worker each time the fd becomes ready. */
+typedef struct ready_op {
+    async__io_op_t io; /* first */
+    struct iovec one;  /* the single-buffer calls' iovec, which lived on their frame */
+    const struct iovec *iov;
+    int cnt, dir, how;
+} ready_op_t;
+
+static bool ready_attempt(async__io_op_t *o, intptr_t *value, int *err) {
+    ready_op_t *r = (ready_op_t *)o;
+    ssize_t n = attempt_learn(o->fd, r->iov, r->cnt, r->dir, &r->how);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    *value = n;
+    *err = n < 0 ? errno : 0;
+    return true;
+}
+
+static async_future_t *rw_ready(int fd, const struct iovec *iov, int cnt, int dir, int how) {
+    ready_op_t *r = (ready_op_t *)async__io_op_new(
+        sizeof *r, fd, dir == RW_WRITE ? ASYNC_IO_WRITE : ASYNC_IO_READ, ready_attempt);
+    if (!r) return NULL;
+    if (cnt == 1) {
+        r->one = iov[0];
+        iov = &r->one;
+    }
+    r->iov = iov;
+    r->cnt = cnt;
+    r->dir = dir;
+    r->how = how;
+    return async__io_start(&r->io);
+}
+
+/* ---- routing -------------------------------------------------------------- */
+
+static bool is_file(const struct stat *st) { return S_ISREG(st->st_mode) || S_ISBLK(st->st_mode); }
+
+static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t off, int dir) {
+    if (dir == RW_WRITE && off < 0) {
+        /* Writes look first: a write to a socket must not go through
+         * pwritev2, whose EPIPE would come with SIGPIPE. */
+        struct stat st;
+        if (fstat(fd, &st) < 0) return async__future_failed(errno);
+        if (!is_file(&st) && !S_ISDIR(st.st_mode))
+            return rw_ready(fd, iov, cnt, dir, S_ISSOCK(st.st_mode) ? HOW_SOCKET : HOW_NOWAIT);
+    }
+    ssize_t n = dir == RW_WRITE ? pwritev2(fd, iov, cnt, off, RWF_NOWAIT)
+                                : preadv2(fd, iov, cnt, off, RWF_NOWAIT);
+    if (n >= 0) {
+        /* full, end of file, or a socket/pipe's ordinary short read */
+        if (cnt != 1 || n == 0 || (size_t)n == iov[0].iov_len) return async__future_done(n);
+        struct stat st;
+        if (dir == RW_READ && (fstat(fd, &st) < 0 || !is_file(&st))) return async__future_done(n);
+        return rw_pool(fd, iov, cnt, off, dir, (size_t)n);
+    }
+    int err = errno;
+    if (err != EAGAIN && err != EOPNOTSUPP) return async__future_failed(err);
+    struct stat st;
+    if (fstat(fd, &st) < 0) return async__future_failed(errno);
+    if (is_file(&st) || S_ISDIR(st.st_mode)) return rw_pool(fd, iov, cnt, off, dir, 0);
+    if (off >= 0) return async__future_failed(ESPIPE);
+    return rw_ready(fd, iov, cnt, dir, err == EOPNOTSUPP ? HOW_POLL : HOW_NOWAIT);
+}
+
+async_future_t *async_read(int fd, void *buf, size_t count) {
+    struct iovec iov = {buf, count};
+    return rw_start(fd, &iov, 1, -1, RW_READ);
+}
+
+async_future_t *async_write(int fd, const void *buf, size_t count) {
+    struct iovec iov = {(void *)buf, count};
+    return rw_start(fd, &iov, 1, -1, RW_WRITE);
+}
+
+async_future_t *async_pread(int fd, void *buf, size_t count, off_t offset) {
+    if (offset < 0)
+        return async__future_failed(EINVAL); /* checked before the fd, as the kernel does */
+    struct iovec iov = {buf, count};
+    return rw_start(fd, &iov, 1, offset, RW_READ);
+}
+
+async_future_t *async_pwrite(int fd, const void *buf, size_t count, off_t offset) {
+    if (offset < 0) return async__future_failed(EINVAL);
+    struct iovec iov = {(void *)buf, count};
+    return rw_start(fd, &iov, 1, offset, RW_WRITE);
+}
+
+/* The vectored calls hand the kernel the caller's array untouched, so a bad
+ * count or pointer gets the kernel's own EINVAL or EFAULT. */
+async_future_t *async_readv(int fd, const struct iovec *iov, int iovcnt) {
+    return rw_start(fd, iov, iovcnt, -1, RW_READ);
+}
+
+async_future_t *async_writev(int fd, const struct iovec *iov, int iovcnt) {
+    return rw_start(fd, iov, iovcnt, -1, RW_WRITE);
+}
+
+async_future_t *async_preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset) {
+    if (offset < 0) return async__future_failed(EINVAL);
+    return rw_start(fd, iov, iovcnt, offset, RW_READ);
+}
+
+async_future_t *async_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset) {
+    if (offset < 0) return async__future_failed(EINVAL);
+    return rw_start(fd, iov, iovcnt, offset, RW_WRITE);
+}
+
+async_future_t *async_lseek(int fd, off_t offset, int whence) {
+    return async__fs_result((intptr_t)lseek(fd, offset, whence));
+}
+
+/* ---- write_all -------------------------------------------------------------- */
+
+typedef struct write_all {
+    fs_seq_t seq; /* first */
+    int fd;
+    const char *buf;
+    size_t count, done;
+} write_all_t;
+
+static void write_all_release(fs_seq_t *s) { free(s); }
+
+static async_future_t *write_all_step(fs_seq_t *s, intptr_t v, int err) {
+    write_all_t *w = (write_all_t *)s;
+    if (v < 0) {
+        /* bytes already out are reported on cancellation, since they cannot be taken back */
+        if (err == ECANCELED && w->done)
+            async__fs_seq_finish(s, (intptr_t)w->done, 0);
+        else
+            async__fs_seq_finish(s, -1, err);
+        return NULL;
+    }
+    w->done += (size_t)v;
+    if (w->done >= w->count) {
+        async__fs_seq_finish(s, (intptr_t)w->done, 0);
+        return NULL;
+    }
+    if (async__fs_seq_cancelled(s)) {
+        async__fs_seq_finish(s, (intptr_t)w->done, 0);
+        return NULL;
+    }
+    return async_write(w->fd, w->buf + w->done, w->count - w->done);
+}
+
+async_future_t *async_write_all(int fd, const void *buf, size_t count) {
+    async_future_t *first = async_write(fd, buf, count);
+    if (!first) return NULL;
+    if (async__future_is_settled(first) && (first->err || (size_t)first->value == count))
+        return first; /* the common case: everything went out at once */
+    write_all_t *w = malloc(sizeof *w);
+    if (!w) {
+        async_cancel(first);
+        (void)async_await(first);
+        errno = ENOMEM;
+        return NULL;
+    }
+    async__fs_seq_init(&w->seq, write_all_step, write_all_release);
+    w->fd = fd;
+    w->buf = buf;
+    w->count = count;
+    w->done = 0;
+    return async__fs_seq_start(&w->seq, first);
+}

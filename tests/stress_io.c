@@ -1,0 +1,186 @@
+/* fd readiness under cross-thread pressure, in plain C (CI runs it in the TSan
+ * build, where Criterion cannot start; see stress.c): many pipes read and
+ * written by tasks on different workers, closes that wake readers parked on
+ * other workers, and cancels from plain threads racing with data.
+ *
+ *   stress_io [SCALE]   SCALE divides the iteration counts (default 1) */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int scale = 1;
+static atomic_int failures;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            atomic_fetch_add(&failures, 1);                                          \
+        }                                                                            \
+    } while (0)
+
+typedef struct pipe_op {
+    async__io_op_t io; /* first */
+    void *buf;
+    size_t len;
+} pipe_op_t;
+
+static bool attempt(async__io_op_t *io, intptr_t *value, int *err) {
+    pipe_op_t *op = (pipe_op_t *)io;
+    ssize_t n = io->events == ASYNC_IO_READ ? read(io->fd, op->buf, op->len)
+                                            : write(io->fd, op->buf, op->len);
+    if (n < 0 && errno == EAGAIN) return false;
+    *value = n;
+    *err = n < 0 ? errno : 0;
+    return true;
+}
+
+static async_future_t *op(int fd, int events, void *buf, size_t len) {
+    pipe_op_t *p = (pipe_op_t *)async__io_op_new(sizeof *p, fd, events, attempt);
+    if (!p) return NULL;
+    p->buf = buf;
+    p->len = len;
+    return async__io_start(&p->io);
+}
+
+static void nb_pipe(int p[2]) {
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+        perror("pipe2");
+        exit(2);
+    }
+    async__io_fd_new(p[0]);
+    async__io_fd_new(p[1]);
+}
+
+static async_future_t *spawn_on(async_task_fn fn, void *arg, unsigned worker) {
+    async_spawn_opts_t o = {0};
+    o.worker = worker;
+    return async_spawn_opts(fn, arg, &o);
+}
+
+/* ---- 1. streams through pipes, writer and reader on different workers ----------- */
+
+typedef struct {
+    int fd;
+    int count;
+} stream_t;
+
+static intptr_t stream_writer(void *arg) {
+    stream_t *s = arg;
+    for (int i = 0; i < s->count; i++)
+        if (async_await(op(s->fd, ASYNC_IO_WRITE, &i, sizeof i)) != sizeof i) return -1;
+    return 0;
+}
+
+static intptr_t stream_reader(void *arg) {
+    stream_t *s = arg;
+    for (int i = 0; i < s->count; i++) {
+        int v = -1;
+        if (async_await(op(s->fd, ASYNC_IO_READ, &v, sizeof v)) != sizeof v || v != i) return -1;
+    }
+    return 0;
+}
+
+static void streams(void) {
+    enum { PIPES = 16 };
+    unsigned n = (unsigned)async_worker_count();
+    int p[PIPES][2];
+    stream_t r[PIPES], w[PIPES];
+    async_future_t *fs[2 * PIPES];
+    for (int i = 0; i < PIPES; i++) {
+        nb_pipe(p[i]);
+        r[i] = (stream_t){p[i][0], 20000 / scale};
+        w[i] = (stream_t){p[i][1], 20000 / scale};
+        fs[2 * i] = spawn_on(stream_reader, &r[i], (unsigned)i % n + 1);
+        fs[2 * i + 1] = spawn_on(stream_writer, &w[i], (unsigned)(i + 1) % n + 1);
+    }
+    for (int i = 0; i < 2 * PIPES; i++) CHECK(async_await(fs[i]) == 0);
+    for (int i = 0; i < PIPES; i++) {
+        CHECK(async_await(async__io_close(p[i][0])) == 0);
+        CHECK(async_await(async__io_close(p[i][1])) == 0);
+    }
+}
+
+/* ---- 2. close wakes readers parked on every worker ---------------------------------- */
+
+static atomic_int parked;
+
+static intptr_t parked_reader(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    char c;
+    async_future_t *f = op(fd, ASYNC_IO_READ, &c, 1);
+    atomic_fetch_add(&parked, 1);
+    return async_await(f) == -1 && errno == EBADF ? 0 : -1;
+}
+
+static void closes(void) {
+    unsigned n = (unsigned)async_worker_count();
+    for (int round = 0; round < 200 / scale; round++) {
+        int p[2];
+        nb_pipe(p);
+        atomic_store(&parked, 0);
+        async_future_t *fs[16];
+        unsigned k = n < 16 ? n : 16;
+        for (unsigned i = 0; i < k; i++)
+            fs[i] = spawn_on(parked_reader, (void *)(intptr_t)p[0], i + 1);
+        while (atomic_load(&parked) < (int)k) usleep(100);
+        CHECK(async_await(async__io_close(p[0])) == 0);
+        for (unsigned i = 0; i < k; i++) CHECK(async_await(fs[i]) == 0);
+        close(p[1]);
+    }
+}
+
+/* ---- 3. plain-thread cancels racing with data ---------------------------------------- */
+
+static void cancels(void) {
+    int p[2];
+    nb_pipe(p);
+    for (int i = 0; i < 2000 / scale; i++) {
+        char c = 0;
+        async_future_t *f = op(p[0], ASYNC_IO_READ, &c, 1);
+        if (i % 2) CHECK(write(p[1], "x", 1) == 1);
+        async_cancel(f);
+        intptr_t r = async_await(f);
+        if (r == -1) {
+            CHECK(errno == ECANCELED);
+            if (i % 2) { /* the byte is still there: take it */
+                char d;
+                while (read(p[0], &d, 1) != 1) usleep(10);
+            }
+        } else {
+            CHECK(r == 1 && c == 'x');
+        }
+    }
+    CHECK(async_await(async__io_close(p[0])) == 0);
+    CHECK(async_await(async__io_close(p[1])) == 0);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) scale = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } scenarios[] = {{"streams", streams}, {"closes", closes}, {"cancels", cancels}};
+    int failed = 0, n = (int)(sizeof scenarios / sizeof scenarios[0]);
+    for (int i = 0; i < n; i++) {
+        if (async_runtime_init(NULL) != 0) {
+            perror("async_runtime_init");
+            return 2;
+        }
+        int before = atomic_load(&failures);
+        scenarios[i].fn();
+        int workers = async_worker_count();
+        CHECK(async_runtime_shutdown() == 0);
+        bool bad = atomic_load(&failures) != before;
+        failed += bad;
+        printf("%s %s (%d workers)\n", bad ? "FAIL" : "ok  ", scenarios[i].name, workers);
+    }
+    printf("%d passed, %d failed\n", n - failed, failed);
+    return failed ? 1 : 0;
+}
