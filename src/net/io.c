@@ -44,6 +44,7 @@ typedef struct accept_op {
     struct sockaddr *addr;
     socklen_t *addrlen;
     int flags;
+    bool tcp;
 } accept_op_t;
 
 static bool accept_attempt(async__io_op_t *io, intptr_t *value, int *err) {
@@ -52,6 +53,7 @@ static bool accept_attempt(async__io_op_t *io, intptr_t *value, int *err) {
         int fd = accept4(io->fd, op->addr, op->addrlen, op->flags);
         if (fd >= 0) {
             async__io_fd_new(fd);
+            async__net_mark_tcp(fd, op->tcp); /* as its listener */
             return done(value, err, fd, 0);
         }
         if (errno == EINTR) continue;
@@ -74,6 +76,7 @@ async_future_t *async_accept4(int sockfd, struct sockaddr *addr, socklen_t *addr
     op->addr = addr;
     op->addrlen = addr ? addrlen : NULL;
     op->flags = flags | SOCK_NONBLOCK;
+    op->tcp = async__net_is_tcp(sockfd);
     return async__io_start(&op->io);
 }
 
@@ -205,6 +208,7 @@ typedef struct recv_op {
     int flags;
     bool nowait;
     bool waitall; /* a stream socket and MSG_WAITALL: go on until len bytes */
+    bool tcp;     /* a short read empties the queue (not with MSG_PEEK) */
 } recv_op_t;
 
 static bool recv_attempt(async__io_op_t *io, intptr_t *value, int *err) {
@@ -217,6 +221,9 @@ static bool recv_attempt(async__io_op_t *io, intptr_t *value, int *err) {
             if (op->done < op->len) continue;
             return done(value, err, (intptr_t)op->done, 0);
         }
+        /* A TCP read always takes all the queue holds, up to its length: a short one
+         * left it empty, so the core can skip the EAGAIN read of the next recv. */
+        if (n > 0 && op->tcp && (size_t)n < op->len - op->done) io->drained = true;
         if (n >= 0) return done(value, err, (intptr_t)(op->done + (size_t)n), 0);
         if (errno == EINTR) continue;
         if (would_block(errno) && !op->nowait) return false;
@@ -250,6 +257,7 @@ static async_future_t *start_recv(int sockfd, void *buf, size_t len, int flags,
     op->flags = (flags & ~(waitall ? MSG_WAITALL : 0)) | MSG_DONTWAIT;
     op->nowait = flags & MSG_DONTWAIT;
     op->waitall = waitall;
+    op->tcp = !(flags & MSG_PEEK) && async__net_is_tcp(sockfd);
     return async__io_start(&op->io);
 }
 
@@ -362,6 +370,7 @@ static void note_received_fds(struct msghdr *msg) {
             int fd;
             memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
             async__io_fd_new(fd);
+            async__net_mark_tcp(fd, false); /* unknown: no guesses on it */
         }
     }
 }

@@ -3,6 +3,9 @@
  * kind of fd, is the fs module's). Also the module's O_NONBLOCK policy (see
  * net.h, "Non-blocking mode"). */
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -20,6 +23,48 @@ int async__net_set_nonblock(int fd) {
     return fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? errno : 0;
 }
 
+/* ---- what is known of an fd ------------------------------------------------
+ * One byte per fd number, allocated on first use for the whole fd range (the
+ * untouched pages of a large calloc cost nothing), kept for the process's life. */
+#define NET_FD_MAX (1u << 20)
+
+static struct {
+    pthread_mutex_t lock;
+    _Atomic(atomic_uchar *) bytes;
+    size_t len;
+} fd_table = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static atomic_uchar *fd_bytes(void) {
+    atomic_uchar *t = atomic_load_explicit(&fd_table.bytes, memory_order_acquire);
+    if (ASYNC_LIKELY(t)) return t;
+    pthread_mutex_lock(&fd_table.lock);
+    t = atomic_load_explicit(&fd_table.bytes, memory_order_relaxed);
+    if (!t) {
+        struct rlimit rl;
+        size_t len = NET_FD_MAX;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < len)
+            len = rl.rlim_max;
+        t = calloc(len, 1);
+        if (t) {
+            fd_table.len = len;
+            atomic_store_explicit(&fd_table.bytes, t, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&fd_table.lock);
+    return t;
+}
+
+void async__net_mark_tcp(int fd, bool tcp) {
+    atomic_uchar *t = fd >= 0 ? fd_bytes() : NULL;
+    if (t && (size_t)fd < fd_table.len) atomic_store_explicit(&t[fd], tcp, memory_order_relaxed);
+}
+
+bool async__net_is_tcp(int fd) {
+    atomic_uchar *t = atomic_load_explicit(&fd_table.bytes, memory_order_acquire);
+    return t && fd >= 0 && (size_t)fd < fd_table.len &&
+           atomic_load_explicit(&t[fd], memory_order_relaxed);
+}
+
 /* The result of an inline call as a settled future. */
 static async_future_t *settled(int r) {
     return r < 0 ? async__future_failed(errno) : async__future_done(r);
@@ -29,6 +74,9 @@ async_future_t *async_socket(int domain, int type, int protocol) {
     int fd = socket(domain, type | SOCK_NONBLOCK, protocol);
     if (fd < 0) return async__future_failed(errno);
     async__io_fd_new(fd);
+    async__net_mark_tcp(fd, (domain == AF_INET || domain == AF_INET6) &&
+                                (type & 0xf) == SOCK_STREAM &&
+                                (protocol == 0 || protocol == IPPROTO_TCP));
     async_future_t *f = async__future_done(fd);
     if (!f) { /* the caller cannot learn the fd: do not leak it */
         close(fd);
@@ -44,6 +92,8 @@ async_future_t *async_socketpair(int domain, int type, int protocol, int sv[2]) 
         return async__future_failed(errno);
     async__io_fd_new(pair[0]);
     async__io_fd_new(pair[1]);
+    async__net_mark_tcp(pair[0], false);
+    async__net_mark_tcp(pair[1], false);
     async_future_t *f = async__future_done(0);
     if (!f) { /* the caller cannot learn the fds: do not leak them */
         close(pair[0]);

@@ -270,6 +270,12 @@ struct async__io_op {
     int fd;
     int events; /* ASYNC_IO_READ or ASYNC_IO_WRITE */
     async__io_attempt_fn attempt;
+    /* Set by an attempt that finished and knows the kernel's buffer for this
+     * direction is now empty (a stream read that got less than it asked for):
+     * the worker then forgets the fd's readiness, so the next op parks without
+     * an EAGAIN system call. Safe with edge-triggered registration: data that
+     * arrives after the attempt brings a new edge. Ignored on plain threads. */
+    bool drained;
 };
 
 /* An op of `size` bytes whose first member is an async__io_op_t (the caller's

@@ -281,6 +281,7 @@ static void start_here(async__worker_t *w, async__io_op_t *op) {
     if (!queued_ahead && (!e->registered || (e->ready & op->events))) {
         intptr_t value = 0;
         if (op->attempt(op, &value, &err)) {
+            if (op->drained) e->ready &= ~(unsigned)op->events;
             finish(op, value, err);
             return;
         }
@@ -305,6 +306,7 @@ static void run_ready_ops(io_fd_t *e, int events) {
             return;
         }
         unlink_op(e, op);
+        if (op->drained) e->ready &= ~(unsigned)events;
         finish(op, value, err);
     }
 }
