@@ -3,10 +3,10 @@
 #ifndef ASYNCSTD_H
 #define ASYNCSTD_H
 
-#include "future.h"
-#include "task.h"
 #include "fs.h"
+#include "future.h"
 #include "net.h"
 #include "sync.h"
+#include "task.h"
 
 #endif

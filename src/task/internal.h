@@ -288,7 +288,8 @@ async_future_t *async__io_start(async__io_op_t *op);
 async_future_t *async__io_close(int fd);
 /* fd was just created: forget readiness remembered for an earlier file with that number. */
 void async__io_fd_new(int fd);
-void async__io_global_free(void); /* at runtime shutdown, after the workers */
+void async__io_global_free(void);                    /* at runtime shutdown, after the workers */
+void async__io_worker_init(struct async__worker *w); /* before the worker's thread starts */
 
 /* ---- timers --------------------------------------------------------------- */
 async_future_t *async__timer(uint64_t ms, struct timespec *rem);

@@ -244,9 +244,16 @@ static int register_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t 
     e->registered = true;
     global_fd_t *g = global_fd(fd);
     if (g) {
+        /* A close may have read the set of workers before our bit went in; it
+         * bumps gen before reading, so after setting the bit we see its bump
+         * (all seq_cst): then the fd is being closed and we must not wait. */
         uint64_t bit = UINT64_C(1) << ((w->id - 1) % 64);
-        if (!(atomic_load_explicit(&g->workers, memory_order_relaxed) & bit))
-            atomic_fetch_or_explicit(&g->workers, bit, memory_order_acq_rel);
+        atomic_fetch_or(&g->workers, bit);
+        if (atomic_load(&g->gen) != e->fdgen) {
+            epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL);
+            e->registered = false;
+            return EBADF;
+        }
     }
     return 0;
 }
@@ -449,7 +456,8 @@ async_future_t *async__io_close(int fd) {
     async__runtime_t *rt = &async__rt;
     global_fd_t *g = global_fd(fd);
     uint64_t all = rt->nworkers >= 64 ? UINT64_MAX : (UINT64_C(1) << rt->nworkers) - 1;
-    uint64_t mask = g ? atomic_load_explicit(&g->workers, memory_order_acquire) : all;
+    if (g) atomic_fetch_add(&g->gen, 1); /* before reading the set: see register_fd */
+    uint64_t mask = g ? atomic_load(&g->workers) : all;
     async__worker_t *self = async__tls_worker;
     uint64_t self_bit = self ? UINT64_C(1) << ((self->id - 1) % 64) : 0;
     if (self && rt->nworkers <= 64) mask &= ~self_bit; /* dropped below, here and now */
@@ -490,6 +498,13 @@ async_future_t *async__io_close(int fd) {
 void async__io_fd_new(int fd) {
     global_fd_t *g = fd >= 0 ? global_fd(fd) : NULL;
     if (g) atomic_fetch_add_explicit(&g->gen, 1, memory_order_acq_rel);
+}
+
+/* Made when the worker starts, so that waiting still works once fds run out
+ * (an accept loop at EMFILE); if it fails here, the first wait tries again. */
+void async__io_worker_init(async__worker_t *w) {
+    int err;
+    (void)io_worker(w, &err);
 }
 
 /* ---- shutdown --------------------------------------------------------------- */

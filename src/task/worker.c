@@ -284,6 +284,7 @@ int async__worker_start(async__worker_t *w, unsigned id) {
         return -1;
     }
     w->wakeup.data = w;
+    async__io_worker_init(w); /* before the thread: every fd is made by the time init returns */
     w->stop_msg.run = on_stop;
     w->exit_msg.run = on_exit_msg;
     atomic_init(&w->inbox, NULL);
@@ -296,6 +297,7 @@ int async__worker_start(async__worker_t *w, unsigned id) {
     r = pthread_create(&w->thread, &attr, worker_main, w);
     pthread_attr_destroy(&attr);
     if (r) {
+        uv_walk(&w->loop, close_for_shutdown, w); /* the readiness poll handle */
         uv_close((uv_handle_t *)&w->wakeup, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
