@@ -162,11 +162,13 @@ struct delete_probe {
     async_future_t *gate;
     int set_after, set_after_errno;
     void *get_after;
+    atomic_int has_set;
 };
 
 static intptr_t outlive_key(void *arg) {
     struct delete_probe *p = arg;
     if (async_setspecific(p->key, (void *)(intptr_t)3) != 0) return -1;
+    atomic_store(&p->has_set, 1);
     (void)async_await(p->gate); /* the key is deleted meanwhile */
     p->get_after = async_getspecific(p->key);
     errno = 0;
@@ -181,7 +183,7 @@ Test(key, delete_does_not_destroy_and_kills_the_key) {
     struct delete_probe p = {.key = k, .gate = async_future_new()};
     async_future_t *gate = p.gate;
     async_future_t *t = async_spawn(outlive_key, &p);
-    sleep_ms(20);
+    cr_assert(WAIT_UNTIL(atomic_load(&p.has_set), 10000)); /* the value exists before the delete */
     cr_assert_eq(async_key_delete(k), 0);
     async_future_resolve(gate, 0);
     ASSERT_VAL(async_await(t), 0);
