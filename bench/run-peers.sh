@@ -32,7 +32,7 @@ want idle && run idle 1 idle asyncstd tokio-ct tokio async-std smol go node
 want idle-1m && ARGS=1000000 run idle-1m 1 idle asyncstd
 want echo && run echo 1 echo asyncstd tokio-ct go node libuv
 want echo-t2 && run echo-t2 2 echo asyncstd tokio go
-want fileread && run fileread 1 fileread asyncstd tokio async-std node libuv
+want fileread && run fileread 1 fileread asyncstd blocking tokio async-std node libuv
 want pread && run pread 1 pread asyncstd tokio node libuv
 want stat && run stat 1 stat asyncstd tokio node libuv
 true
