@@ -69,10 +69,7 @@ async_future_t *async_accept4(int sockfd, struct sockaddr *addr, socklen_t *addr
     if (e) return async__future_failed(e);
     accept_op_t *op =
         (accept_op_t *)async__io_op_new(sizeof *op, sockfd, ASYNC_IO_READ, accept_attempt);
-    if (!op) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!op) return NULL; /* errno is ENOMEM */
     op->addr = addr;
     op->addrlen = addr ? addrlen : NULL;
     op->flags = flags | SOCK_NONBLOCK;
@@ -126,11 +123,7 @@ async_future_t *async_connect(int sockfd, const struct sockaddr *addr, socklen_t
     if (e) return async__future_failed(e);
     connect_op_t *op =
         (connect_op_t *)async__io_op_new(sizeof *op, sockfd, ASYNC_IO_WRITE, connect_attempt);
-    if (!op) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    op->started = false;
+    if (!op) return NULL; /* errno is ENOMEM */
     op->addrlen = addrlen;
     if (addrlen) memcpy(&op->addr, addr, addrlen);
     return async__io_start(&op->io);
@@ -174,10 +167,7 @@ static async_future_t *start_send(int sockfd, const void *buf, size_t len, int f
     if (tolen > sizeof(struct sockaddr_storage)) return async__future_failed(EINVAL);
     size_t size = to ? sizeof(send_op_t) : offsetof(send_op_t, to);
     send_op_t *op = (send_op_t *)async__io_op_new(size, sockfd, ASYNC_IO_WRITE, send_attempt);
-    if (!op) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!op) return NULL; /* errno is ENOMEM */
     op->buf = buf;
     op->len = len;
     op->done = 0;
@@ -245,10 +235,7 @@ static async_future_t *start_recv(int sockfd, void *buf, size_t len, int flags,
             waitall = true;
     }
     recv_op_t *op = (recv_op_t *)async__io_op_new(sizeof *op, sockfd, ASYNC_IO_READ, recv_attempt);
-    if (!op) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!op) return NULL; /* errno is ENOMEM */
     op->buf = buf;
     op->len = len;
     op->done = 0;
@@ -331,10 +318,7 @@ async_future_t *async_sendmsg(int sockfd, const struct msghdr *msg, int flags) {
     size_t iov_bytes = msg->msg_iovlen * sizeof(struct iovec);
     sendmsg_op_t *op = (sendmsg_op_t *)async__io_op_new(
         sizeof *op + iov_bytes + msg->msg_controllen, sockfd, ASYNC_IO_WRITE, sendmsg_attempt);
-    if (!op) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!op) return NULL; /* errno is ENOMEM */
     op->msg = *msg;
     op->msg.msg_flags = 0;
     op->msg.msg_name = msg->msg_namelen ? memcpy(&op->name, msg->msg_name, msg->msg_namelen) : NULL;
@@ -396,10 +380,7 @@ async_future_t *async_recvmsg(int sockfd, struct msghdr *msg, int flags) {
         return async__future_failed(msg->msg_iov ? EMSGSIZE : EFAULT);
     recvmsg_op_t *op =
         (recvmsg_op_t *)async__io_op_new(sizeof *op, sockfd, ASYNC_IO_READ, recvmsg_attempt);
-    if (!op) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!op) return NULL; /* errno is ENOMEM */
     op->msg = msg;
     op->flags = flags | MSG_DONTWAIT;
     op->nowait = flags & MSG_DONTWAIT;
