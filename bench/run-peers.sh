@@ -35,4 +35,25 @@ want echo-t2 && run echo-t2 2 echo asyncstd tokio go
 want fileread && run fileread 1 fileread asyncstd blocking tokio async-std node libuv
 want pread && run pread 1 pread asyncstd tokio node libuv
 want stat && run stat 1 stat asyncstd tokio node libuv
+
+# mutex: bench/mutex.c against Tokio's Mutex (bench/tokio-mutex, built here offline from
+# Debian's crates), alternated three rounds at each worker count so both see the same load.
+mutex() {
+    local tm=bench/tokio-mutex/target/release/tokio-mutex
+    (cd bench/tokio-mutex && cargo build --release --offline -q)
+    {
+        echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+        for t in 1 2; do
+            for round in 1 2 3; do
+                echo "\$ THREADS=$t build/bench/asyncstd-mutex  # round $round"
+                THREADS=$t build/bench/asyncstd-mutex
+                echo "\$ THREADS=$t $tm  # round $round"
+                THREADS=$t "$tm"
+            done
+        done
+        echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    } > "$out/mutex.txt" 2>&1
+    cat "$out/mutex.txt"
+}
+want mutex && mutex
 true
