@@ -7,7 +7,11 @@
  * populated chunks removes that (docs/design.md has the numbers).
  *
  * Each class keeps a free list per worker (no lock) and a global one (a
- * mutex) fed by other threads and by worker caches that overflow. Chunks go
+ * mutex) fed by other threads and by worker caches that overflow. A worker
+ * counts its allocations and frees in plain per-worker deltas, folded into
+ * the class's atomic count when the worker exits: a shared counter bumped on
+ * every allocation would put a contended atomic on the hot path of every
+ * await across workers. Chunks go
  * back to the kernel when the runtime is down and no object is live: objects
  * such as task futures may outlive async_runtime_shutdown. Under ASan or
  * valgrind every object comes from malloc, so leak checkers see them. */
@@ -95,7 +99,7 @@ void *async__obj_alloc(int cls) {
     if (w && (o = w->obj_cache[cls]) != NULL) {
         w->obj_cache[cls] = o->next;
         w->obj_cache_len[cls]--;
-        atomic_fetch_add_explicit(&c->live, 1, memory_order_relaxed);
+        w->obj_live[cls]++;
         return o;
     }
     pthread_mutex_lock(&c->lock);
@@ -117,7 +121,10 @@ void *async__obj_alloc(int cls) {
         }
     }
     pthread_mutex_unlock(&c->lock);
-    atomic_fetch_add_explicit(&c->live, 1, memory_order_relaxed);
+    if (w)
+        w->obj_live[cls]++;
+    else
+        atomic_fetch_add_explicit(&c->live, 1, memory_order_relaxed);
     return o;
 }
 
@@ -145,7 +152,7 @@ void async__obj_free(int cls, void *p) {
         o->next = w->obj_cache[cls];
         w->obj_cache[cls] = o;
         w->obj_cache_len[cls]++;
-        atomic_fetch_sub_explicit(&c->live, 1, memory_order_relaxed);
+        w->obj_live[cls]--;
         return;
     }
     pthread_mutex_lock(&c->lock);
@@ -167,6 +174,8 @@ void async__obj_flush(async__worker_t *w) {
             c->free = o;
         }
         w->obj_cache_len[cls] = 0;
+        atomic_fetch_add_explicit(&c->live, w->obj_live[cls], memory_order_relaxed);
+        w->obj_live[cls] = 0;
         pthread_mutex_unlock(&c->lock);
     }
 }

@@ -177,6 +177,7 @@ typedef struct async__worker {
     async__stack_t *stack_cache; /* free stacks of the default size */
     void *obj_cache[3];          /* free objects per class (alloc.c) */
     unsigned obj_cache_len[3];
+    long obj_live[3]; /* objects allocated minus freed on this thread (alloc.c) */
     unsigned stack_cache_len;
     unsigned id; /* 1..N */
     bool stopping;
