@@ -96,6 +96,26 @@ Test(future, settle_null_is_einval) {
     rt_stop();
 }
 
+static intptr_t return_seven(void *arg) {
+    (void)arg;
+    return 7;
+}
+
+/* Only async_future_new's futures have a settler role to give: a task's
+ * future, or a settled library future, is refused and left intact. */
+Test(future, settle_foreign_future_is_einval) {
+    async_future_t *t = async_spawn(return_seven, NULL);
+    cr_assert_not_null(t);
+    ASSERT_ERR(async_future_resolve(t, 1), EINVAL);
+    ASSERT_ERR(async_future_reject(t, EIO), EINVAL);
+    ASSERT_VAL(async_await(t), 7);
+    async_future_t *s = async_sleep(0);
+    cr_assert_not_null(s);
+    ASSERT_ERR(async_future_resolve(s, 1), EINVAL);
+    ASSERT_VAL(async_await(s), 0);
+    rt_stop();
+}
+
 Test(future, await_ptr) {
     static int x;
     void *p = async_await_ptr(resolved((intptr_t)&x));

@@ -171,8 +171,9 @@ ASYNC_EXTERN async_future_t *async_future_new(void) ASYNC_WARN_UNUSED;
  *
  * \param f      the future; its settler role ends here.
  * \param value  the value async_await() will return.
- * \return 0, or -1 with `errno` EINVAL (`f` NULL) or ECANCELED (the future was
- *         cancelled before; the value is dropped).
+ * \return 0, or -1 with `errno` EINVAL (`f` NULL or not from async_future_new();
+ *         nothing is touched) or ECANCELED (the future was cancelled before; the
+ *         value is dropped).
  */
 ASYNC_EXTERN int async_future_resolve(async_future_t *f, intptr_t value);
 
@@ -181,8 +182,9 @@ ASYNC_EXTERN int async_future_resolve(async_future_t *f, intptr_t value);
  *
  * \param f    the future; its settler role ends here.
  * \param err  the error number async_await() will put in `errno` (positive).
- * \return 0, or -1 with `errno` EINVAL (`f` NULL or `err` not positive; the
- *         future is still settled, with EINVAL) or ECANCELED (it was cancelled).
+ * \return 0, or -1 with `errno` EINVAL (`f` NULL or not from async_future_new(),
+ *         untouched; or `err` not positive: the future is still settled, with
+ *         EINVAL) or ECANCELED (it was cancelled).
  */
 ASYNC_EXTERN int async_future_reject(async_future_t *f, int err);
 

@@ -64,8 +64,16 @@ static void done_release(async_future_t *f) {
 static const async__future_ops_t done_ops = {NULL, done_release};
 
 static __thread async_future_t done_futures[2] = {
-    {.waiter = W_SETTLED, .refs = DONE_REFS, .flags = F_CLAIMED, .value = 0, .ops = &done_ops},
-    {.waiter = W_SETTLED, .refs = DONE_REFS, .flags = F_CLAIMED, .value = 1, .ops = &done_ops},
+    {.waiter = W_SETTLED,
+     .refs = DONE_REFS,
+     .flags = F_CLAIMED | F_STATIC,
+     .value = 0,
+     .ops = &done_ops},
+    {.waiter = W_SETTLED,
+     .refs = DONE_REFS,
+     .flags = F_CLAIMED | F_STATIC,
+     .value = 1,
+     .ops = &done_ops},
 };
 
 async_future_t *async__sync_done(intptr_t value) {
@@ -158,7 +166,7 @@ bool async__sw_enqueue(async__sw_t *w) {
 
 void async__sw_complete(async__sw_t *w) {
     async_future_t *t = w->timer;
-    async__future_settle(&w->future, w->value, w->err);
+    async__future_settle_exclusive(&w->future, w->value, w->err); /* see the lock rule */
     if (t) {
         async_cancel(t);
         async__future_unref(t);

@@ -72,18 +72,32 @@ void async__future_unref(async_future_t *f) {
 
 /* The settler's side. Each path ends its use of `w` by dropping its hold, so
  * an awaiter that sees holds == 0 may return and reuse its stack. */
+static inline void drop_hold(async__waiter_t *w) {
+    if (w->single)
+        atomic_store_explicit(&w->holds, 0, memory_order_release);
+    else
+        atomic_fetch_sub_explicit(&w->holds, 1, memory_order_release);
+}
+
 static void wake(async__waiter_t *w) {
     switch (w->kind) {
     case WAIT_TASK: {
         async__task_t *t = w->task;
-        bool first = atomic_exchange_explicit(&w->fired, 1, memory_order_acq_rel) == 0;
-        atomic_fetch_sub_explicit(&w->holds, 1, memory_order_release);
+        bool first;
+        if (w->single &&
+            atomic_load_explicit(&t->worker, memory_order_relaxed) == async__tls_worker) {
+            first = atomic_load_explicit(&w->fired, memory_order_relaxed) == 0;
+            atomic_store_explicit(&w->fired, 1, memory_order_relaxed);
+        } else {
+            first = atomic_exchange_explicit(&w->fired, 1, memory_order_acq_rel) == 0;
+        }
+        drop_hold(w);
         if (first) async__task_ready(t);
         break;
     }
     case WAIT_THREAD:
         atomic_store_explicit(&w->fired, 1, memory_order_release);
-        atomic_fetch_sub_explicit(&w->holds, 1, memory_order_release);
+        drop_hold(w);
         async__futex_wake(&w->fired, 1); /* harmless if the waiter has already returned */
         break;
     case WAIT_CALLBACK: {
@@ -112,10 +126,22 @@ bool async__future_settle(async_future_t *f, intptr_t value, int err) {
     return true;
 }
 
+void async__future_settle_exclusive(async_future_t *f, intptr_t value, int err) {
+    f->value = err ? -1 : value;
+    f->err = err;
+    uintptr_t old = atomic_exchange_explicit(&f->waiter, W_SETTLED, memory_order_acq_rel);
+    if (old == W_NONE) return;
+    if (old == W_DETACHED) {
+        async__future_unref(f);
+        return;
+    }
+    wake((async__waiter_t *)old);
+}
+
 intptr_t async__future_take(async_future_t *f) {
     intptr_t v = f->value;
     int err = f->err;
-    async__future_unref(f);
+    if (!(atomic_load_explicit(&f->flags, memory_order_relaxed) & F_STATIC)) async__future_unref(f);
     if (err) {
         errno = err;
         return -1;
@@ -126,11 +152,17 @@ intptr_t async__future_take(async_future_t *f) {
 /* Registers `w` on `f`; false if f has already settled. */
 static bool attach(async_future_t *f, async__waiter_t *w) {
     uintptr_t expected = W_NONE;
-    atomic_fetch_add_explicit(&w->holds, 1, memory_order_relaxed);
+    if (w->single)
+        atomic_store_explicit(&w->holds, 1, memory_order_relaxed); /* published by the CAS */
+    else
+        atomic_fetch_add_explicit(&w->holds, 1, memory_order_relaxed);
     if (atomic_compare_exchange_strong_explicit(&f->waiter, &expected, (uintptr_t)w,
                                                 memory_order_acq_rel, memory_order_acquire))
         return true;
-    atomic_fetch_sub_explicit(&w->holds, 1, memory_order_relaxed);
+    if (w->single)
+        atomic_store_explicit(&w->holds, 0, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&w->holds, 1, memory_order_relaxed);
     return false;
 }
 
@@ -139,7 +171,7 @@ static void detach_waiter(async_future_t *f, async__waiter_t *w) {
     uintptr_t expected = (uintptr_t)w;
     if (atomic_compare_exchange_strong_explicit(&f->waiter, &expected, W_NONE, memory_order_acq_rel,
                                                 memory_order_acquire))
-        atomic_fetch_sub_explicit(&w->holds, 1, memory_order_relaxed);
+        drop_hold(w);
 }
 
 /* Before a stack waiter goes out of scope: a settler that took it from a
@@ -166,18 +198,19 @@ static void claim_or_block(async__waiter_t *w) {
         async__task_suspend(w->task);
 }
 
-static void waiter_init(async__waiter_t *w) {
+static void waiter_init(async__waiter_t *w, bool single) {
     async__task_t *t = async__task_current();
     atomic_init(&w->fired, 0);
     atomic_init(&w->holds, 0);
     w->kind = t ? WAIT_TASK : WAIT_THREAD;
+    w->single = single;
     w->task = t;
 }
 
 void async__future_wait(async_future_t *f) {
     if (async__future_is_settled(f)) return;
     async__waiter_t w;
-    waiter_init(&w);
+    waiter_init(&w, true);
     if (!attach(f, &w)) return;
     block(&w);
     release_waiter(&w);
@@ -202,7 +235,7 @@ intptr_t async_await(async_future_t *f) {
     }
     if (async__future_is_settled(f)) return async__future_take(f);
     async__waiter_t w;
-    waiter_init(&w);
+    waiter_init(&w, true);
     async__task_t *t = w.task;
     if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
         if (attach(f, &w)) {
@@ -235,7 +268,7 @@ int async_await_any(async_future_t *const *fs, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!fs[i] || async__future_is_settled(fs[i])) return (int)i;
     async__waiter_t w;
-    waiter_init(&w);
+    waiter_init(&w, false);
     async__task_t *t = w.task;
     if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
         errno = ECANCELED;
@@ -337,6 +370,8 @@ int async_future_then(async_future_t *f, async_then_fn cb, void *arg) {
     if (!async__future_is_settled(f)) w = malloc(sizeof *w);
     if (w) {
         atomic_init(&w->fired, 0);
+        atomic_init(&w->holds, 0);
+        w->single = true;
         w->kind = WAIT_CALLBACK;
         w->task = NULL;
         w->cb = cb;
@@ -363,7 +398,7 @@ async_future_t *async_future_new(void) {
 }
 
 static int settle_user(async_future_t *f, intptr_t value, int err) {
-    if (!f) {
+    if (!f || f->ops != &user_ops) { /* only async_future_new's futures have a user settler */
         errno = EINVAL;
         return -1;
     }

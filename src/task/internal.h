@@ -48,6 +48,7 @@ typedef struct async__msg {
 enum {
     F_CLAIMED = 1,   /* someone is settling: value/err are being written */
     F_CANCELLED = 2, /* async_cancel was called (once is enough) */
+    F_STATIC = 4,    /* never released: awaiting it drops no reference (sync.c's done futures) */
 };
 
 typedef struct async__future_ops {
@@ -76,6 +77,11 @@ typedef struct async__waiter {
     atomic_int fired;
     atomic_int holds; /* futures that may still touch this waiter; it outlives them */
     int kind;
+    /* Attached to one future only (async_await): `holds` is 0 or 1, so plain
+     * stores replace the atomic add and subtract; and when the settler runs on
+     * the waiting task's own worker, nothing else can touch `fired` at the same
+     * time (cancellation also runs there), so it is set without an exchange. */
+    bool single;
     struct async__task *task;
     async_then_fn cb;
     void *cb_arg;
@@ -86,6 +92,10 @@ void async__future_init(async_future_t *f, const async__future_ops_t *ops);
 async_future_t *async__future_failed(int err);      /* a settled failure, or NULL */
 async_future_t *async__future_done(intptr_t value); /* a settled success, or NULL */
 bool async__future_settle(async_future_t *f, intptr_t value, int err);
+/* Settles a future that nothing else can settle, ever (its op's own state
+ * machine decides who completes it): skips the claim that async__future_settle
+ * makes to break ties between settlers. */
+void async__future_settle_exclusive(async_future_t *f, intptr_t value, int err);
 void async__future_ref(async_future_t *f);
 void async__future_unref(async_future_t *f);
 /* settle + drop the settler's reference */

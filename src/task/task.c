@@ -130,7 +130,8 @@ static void task_finish(async__worker_t *w, async__task_t *t, intptr_t v, int er
         async__stack_put(w, t->stack);
         t->stack = NULL;
     }
-    async__future_complete(&t->future, v, err);
+    async__future_settle_exclusive(&t->future, v, err); /* a task ends once; cancel only asks */
+    async__future_unref(&t->future);
     async__runtime_task_ended();
 }
 
