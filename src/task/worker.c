@@ -12,7 +12,8 @@
  * briefly on the inbox (when other workers exist, a message is likely to come
  * soon), tries to steal, and only then blocks. So a worker never sleeps while
  * it has ready tasks, never spins for long without them, and polls I/O at
- * least every RUN_BUDGET task runs (Tokio polls its driver every 61 ticks).
+ * least every RUN_BUDGET task runs or POLL_INTERVAL_NS, whichever is later
+ * (Tokio polls its driver every 61 ticks).
  *
  * Wake-ups. The inbox is a lock-free LIFO (one CAS to push), drained whole
  * and reversed, so messages run in push order. A pusher rings the worker's
