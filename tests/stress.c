@@ -1,37 +1,12 @@
-/* Multi-worker stress scenarios in plain C, without Criterion: Criterion's
- * runner cannot start under ThreadSanitizer (its boxfort arena collides with
- * TSan's memory layout), so this program is what CI runs in the TSan build,
- * and it runs in every other build as an ordinary test too.
- *
- *   stress [SCALE]   SCALE divides the iteration counts (default 1; CI's TSan run and
- *                    valgrind use 10)
- *
- * Each scenario checks its results; the program prints "N passed, M failed"
- * and exits non-zero when any check failed. */
+/* The core's multi-worker stress scenarios in plain C, so that they also run
+ * under ThreadSanitizer (stress.h says why, and how to run them): wake-ups
+ * across workers, futures settled by plain threads, cancel races, groups,
+ * stealing, and shutdown with work pending. */
 #define _GNU_SOURCE
-#include <asyncstd/asyncstd.h>
-#include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
 
-static int scale = 1;
-static atomic_int failures;
+#include "stress.h"
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            atomic_fetch_add(&failures, 1);                                          \
-        }                                                                            \
-    } while (0)
 
 static unsigned nworkers(void) { return (unsigned)async_worker_count(); }
 
@@ -267,33 +242,21 @@ static void shutdown_with_pending_work(void) {
     }
 }
 
+/* stealing, with the timeout race in a task of its own running first */
+static void stealing_and_timeouts(void) {
+    CHECK(async_await(async_spawn(timeout_race, NULL)) == 0);
+    stealing();
+}
+
 int main(int argc, char **argv) {
-    if (argc > 1) scale = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
-    if (RUNNING_ON_VALGRIND && scale < 10) scale = 10; /* some 50 times slower there */
-    const struct {
-        const char *name;
-        void (*fn)(void);
-    } scenarios[] = {
+    static const stress_scenario_t scenarios[] = {
         {"cross_worker_wakeups", cross_worker_wakeups},
         {"threads_settle_futures", threads_settle_futures},
         {"cancel_races", cancel_races},
         {"group_across_workers", group_across_workers},
-        {"stealing", stealing},
+        {"stealing", stealing_and_timeouts},
         {"shutdown_with_pending_work", shutdown_with_pending_work},
     };
-    int n = (int)(sizeof scenarios / sizeof scenarios[0]), failed = 0;
-    int workers = async_worker_count();
-    for (int i = 0; i < n; i++) {
-        int before = atomic_load(&failures);
-        if (scenarios[i].fn == stealing) { /* needs a task of its own: run the race here too */
-            CHECK(async_await(async_spawn(timeout_race, NULL)) == 0);
-        }
-        scenarios[i].fn();
-        int bad = atomic_load(&failures) != before;
-        failed += bad;
-        printf("%s %s (%d workers)\n", bad ? "FAIL" : "ok  ", scenarios[i].name, workers);
-        fflush(stdout);
-    }
-    printf("%d passed, %d failed\n", n - failed, failed);
-    return failed ? 1 : 0;
+    return stress_main(argc, argv, scenarios, sizeof scenarios / sizeof *scenarios,
+                       STRESS_SHARED_RUNTIME);
 }

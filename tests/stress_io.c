@@ -1,5 +1,5 @@
 /* fd readiness under cross-thread pressure, in plain C (CI runs it in the TSan
- * build, where Criterion cannot start; see stress.c): many pipes read and
+ * build, where Criterion cannot start; see stress.h): many pipes read and
  * written by tasks on different workers, closes that wake readers parked on
  * other workers, and cancels from plain threads racing with data.
  *
@@ -13,17 +13,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "stress.h"
 
-static int scale = 1;
-static atomic_int failures;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            atomic_fetch_add(&failures, 1);                                          \
-        }                                                                            \
-    } while (0)
 
 typedef struct pipe_op {
     async__io_op_t io; /* first */
@@ -162,25 +153,8 @@ static void cancels(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1) scale = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } scenarios[] = {{"streams", streams}, {"closes", closes}, {"cancels", cancels}};
-    int failed = 0, n = (int)(sizeof scenarios / sizeof scenarios[0]);
-    for (int i = 0; i < n; i++) {
-        if (async_runtime_init(NULL) != 0) {
-            perror("async_runtime_init");
-            return 2;
-        }
-        int before = atomic_load(&failures);
-        scenarios[i].fn();
-        int workers = async_worker_count();
-        CHECK(async_runtime_shutdown() == 0);
-        bool bad = atomic_load(&failures) != before;
-        failed += bad;
-        printf("%s %s (%d workers)\n", bad ? "FAIL" : "ok  ", scenarios[i].name, workers);
-    }
-    printf("%d passed, %d failed\n", n - failed, failed);
-    return failed ? 1 : 0;
+    static const stress_scenario_t scenarios[] = {
+        {"streams", streams}, {"closes", closes}, {"cancels", cancels}};
+    return stress_main(argc, argv, scenarios, sizeof scenarios / sizeof *scenarios,
+                       STRESS_FRESH_RUNTIME);
 }

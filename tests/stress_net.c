@@ -1,5 +1,5 @@
 /* Cross-worker scenarios of the net module in plain C, for the TSan build
- * (Criterion cannot start under ThreadSanitizer; see stress.c). Run with
+ * (Criterion cannot start under ThreadSanitizer; see stress.h). Run with
  * several workers, each scenario puts the two ends of a socket, a close and
  * its waiters, or a helper and its canceller on different threads.
  *
@@ -7,32 +7,13 @@
  *
  * Prints "N passed, M failed" and exits non-zero when any check failed. */
 #define _GNU_SOURCE
-#include <asyncstd/asyncstd.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
 
-static int scale = 1;
-static atomic_int failures;
+#include "stress.h"
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            atomic_fetch_add(&failures, 1);                                          \
-        }                                                                            \
-    } while (0)
 
 static async_future_t *spawn_on(async_task_fn fn, void *arg, unsigned worker) {
     async_spawn_opts_t o = {0};
@@ -202,30 +183,12 @@ static void threads_and_tasks(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1) scale = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
-    if (RUNNING_ON_VALGRIND && scale < 10) scale = 10;
-    const struct {
-        const char *name;
-        void (*fn)(void);
-    } scenarios[] = {
+    static const stress_scenario_t scenarios[] = {
         {"pairs_across_workers", pairs_across_workers},
         {"close_wakes_every_worker", close_wakes_every_worker},
         {"helpers_cancelled_from_threads", helpers_cancelled_from_threads},
         {"threads_and_tasks", threads_and_tasks},
     };
-    int n = (int)(sizeof scenarios / sizeof scenarios[0]), failed = 0;
-    int workers = async_worker_count();
-    const char *only = getenv("STRESS_ONLY"); /* one scenario by name, for debugging */
-    for (int i = 0; i < n; i++) {
-        if (only && strcmp(only, scenarios[i].name)) continue;
-        int before = atomic_load(&failures);
-        scenarios[i].fn();
-        int bad = atomic_load(&failures) != before;
-        failed += bad;
-        printf("%s %s (%d workers)\n", bad ? "FAIL" : "ok  ", scenarios[i].name, workers);
-        fflush(stdout);
-    }
-    printf("%d passed, %d failed\n", n - failed, failed);
-    async_runtime_shutdown();
-    return failed ? 1 : 0;
+    return stress_main(argc, argv, scenarios, sizeof scenarios / sizeof *scenarios,
+                       STRESS_SHARED_RUNTIME);
 }

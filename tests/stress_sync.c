@@ -1,5 +1,5 @@
 /* Cross-worker stress scenarios of the sync module in plain C, without
- * Criterion, so that they also run under ThreadSanitizer (see tests/stress.c
+ * Criterion, so that they also run under ThreadSanitizer (see tests/stress.h
  * for why Criterion cannot): mutex hand-offs racing cancels and timeouts,
  * semaphores racing cancels, channels with many senders and receivers,
  * condition variables, rwlocks, and a resource pool shared by tasks.
@@ -8,24 +8,10 @@
  *
  * Prints "N passed, M failed" and exits non-zero when a check failed. */
 #define _GNU_SOURCE
-#include <asyncstd/asyncstd.h>
-#include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-static int scale = 1;
-static atomic_int failures;
+#include "stress.h"
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            atomic_fetch_add(&failures, 1);                                          \
-        }                                                                            \
-    } while (0)
 
 static unsigned nworkers(void) { return (unsigned)async_worker_count(); }
 
@@ -230,43 +216,22 @@ static void pool_scenario(void) {
     CHECK(atomic_load(&objs_alive) == 0);
 }
 
+static void chan_rendezvous(void) { chan_scenario(0); }
+static void chan_capacity_1(void) { chan_scenario(1); }
+static void chan_capacity_8(void) { chan_scenario(8); }
+static void chan_unbounded(void) { chan_scenario(ASYNC_CHAN_UNBOUNDED); }
+
 int main(int argc, char **argv) {
-    if (argc > 1) scale = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
-    if (async_runtime_init(NULL) != 0) {
-        perror("async_runtime_init");
-        return 1;
-    }
-    struct {
-        const char *name;
-        void (*fn)(void);
-    } s[] = {{"mutex", mutex_scenario},
-             {"sem", sem_scenario},
-             {"cond+rwlock", cond_scenario},
-             {"pool", pool_scenario}};
-    int passed = 0, failed = 0;
-    for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
-        int before = atomic_load(&failures);
-        s[i].fn();
-        if (atomic_load(&failures) == before)
-            passed++;
-        else {
-            failed++;
-            fprintf(stderr, "scenario %s failed\n", s[i].name);
-        }
-    }
-    size_t caps[] = {0, 1, 8, ASYNC_CHAN_UNBOUNDED};
-    for (int i = 0; i < 4; i++) {
-        int before = atomic_load(&failures);
-        chan_scenario(caps[i]);
-        if (atomic_load(&failures) == before)
-            passed++;
-        else
-            failed++;
-    }
-    if (async_runtime_shutdown() != 0) {
-        perror("async_runtime_shutdown");
-        failed++;
-    }
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    static const stress_scenario_t scenarios[] = {
+        {"mutex", mutex_scenario},
+        {"sem", sem_scenario},
+        {"cond+rwlock", cond_scenario},
+        {"pool", pool_scenario},
+        {"chan_rendezvous", chan_rendezvous},
+        {"chan_capacity_1", chan_capacity_1},
+        {"chan_capacity_8", chan_capacity_8},
+        {"chan_unbounded", chan_unbounded},
+    };
+    return stress_main(argc, argv, scenarios, sizeof scenarios / sizeof *scenarios,
+                       STRESS_SHARED_RUNTIME);
 }
