@@ -189,6 +189,7 @@ typedef struct async__worker {
     void *obj_cache[3];          /* free objects per class (alloc.c) */
     unsigned obj_cache_len[3];
     long obj_live[3]; /* objects allocated minus freed on this thread (alloc.c) */
+    char *obj_fresh[3], *obj_fresh_end[3]; /* a run of never-used objects (alloc.c) */
     unsigned stack_cache_len;
     unsigned id; /* 1..N */
     bool stopping;
