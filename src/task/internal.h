@@ -181,6 +181,8 @@ typedef struct async__worker {
     /* the last worker this one looked at to steal from, and its ticks then */
     struct async__worker *memo_victim;
     unsigned long memo_ticks;
+    unsigned spin_rounds;        /* how long idle() spins now (worker.c adapts it) */
+    bool woken_by_inbox;         /* the last wake-up from the loop came with messages */
     uint64_t last_poll_ns;       /* uv_hrtime() of the last poll made while tasks were ready */
     async__task_t *current;      /* the task running now, or NULL */
     async__task_t *tasks;        /* live tasks that were handed to this worker */

@@ -28,7 +28,8 @@
 
 #define RUN_BUDGET 61
 #define STEAL_MAX 128   /* tasks taken from another worker at once (at most half its queue) */
-#define SPIN_ROUNDS 500 /* ~20 us of `pause` on the VM we measure on */
+#define SPIN_ROUNDS 500 /* at most ~20 us of `pause` on the VM we measure on */
+#define SPIN_WINDOW_NS 20000
 /* While tasks stay ready, I/O and timers are polled after every RUN_BUDGET
  * runs but no more often than this: one epoll_wait costs 1-2 us here, which
  * every 61 runs of short tasks was a tenth of a channel round trip
@@ -181,7 +182,10 @@ static size_t drain_inbox(async__worker_t *w) {
     return n;
 }
 
-static void on_wakeup(uv_async_t *h) { drain_inbox(h->data); }
+static void on_wakeup(uv_async_t *h) {
+    async__worker_t *w = h->data;
+    if (drain_inbox(w)) w->woken_by_inbox = true;
+}
 
 static bool has_work(async__worker_t *w) {
     return w->runq_head || atomic_load_explicit(&w->newq_len, memory_order_relaxed) ||
@@ -203,13 +207,29 @@ static void run_ready(async__worker_t *w) {
     }
 }
 
+/* The spin adapts to what wakes this worker: it doubles when a message from
+ * another thread arrived during the spin, or soon after the worker went to
+ * sleep (a longer spin would have caught it), and halves when the spin ran out
+ * and what came was I/O, a timer, or a message long after. A server whose
+ * wake-ups are all socket readiness stops spinning, and leaves the CPU to
+ * whatever else runs on the machine; tasks that wake each other across
+ * workers keep the full spin. */
+static void spin_grow(async__worker_t *w) {
+    unsigned s = w->spin_rounds * 2 + 16;
+    w->spin_rounds = s < SPIN_ROUNDS ? s : SPIN_ROUNDS;
+}
+
 /* Nothing is ready: spin a little, steal, or block in the loop until woken. */
 static void idle(async__worker_t *w) {
     async__runtime_t *rt = &async__rt;
-    if (rt->nworkers > 1 && !w->stopping) {
+    bool several = rt->nworkers > 1 && !w->stopping;
+    if (several) {
         if (steal(w)) return;
-        for (int i = 0; i < SPIN_ROUNDS; i++) {
-            if (atomic_load_explicit(&w->inbox, memory_order_relaxed)) return;
+        for (unsigned i = 0; i < w->spin_rounds; i++) {
+            if (atomic_load_explicit(&w->inbox, memory_order_relaxed)) {
+                spin_grow(w);
+                return;
+            }
             cpu_relax();
         }
         if (steal(w)) return;
@@ -217,8 +237,17 @@ static void idle(async__worker_t *w) {
     atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&rt->sleepers, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) == NULL &&
-        !(rt->nworkers > 1 && steal(w)))
+        !(rt->nworkers > 1 && steal(w))) {
+        uint64_t t0 = several ? uv_hrtime() : 0;
+        w->woken_by_inbox = false;
         uv_run(&w->loop, UV_RUN_ONCE);
+        if (several) {
+            if (w->woken_by_inbox && uv_hrtime() - t0 < SPIN_WINDOW_NS)
+                spin_grow(w);
+            else
+                w->spin_rounds /= 2;
+        }
+    }
     /* a waker that claimed our flag has also taken our count */
     if (atomic_exchange_explicit(&w->sleeping, 0, memory_order_seq_cst))
         atomic_fetch_sub_explicit(&rt->sleepers, 1, memory_order_relaxed);
@@ -295,6 +324,7 @@ int async__worker_start(async__worker_t *w, unsigned id) {
         return -1;
     }
     w->wakeup.data = w;
+    w->spin_rounds = SPIN_ROUNDS;
     async__io_worker_init(w); /* before the thread: every fd is made by the time init returns */
     w->stop_msg.run = on_stop;
     w->exit_msg.run = on_exit_msg;
