@@ -3,11 +3,15 @@
  * workers and one blocking-pool round trip cost. Each figure is the best of
  * ROUNDS runs (the machine is shared; the minimum is the least disturbed).
  *
- *   build/bench/asyncstd-micro [ROUNDS]
+ *   build/bench/asyncstd-micro [ROUNDS] [cross]
+ *
+ * With "cross", only the round trip between two workers runs, once per round,
+ * each printed (bench/RESULTS.md: it is bimodal after the other phases).
  */
 #include <asyncstd/asyncstd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now_ns(void) {
@@ -119,6 +123,10 @@ int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 5;
     async_config_t cfg = {.threads = 2};
     if (async_runtime_init(&cfg) != 0) return 1;
+    if (argc > 2 && strcmp(argv[2], "cross") == 0) {
+        for (int r = 0; r < rounds; r++) printf("%.1f ns\n", bench_pingpong(1, 2));
+        return async_runtime_shutdown();
+    }
     double y = 0, aw = 0, sp = 0, pp1 = 0, pp2 = 0, pool = 0;
     for (int r = 0; r < rounds; r++) {
         double v;
