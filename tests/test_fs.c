@@ -329,6 +329,35 @@ Test(fs, socket_read_write_without_sigpipe) {
     rt_stop();
 }
 
+/* A write that finds the socket's buffer full waits on readiness (the first
+ * try is a sendmsg), and the vectored form goes the same way. */
+Test(fs, socket_write_all_fills_and_drains) {
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    size_t len = 1 << 20; /* far more than a socket buffer holds */
+    char *data = malloc(len), *back = malloc(len);
+    for (size_t i = 0; i < len; i++) data[i] = (char)(i * 7);
+    async_future_t *w = async_write_all(sv[1], data, len);
+    size_t got = 0;
+    while (got < len) {
+        intptr_t n = async_await(async_read(sv[0], back + got, len - got));
+        cr_assert_gt(n, 0);
+        got += (size_t)n;
+    }
+    ASSERT_VAL(async_await(w), len);
+    cr_assert_eq(memcmp(data, back, len), 0);
+    struct iovec iov[2] = {{"ab", 2}, {"cde", 3}};
+    ASSERT_VAL(async_await(async_writev(sv[1], iov, 2)), 5);
+    char buf[8] = {0};
+    ASSERT_VAL(async_await(async_read(sv[0], buf, sizeof buf)), 5);
+    cr_assert_str_eq(buf, "abcde");
+    close(sv[0]);
+    close(sv[1]);
+    free(data);
+    free(back);
+    rt_stop();
+}
+
 Test(fs, tty_read_and_write) {
     int master, slave;
     cr_assert_eq(openpty(&master, &slave, NULL, NULL, NULL), 0);

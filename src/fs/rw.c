@@ -146,20 +146,26 @@ static bool is_file(const struct stat *st) { return S_ISREG(st->st_mode) || S_IS
 
 static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t off, int dir) {
     if (dir == RW_WRITE && off < 0) {
-        /* Writes look first: a write to a socket must not go through
-         * pwritev2, whose EPIPE would come with SIGPIPE. */
-        struct stat st;
-        if (fstat(fd, &st) < 0) return async__future_failed(errno);
-        if (!is_file(&st) && !S_ISDIR(st.st_mode))
-            return rw_ready(fd, iov, cnt, dir, S_ISSOCK(st.st_mode) ? HOW_SOCKET : HOW_NOWAIT);
+        /* A write to a socket must not go through pwritev2, whose EPIPE would
+         * come with SIGPIPE: try it as a socket first. Anything else answers
+         * ENOTSOCK, which costs what the fstat that used to pick the route did,
+         * and a socket is written in one system call instead of two. */
+        struct msghdr m = {0};
+        m.msg_iov = (struct iovec *)iov;
+        m.msg_iovlen = (size_t)cnt;
+        ssize_t n = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0) return async__future_done(n);
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return rw_ready(fd, iov, cnt, dir, HOW_SOCKET);
+        if (errno != ENOTSOCK) return async__future_failed(errno);
     }
     ssize_t n = dir == RW_WRITE ? pwritev2(fd, iov, cnt, off, RWF_NOWAIT)
                                 : preadv2(fd, iov, cnt, off, RWF_NOWAIT);
     if (n >= 0) {
-        /* full, end of file, or a socket/pipe's ordinary short read */
+        /* full, end of file, or a pipe's ordinary short read or write: only a
+         * regular file's short count is finished on the pool */
         if (cnt != 1 || n == 0 || (size_t)n == iov[0].iov_len) return async__future_done(n);
         struct stat st;
-        if (dir == RW_READ && (fstat(fd, &st) < 0 || !is_file(&st))) return async__future_done(n);
+        if (fstat(fd, &st) < 0 || !is_file(&st)) return async__future_done(n);
         return rw_pool(fd, iov, cnt, off, dir, (size_t)n);
     }
     int err = errno;
