@@ -305,6 +305,11 @@ async_future_t *async__io_close(int fd);
 void async__io_fd_new(int fd);
 void async__io_global_free(void);                    /* at runtime shutdown, after the workers */
 void async__io_worker_init(struct async__worker *w); /* before the worker's thread starts */
+/* On the worker's thread: waits up to timeout_ms (-1: no limit, 0: just look)
+ * for readiness on the worker's epoll and runs the ops it makes ready. True
+ * when libuv's own fd was ready too: the caller then runs its loop. */
+bool async__io_poll(struct async__worker *w, int timeout_ms);
+void async__io_worker_exit(struct async__worker *w); /* at worker exit: cancel parked ops */
 
 /* ---- timers --------------------------------------------------------------- */
 async_future_t *async__timer(uint64_t ms, struct timespec *rem);

@@ -4,8 +4,12 @@
  * calling thread; only when the kernel says EAGAIN does it park on a worker
  * and wait. So a ready fd costs one system call and no task switch.
  *
- * Each worker has an epoll instance of its own, watched by its libuv loop
- * through one uv_poll handle. Fds are added edge-triggered for both
+ * Each worker has an epoll instance of its own, and that is where the worker
+ * blocks: libuv's own epoll fd (uv_backend_fd) sits inside it, so one
+ * epoll_wait sees socket readiness, wake-ups and libuv's work alike, and
+ * libuv's loop is run (without blocking) only when its fd or a timer is due.
+ * Watching this epoll from libuv instead (a uv_poll on it) cost two
+ * epoll_wait calls per wake-up. Fds are added edge-triggered for both
  * directions on their first wait and stay until they are dropped, and the
  * worker remembers, per fd and direction, whether the fd is known to be
  * ready (an edge came and no attempt has seen EAGAIN since). Attempts and
@@ -46,9 +50,11 @@ typedef struct io_fd {
     bool registered;                   /* in this worker's epoll */
 } io_fd_t;
 
+/* The epoll event that stands for libuv's backend fd: no fd and generation
+ * has this value (fds are below FD_TABLE_MAX). */
+#define LOOP_EVENT UINT64_MAX
+
 struct async__io_worker {
-    async__handle_owner_t owner; /* first: the poll handle's data */
-    uv_poll_t poll;              /* the loop watches epfd */
     int epfd;
     io_fd_t **fds;
     size_t nfds;
@@ -126,9 +132,6 @@ async__io_op_t *async__io_op_new(size_t size, int fd, int events, async__io_atte
 
 /* ---- a worker's table ----------------------------------------------------- */
 
-static void on_poll(uv_poll_t *h, int status, int events);
-static void io_worker_shutdown(uv_handle_t *h);
-
 static struct async__io_worker *io_worker(async__worker_t *w, int *err) {
     if (ASYNC_LIKELY(w->io != NULL)) return w->io;
     struct async__io_worker *io = calloc(1, sizeof *io);
@@ -142,16 +145,13 @@ static struct async__io_worker *io_worker(async__worker_t *w, int *err) {
         free(io);
         return NULL;
     }
-    int r = uv_poll_init(&w->loop, &io->poll, io->epfd);
-    if (r == 0) r = uv_poll_start(&io->poll, UV_READABLE, on_poll);
-    if (r) {
-        *err = -r;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LOOP_EVENT}; /* level-triggered */
+    if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, uv_backend_fd(&w->loop), &ev) != 0) {
+        *err = errno;
         close(io->epfd);
         free(io);
         return NULL;
     }
-    io->owner.shutdown = io_worker_shutdown;
-    io->poll.data = io;
     w->io = io;
     return io;
 }
@@ -318,15 +318,23 @@ static void run_ready_ops(io_fd_t *e, int events) {
     }
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-    (void)status;
-    (void)events;
-    struct async__io_worker *io = h->data;
+bool async__io_poll(async__worker_t *w, int timeout_ms) {
+    struct async__io_worker *io = w->io;
+    if (!io) { /* no epoll of our own (it could not be made): block in libuv */
+        uv_run(&w->loop, timeout_ms == 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+        return false;
+    }
     struct epoll_event evs[EVENTS_PER_WAIT];
+    bool loop_ready = false;
     int n;
     do {
-        n = epoll_wait(io->epfd, evs, EVENTS_PER_WAIT, 0);
+        n = epoll_wait(io->epfd, evs, EVENTS_PER_WAIT, timeout_ms);
+        timeout_ms = 0; /* only the first wait blocks */
         for (int i = 0; i < n; i++) {
+            if (evs[i].data.u64 == LOOP_EVENT) {
+                loop_ready = true;
+                continue;
+            }
             int fd = (int)(uint32_t)evs[i].data.u64;
             uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
             if ((size_t)fd >= io->nfds || !io->fds[fd]) continue;
@@ -340,6 +348,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
             if (e->gen == gen) run_ready_ops(e, ASYNC_IO_WRITE);
         }
     } while (n == EVENTS_PER_WAIT);
+    return loop_ready;
 }
 
 /* ---- starting, from any thread --------------------------------------------- */
@@ -509,23 +518,18 @@ void async__io_worker_init(async__worker_t *w) {
 
 /* ---- shutdown --------------------------------------------------------------- */
 
-static void on_poll_closed(uv_handle_t *h) {
-    struct async__io_worker *io = h->data;
+/* The worker is exiting (every task has ended): ops still parked belong to
+ * detached futures or plain threads; they end cancelled. */
+void async__io_worker_exit(async__worker_t *w) {
+    struct async__io_worker *io = w->io;
+    if (!io) return;
+    for (size_t fd = 0; fd < io->nfds; fd++)
+        if (io->fds[fd]) drop_fd(io, io->fds[fd], (int)fd, ECANCELED);
+    w->io = NULL;
     close(io->epfd);
     for (size_t i = 0; i < io->nfds; i++) free(io->fds[i]);
     free(io->fds);
     free(io);
-}
-
-/* The worker is exiting (every task has ended): ops still parked belong to
- * detached futures or plain threads; they end cancelled. */
-static void io_worker_shutdown(uv_handle_t *h) {
-    struct async__io_worker *io = h->data;
-    async__worker_t *w = ASYNC_CONTAINER_OF(h->loop, async__worker_t, loop);
-    for (size_t fd = 0; fd < io->nfds; fd++)
-        if (io->fds[fd]) drop_fd(io, io->fds[fd], (int)fd, ECANCELED);
-    w->io = NULL;
-    uv_close(h, on_poll_closed);
 }
 
 void async__io_global_free(void) {

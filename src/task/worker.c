@@ -187,6 +187,25 @@ static void on_wakeup(uv_async_t *h) {
     if (drain_inbox(w)) w->woken_by_inbox = true;
 }
 
+/* Polls the worker's epoll (io.c), blocking until something comes if `block`,
+ * and runs libuv's loop without blocking when its fd was ready or a timer is
+ * due: a wake-up by socket readiness alone costs one epoll_wait. */
+static void poll_io(async__worker_t *w, bool block) {
+    uv_loop_t *loop = &w->loop;
+    int timeout = 0;
+    if (block) {
+        uv_update_time(loop);
+        timeout = uv_backend_timeout(loop); /* -1: no timer; 0: libuv has work now */
+    }
+    bool run = timeout == 0 && block;
+    if (!run) run = async__io_poll(w, timeout);
+    if (!run && (timeout > 0 || !block)) { /* a timer may have come due meanwhile */
+        uv_update_time(loop);
+        run = uv_backend_timeout(loop) == 0;
+    }
+    if (run) uv_run(loop, UV_RUN_NOWAIT);
+}
+
 static bool has_work(async__worker_t *w) {
     return w->runq_head || atomic_load_explicit(&w->newq_len, memory_order_relaxed) ||
            atomic_load_explicit(&w->inbox, memory_order_relaxed);
@@ -240,7 +259,7 @@ static void idle(async__worker_t *w) {
         !(rt->nworkers > 1 && steal(w))) {
         uint64_t t0 = several ? uv_hrtime() : 0;
         w->woken_by_inbox = false;
-        uv_run(&w->loop, UV_RUN_ONCE);
+        poll_io(w, true);
         if (several) {
             if (w->woken_by_inbox && uv_hrtime() - t0 < SPIN_WINDOW_NS)
                 spin_grow(w);
@@ -275,7 +294,7 @@ static void *worker_main(void *arg) {
         if (has_work(w)) {
             uint64_t now = uv_hrtime();
             if (now - w->last_poll_ns >= POLL_INTERVAL_NS) {
-                uv_run(&w->loop, UV_RUN_NOWAIT);
+                poll_io(w, false);
                 w->last_poll_ns = now;
             }
             continue;
@@ -284,6 +303,7 @@ static void *worker_main(void *arg) {
     }
     /* shutdown: every task has ended; cancel and close what is left on the loop */
     drain_inbox(w);
+    async__io_worker_exit(w);
     uv_walk(&w->loop, close_for_shutdown, w);
     uv_run(&w->loop, UV_RUN_NOWAIT);
     drain_inbox(w);
@@ -338,7 +358,7 @@ int async__worker_start(async__worker_t *w, unsigned id) {
     r = pthread_create(&w->thread, &attr, worker_main, w);
     pthread_attr_destroy(&attr);
     if (r) {
-        uv_walk(&w->loop, close_for_shutdown, w); /* the readiness poll handle */
+        async__io_worker_exit(w);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
