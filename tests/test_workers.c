@@ -21,6 +21,29 @@
 
 TestSuite(workers, .timeout = 120);
 
+/* ---- waking a worker that has been asleep since it started -------------------------------- */
+
+static intptr_t my_worker(void *arg) {
+    (void)arg;
+    return async_worker_id();
+}
+
+/* Every worker blocks on its own epoll right after it starts; a spawn from a plain
+ * thread must still wake it (its wake-up fd must be in the epoll it blocks on), and a
+ * timer must still fire on it. */
+Test(workers, workers_asleep_since_start_wake_up) {
+    cr_assert_eq(async_runtime_init(NULL), 0);
+    sleep_ms(100); /* every worker has gone to sleep */
+    int n = async_worker_count();
+    for (int i = 1; i <= n; i++) {
+        async_spawn_opts_t o = {.worker = (unsigned)i};
+        ASSERT_VAL(async_await(async_spawn_opts(my_worker, NULL, &o)), i);
+    }
+    sleep_ms(50);
+    ASSERT_VAL(async_await(async_usleep(2000)), 0);
+    rt_stop();
+}
+
 /* ---- stealing ---------------------------------------------------------------------------- */
 
 static atomic_int seen[65];

@@ -8,6 +8,10 @@
  * blocks: libuv's own epoll fd (uv_backend_fd) sits inside it, so one
  * epoll_wait sees socket readiness, wake-ups and libuv's work alike, and
  * libuv's loop is run (without blocking) only when its fd or a timer is due.
+ * (libuv adds an fd to its own epoll only inside uv_run: a libuv handle with
+ * an fd, started while the worker runs, would need a turn of the loop before
+ * the worker blocks. The worker's only such handle is its wake-up, registered
+ * by one turn when its thread starts; everything else is timers.)
  * Watching this epoll from libuv instead (a uv_poll on it) cost two
  * epoll_wait calls per wake-up. Fds are added edge-triggered for both
  * directions on their first wait and stay until they are dropped, and the

@@ -197,9 +197,9 @@ static void poll_io(async__worker_t *w, bool block) {
         uv_update_time(loop);
         timeout = uv_backend_timeout(loop); /* -1: no timer; 0: libuv has work now */
     }
-    bool run = timeout == 0 && block;
-    if (!run) run = async__io_poll(w, timeout);
-    if (!run && (timeout > 0 || !block)) { /* a timer may have come due meanwhile */
+    bool run = async__io_poll(w, timeout);         /* our epoll is always looked at */
+    if (!run && block && timeout == 0) run = true; /* libuv had work already */
+    if (!run && timeout != -1) {                   /* a timer may have come due meanwhile */
         uv_update_time(loop);
         run = uv_backend_timeout(loop) == 0;
     }
@@ -287,6 +287,10 @@ static void *worker_main(void *arg) {
     async__tls_worker = w;
     async__fiber_init_thread(&w->sched);
     async__stack_install_guard_handler();
+    /* libuv adds a handle's fd to its epoll only inside uv_run, and the worker
+     * blocks on its own epoll: one turn now registers the wake-up eventfd
+     * before the first block (every other handle asyncstd opens is a timer) */
+    uv_run(&w->loop, UV_RUN_NOWAIT);
     while (!w->exiting) {
         drain_inbox(w);
         run_ready(w);
