@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -24,43 +23,16 @@ int async__net_set_nonblock(int fd) {
 }
 
 /* ---- what is known of an fd ------------------------------------------------
- * One byte per fd number, allocated on first use for the whole fd range (the
- * untouched pages of a large calloc cost nothing), kept for the process's life. */
-#define NET_FD_MAX (1u << 20)
-
-static struct {
-    pthread_mutex_t lock;
-    _Atomic(atomic_uchar *) bytes;
-    size_t len;
-} fd_table = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static atomic_uchar *fd_bytes(void) {
-    atomic_uchar *t = atomic_load_explicit(&fd_table.bytes, memory_order_acquire);
-    if (ASYNC_LIKELY(t)) return t;
-    pthread_mutex_lock(&fd_table.lock);
-    t = atomic_load_explicit(&fd_table.bytes, memory_order_relaxed);
-    if (!t) {
-        struct rlimit rl;
-        size_t len = NET_FD_MAX;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < len)
-            len = rl.rlim_max;
-        t = calloc(len, 1);
-        if (t) {
-            fd_table.len = len;
-            atomic_store_explicit(&fd_table.bytes, t, memory_order_release);
-        }
-    }
-    pthread_mutex_unlock(&fd_table.lock);
-    return t;
-}
+ * One byte per fd number (fdtable.c), kept for the process's life. */
+static async__fd_table_t fd_table = ASYNC_FD_TABLE_INIT;
 
 void async__net_mark_tcp(int fd, bool tcp) {
-    atomic_uchar *t = fd >= 0 ? fd_bytes() : NULL;
+    atomic_uchar *t = fd >= 0 ? async__fd_table_get(&fd_table, sizeof *t) : NULL;
     if (t && (size_t)fd < fd_table.len) atomic_store_explicit(&t[fd], tcp, memory_order_relaxed);
 }
 
 bool async__net_is_tcp(int fd) {
-    atomic_uchar *t = atomic_load_explicit(&fd_table.bytes, memory_order_acquire);
+    atomic_uchar *t = async__fd_table_peek(&fd_table);
     return t && fd >= 0 && (size_t)fd < fd_table.len &&
            atomic_load_explicit(&t[fd], memory_order_relaxed);
 }

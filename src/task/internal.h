@@ -311,6 +311,25 @@ void async__io_worker_init(struct async__worker *w); /* before the worker's thre
 bool async__io_poll(struct async__worker *w, int timeout_ms);
 void async__io_worker_exit(struct async__worker *w); /* at worker exit: cancel parked ops */
 
+/* ---- tables indexed by fd number (fdtable.c) ------------------------------- */
+#define ASYNC_FD_TABLE_MAX (1u << 20) /* entries at most; higher fds are not in the table */
+
+typedef struct async__fd_table {
+    pthread_mutex_t lock;
+    void *_Atomic items; /* len entries, zeroed when made */
+    size_t len;          /* written before items is published */
+} async__fd_table_t;
+#define ASYNC_FD_TABLE_INIT \
+    { .lock = PTHREAD_MUTEX_INITIALIZER }
+
+/* The table's entries of `elem` bytes, made on first use; NULL if out of memory. */
+void *async__fd_table_get(async__fd_table_t *t, size_t elem);
+/* The entries if they were made, else NULL: never allocates. */
+static inline void *async__fd_table_peek(async__fd_table_t *t) {
+    return atomic_load_explicit(&t->items, memory_order_acquire);
+}
+void async__fd_table_free(async__fd_table_t *t); /* a later get makes a new one */
+
 /* ---- timers --------------------------------------------------------------- */
 async_future_t *async__timer(uint64_t ms, struct timespec *rem);
 

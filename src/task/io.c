@@ -35,13 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 #define EVENTS_PER_WAIT 128
-#define FD_TABLE_MAX (1u << 20) /* fds at or above this are tracked as "any worker" */
 
 enum { OP_NEW, OP_QUEUED, OP_PARKED, OP_DONE };
 
@@ -55,7 +53,7 @@ typedef struct io_fd {
 } io_fd_t;
 
 /* The epoll event that stands for libuv's backend fd: no fd and generation
- * has this value (fds are below FD_TABLE_MAX). */
+ * has this value (fds are below ASYNC_FD_TABLE_MAX). */
 #define LOOP_EVENT UINT64_MAX
 
 struct async__io_worker {
@@ -69,35 +67,12 @@ typedef struct global_fd {
     atomic_uint gen;
 } global_fd_t;
 
-static struct {
-    pthread_mutex_t lock;
-    global_fd_t *_Atomic table;
-    size_t len;
-} global = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static async__fd_table_t global = ASYNC_FD_TABLE_INIT;
 
-static global_fd_t *global_table(void) {
-    global_fd_t *t = atomic_load_explicit(&global.table, memory_order_acquire);
-    if (ASYNC_LIKELY(t)) return t;
-    pthread_mutex_lock(&global.lock);
-    t = atomic_load_explicit(&global.table, memory_order_relaxed);
-    if (!t) {
-        struct rlimit rl;
-        size_t len = FD_TABLE_MAX;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < len)
-            len = rl.rlim_max;
-        /* untouched pages of a large calloc cost nothing */
-        t = calloc(len, sizeof *t);
-        if (t) {
-            global.len = len;
-            atomic_store_explicit(&global.table, t, memory_order_release);
-        }
-    }
-    pthread_mutex_unlock(&global.lock);
-    return t;
-}
-
+/* NULL for an fd beyond the table (or no memory): callers then treat it as
+ * registered on every worker. */
 static global_fd_t *global_fd(int fd) {
-    global_fd_t *t = global_table();
+    global_fd_t *t = async__fd_table_get(&global, sizeof *t);
     return t && (size_t)fd < global.len ? &t[fd] : NULL;
 }
 
@@ -536,10 +511,4 @@ void async__io_worker_exit(async__worker_t *w) {
     free(io);
 }
 
-void async__io_global_free(void) {
-    pthread_mutex_lock(&global.lock);
-    free(atomic_load_explicit(&global.table, memory_order_relaxed));
-    atomic_store_explicit(&global.table, NULL, memory_order_relaxed);
-    global.len = 0;
-    pthread_mutex_unlock(&global.lock);
-}
+void async__io_global_free(void) { async__fd_table_free(&global); }
