@@ -36,39 +36,11 @@
 
 #include "peer_fs.h"
 #include "peer_net.h"
+#include "peer_util.h"
 
 #define IMPL "asyncstd"
 
 static unsigned nthreads = 1;
-
-static void fail(const char *what) {
-    fprintf(stderr, "asyncstd-peer: %s\n", what);
-    exit(1);
-}
-
-static void fail_errno(const char *what) {
-    fprintf(stderr, "asyncstd-peer: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double ms_since(uint64_t t0) { return (double)(now_ns() - t0) / 1e6; }
-
-static long param(int argc, char **argv, int i, long def) {
-    if (i >= argc) return def;
-    char *end;
-    long v = strtol(argv[i], &end, 10);
-    if (*end || v <= 0) {
-        fprintf(stderr, "asyncstd-peer: bad parameter %d: %s\n", i, argv[i]);
-        exit(2);
-    }
-    return v;
-}
 
 /* Resident set size now, in bytes (the second field of /proc/self/statm). */
 static long rss_bytes(void) {

@@ -22,46 +22,26 @@
 #include <asyncstd/asyncstd.h>
 
 #include "peer_fs.h"
+#include "peer_util.h"
 
 #define IMPL "asyncstd"
-
-static void fs_fail(const char *what) {
-    fprintf(stderr, "asyncstd-peer: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
-
-static uint64_t fs_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static long fs_param(int argc, char **argv, int i, long def) {
-    if (i >= argc) return def;
-    long v = strtol(argv[i], NULL, 10);
-    if (v <= 0) {
-        fprintf(stderr, "asyncstd-peer: bad parameter %s\n", argv[i]);
-        exit(2);
-    }
-    return v;
-}
 
 void peer_fileread(int argc, char **argv, unsigned nthreads) {
     const char *path = argc > 0 ? argv[0] : "/tmp/peerdata/big.bin";
     int fd = (int)async_await(async_open(path, O_RDONLY | O_CLOEXEC));
-    if (fd < 0) fs_fail(path);
+    if (fd < 0) fail_errno(path);
     enum { CHUNK = 64 * 1024 };
     char *buf = malloc(CHUNK);
-    if (!buf) fs_fail("malloc");
-    uint64_t bytes = 0, t0 = fs_now_ns();
+    if (!buf) fail_errno("malloc");
+    uint64_t bytes = 0, t0 = now_ns();
     for (;;) {
         intptr_t n = async_await(async_read(fd, buf, CHUNK));
-        if (n < 0) fs_fail("async_read");
+        if (n < 0) fail_errno("async_read");
         if (n == 0) break;
         bytes += (uint64_t)n;
     }
-    double ms = (double)(fs_now_ns() - t0) / 1e6;
-    if (async_await(async_close(fd)) != 0) fs_fail("async_close");
+    double ms = ms_since(t0);
+    if (async_await(async_close(fd)) != 0) fail_errno("async_close");
     struct stat st;
     if (stat(path, &st) == 0 && (uint64_t)st.st_size != bytes) {
         fprintf(stderr, "asyncstd-peer: fileread: read %llu of %lld bytes\n",
@@ -97,7 +77,7 @@ static intptr_t pread_task(void *arg) {
     char buf[4096];
     while (atomic_fetch_add_explicit(&ops_issued, 1, memory_order_relaxed) < ops_total) {
         off_t off = (off_t)(xorshift(&c->rng) % pr_blocks) * 4096;
-        if (async_await(async_pread(pr_fd, buf, sizeof buf, off)) <= 0) fs_fail("async_pread");
+        if (async_await(async_pread(pr_fd, buf, sizeof buf, off)) <= 0) fail_errno("async_pread");
         c->done++;
     }
     return 0;
@@ -108,7 +88,7 @@ static intptr_t stat_task(void *arg) {
     struct stat st;
     long i;
     while ((i = atomic_fetch_add_explicit(&ops_issued, 1, memory_order_relaxed)) < ops_total) {
-        if (async_await(async_stat(paths[i % npaths], &st)) != 0) fs_fail("async_stat");
+        if (async_await(async_stat(paths[i % npaths], &st)) != 0) fail_errno("async_stat");
         c->done++;
     }
     return 0;
@@ -117,18 +97,18 @@ static intptr_t stat_task(void *arg) {
 static void run_tasks(const char *wl, int conc, async_task_fn fn, unsigned nthreads) {
     chain_t *chains = calloc((size_t)conc, sizeof *chains);
     async_future_t **fs = calloc((size_t)conc, sizeof *fs);
-    if (!chains || !fs) fs_fail("calloc");
-    uint64_t t0 = fs_now_ns();
+    if (!chains || !fs) fail_errno("calloc");
+    uint64_t t0 = now_ns();
     for (int i = 0; i < conc; i++) {
         chains[i].rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
-        if (!(fs[i] = async_spawn(fn, &chains[i]))) fs_fail("async_spawn");
+        if (!(fs[i] = async_spawn(fn, &chains[i]))) fail_errno("async_spawn");
     }
     long done = 0;
     for (int i = 0; i < conc; i++) {
-        if (async_await(fs[i]) != 0) fs_fail(wl);
+        if (async_await(fs[i]) != 0) fail_errno(wl);
         done += chains[i].done;
     }
-    double ms = (double)(fs_now_ns() - t0) / 1e6;
+    double ms = ms_since(t0);
     if (done != ops_total) {
         fprintf(stderr, "asyncstd-peer: %s: %ld ops done, want %ld\n", wl, done, ops_total);
         exit(1);
@@ -141,12 +121,12 @@ static void run_tasks(const char *wl, int conc, async_task_fn fn, unsigned nthre
 
 void peer_pread(int argc, char **argv, unsigned nthreads) {
     const char *path = argc > 0 ? argv[0] : "/tmp/peerdata/big.bin";
-    int conc = (int)fs_param(argc, argv, 1, 64);
-    ops_total = fs_param(argc, argv, 2, 200000);
+    int conc = (int)param(argc, argv, 1, 64);
+    ops_total = param(argc, argv, 2, 200000);
     pr_fd = (int)async_await(async_open(path, O_RDONLY | O_CLOEXEC));
-    if (pr_fd < 0) fs_fail(path);
+    if (pr_fd < 0) fail_errno(path);
     struct stat st;
-    if (async_await(async_fstat(pr_fd, &st)) != 0) fs_fail("async_fstat");
+    if (async_await(async_fstat(pr_fd, &st)) != 0) fail_errno("async_fstat");
     pr_blocks = (uint64_t)st.st_size / 4096;
     if (pr_blocks == 0) {
         fprintf(stderr, "asyncstd-peer: pread: file too small\n");
@@ -158,17 +138,18 @@ void peer_pread(int argc, char **argv, unsigned nthreads) {
 
 void peer_stat(int argc, char **argv, unsigned nthreads) {
     const char *dir = argc > 0 ? argv[0] : "/tmp/peerdata/many";
-    int conc = (int)fs_param(argc, argv, 1, 64);
-    ops_total = fs_param(argc, argv, 2, 200000);
+    int conc = (int)param(argc, argv, 1, 64);
+    ops_total = param(argc, argv, 2, 200000);
     DIR *d = opendir(dir);
-    if (!d) fs_fail(dir);
+    if (!d) fail_errno(dir);
     struct dirent *e;
     long cap = 1024;
     paths = malloc((size_t)cap * sizeof *paths);
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         if (npaths == cap) paths = realloc(paths, (size_t)(cap *= 2) * sizeof *paths);
-        if (!paths || asprintf(&paths[npaths++], "%s/%s", dir, e->d_name) < 0) fs_fail("asprintf");
+        if (!paths || asprintf(&paths[npaths++], "%s/%s", dir, e->d_name) < 0)
+            fail_errno("asprintf");
     }
     closedir(d);
     if (npaths == 0) {

@@ -15,6 +15,7 @@
 #include <asyncstd/asyncstd.h>
 
 #include "peer_net.h"
+#include "peer_util.h"
 
 static int stop_pair[2] = {-1, -1};
 
@@ -50,23 +51,15 @@ void peer_echo_server(int argc, char **argv) {
         exit(2);
     }
     int lfd = (int)async_await(async_tcp_listen("127.0.0.1", argv[0], SOMAXCONN));
-    if (lfd < 0) {
-        perror("asyncstd-peer: echo-server: listen");
-        exit(1);
-    }
-    if (async_await(async_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, stop_pair)) < 0) {
-        perror("asyncstd-peer: socketpair");
-        exit(1);
-    }
+    if (lfd < 0) fail_errno("echo-server: listen");
+    if (async_await(async_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, stop_pair)) < 0)
+        fail_errno("socketpair");
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     async_future_t *watcher = async_spawn(stop_watcher, (void *)(intptr_t)lfd);
     async_group_t *conns = async_group_new();
-    if (!watcher || !conns) {
-        fprintf(stderr, "asyncstd-peer: out of memory\n");
-        exit(1);
-    }
+    if (!watcher || !conns) fail("out of memory");
     fprintf(stderr, "READY\n");
     for (;;) {
         int fd = (int)async_await(async_accept(lfd, NULL, NULL));
