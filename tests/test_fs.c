@@ -268,25 +268,31 @@ Test(fs, pipe_read_waits_for_data) {
     rt_stop();
 }
 
-Test(fs, pipe_write_all_fills_and_drains) {
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    size_t len = 1 << 20; /* far more than a pipe holds */
+/* A 1 MiB write_all into `wr`, far more than a pipe or socket buffer holds, so
+ * it must wait for the reads from `rd` that drain it; the bytes come back intact. */
+static void write_all_fills_and_drains(int rd, int wr) {
+    size_t len = 1 << 20;
     char *data = malloc(len), *back = malloc(len);
-    for (size_t i = 0; i < len; i++) data[i] = (char)i;
-    async_future_t *w = async_write_all(p[1], data, len);
+    for (size_t i = 0; i < len; i++) data[i] = (char)(i * 7);
+    async_future_t *w = async_write_all(wr, data, len);
     size_t got = 0;
     while (got < len) {
-        intptr_t n = async_await(async_read(p[0], back + got, len - got));
+        intptr_t n = async_await(async_read(rd, back + got, len - got));
         cr_assert_gt(n, 0);
         got += (size_t)n;
     }
     ASSERT_VAL(async_await(w), len);
     cr_assert_eq(memcmp(data, back, len), 0);
-    close(p[0]);
-    close(p[1]);
     free(data);
     free(back);
+}
+
+Test(fs, pipe_write_all_fills_and_drains) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    write_all_fills_and_drains(p[0], p[1]);
+    close(p[0]);
+    close(p[1]);
     rt_stop();
 }
 
@@ -334,18 +340,7 @@ Test(fs, socket_read_write_without_sigpipe) {
 Test(fs, socket_write_all_fills_and_drains) {
     int sv[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    size_t len = 1 << 20; /* far more than a socket buffer holds */
-    char *data = malloc(len), *back = malloc(len);
-    for (size_t i = 0; i < len; i++) data[i] = (char)(i * 7);
-    async_future_t *w = async_write_all(sv[1], data, len);
-    size_t got = 0;
-    while (got < len) {
-        intptr_t n = async_await(async_read(sv[0], back + got, len - got));
-        cr_assert_gt(n, 0);
-        got += (size_t)n;
-    }
-    ASSERT_VAL(async_await(w), len);
-    cr_assert_eq(memcmp(data, back, len), 0);
+    write_all_fills_and_drains(sv[0], sv[1]);
     struct iovec iov[2] = {{"ab", 2}, {"cde", 3}};
     ASSERT_VAL(async_await(async_writev(sv[1], iov, 2)), 5);
     char buf[8] = {0};
@@ -353,8 +348,6 @@ Test(fs, socket_write_all_fills_and_drains) {
     cr_assert_str_eq(buf, "abcde");
     close(sv[0]);
     close(sv[1]);
-    free(data);
-    free(back);
     rt_stop();
 }
 
