@@ -110,32 +110,24 @@ static void wake(async__waiter_t *w) {
     }
 }
 
-/* Settles once; false if the future was already settled (or being settled). */
-bool async__future_settle(async_future_t *f, intptr_t value, int err) {
-    if (atomic_fetch_or_explicit(&f->flags, F_CLAIMED, memory_order_acquire) & F_CLAIMED)
-        return false;
-    f->value = err ? -1 : value;
-    f->err = err;
-    uintptr_t old = atomic_exchange_explicit(&f->waiter, W_SETTLED, memory_order_acq_rel);
-    if (old == W_NONE) return true;
-    if (old == W_DETACHED) {
-        async__future_unref(f); /* the owner's role, given up by async_future_free */
-        return true;
-    }
-    wake((async__waiter_t *)old);
-    return true;
-}
-
 void async__future_settle_exclusive(async_future_t *f, intptr_t value, int err) {
     f->value = err ? -1 : value;
     f->err = err;
     uintptr_t old = atomic_exchange_explicit(&f->waiter, W_SETTLED, memory_order_acq_rel);
     if (old == W_NONE) return;
     if (old == W_DETACHED) {
-        async__future_unref(f);
+        async__future_unref(f); /* the owner's role, given up by async_future_free */
         return;
     }
     wake((async__waiter_t *)old);
+}
+
+/* Settles once; false if the future was already settled (or being settled). */
+bool async__future_settle(async_future_t *f, intptr_t value, int err) {
+    if (atomic_fetch_or_explicit(&f->flags, F_CLAIMED, memory_order_acquire) & F_CLAIMED)
+        return false;
+    async__future_settle_exclusive(f, value, err); /* the claim made us the only settler */
+    return true;
 }
 
 intptr_t async__future_take(async_future_t *f) {
@@ -159,10 +151,7 @@ static bool attach(async_future_t *f, async__waiter_t *w) {
     if (atomic_compare_exchange_strong_explicit(&f->waiter, &expected, (uintptr_t)w,
                                                 memory_order_acq_rel, memory_order_acquire))
         return true;
-    if (w->single)
-        atomic_store_explicit(&w->holds, 0, memory_order_relaxed);
-    else
-        atomic_fetch_sub_explicit(&w->holds, 1, memory_order_relaxed);
+    drop_hold(w);
     return false;
 }
 
