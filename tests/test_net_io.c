@@ -201,7 +201,19 @@ Test(net_io, bad_input, .init = rt_start) {
     ASSERT_ERR(async_await(async_recv(sv[0], NULL, 4, 0)), EFAULT);
     ASSERT_ERR(async_await(async_send(sv[0], NULL, 4, 0)), EFAULT);
     ASSERT_ERR(async_await(async_recvfrom(sv[0], b, 4, 0, (struct sockaddr *)b, NULL)), EFAULT);
-    ASSERT_ERR(async_await(async_sendto(sv[0], b, 4, 0, NULL, 16)), EFAULT);
+    /* no address with a length: the kernel ignores the length (a plain send) */
+    ASSERT_VAL(async_await(async_sendto(sv[0], b, 4, 0, NULL, 16)), 4);
+    cr_assert_eq(sendto(sv[0], b, 4, 0, NULL, 16), 4);
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    ASSERT_ERR(sendto(udp, b, 4, 0, NULL, 16), EDESTADDRREQ);
+    ASSERT_ERR(async_await(async_sendto(udp, b, 4, 0, NULL, 16)), EDESTADDRREQ);
+    struct iovec iov = {b, 4};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_namelen = 16};
+    ASSERT_ERR(sendmsg(udp, &m, 0), EDESTADDRREQ);
+    ASSERT_ERR(async_await(async_sendmsg(udp, &m, 0)), EDESTADDRREQ);
+    cr_assert_eq(sendmsg(sv[0], &m, 0), 4);
+    ASSERT_VAL(async_await(async_sendmsg(sv[0], &m, 0)), 4);
+    close(udp);
     ASSERT_ERR(async_await(async_sendto(sv[0], b, 4, 0, (struct sockaddr *)b, 100000)), EINVAL);
     close_pair(sv);
     int fd = (int)async_await(async_socket(AF_INET, SOCK_STREAM, 0));

@@ -271,7 +271,8 @@ ASYNC_EXTERN async_future_t *async_recv(int sockfd, void *buf, size_t len,
  * \param len        its size.
  * \param flags      as for async_send().
  * \param dest_addr  the destination, or NULL on a connected socket.
- * \param addrlen    the size of `*dest_addr` (at most `sizeof(struct sockaddr_storage)`).
+ * \param addrlen    the size of `*dest_addr` (at most `sizeof(struct sockaddr_storage)`);
+ *                   ignored when `dest_addr` is NULL, as the kernel ignores it.
  * \return as async_send(); also EINVAL (`addrlen` too large), EAFNOSUPPORT,
  *         ENETUNREACH, EISCONN. A datagram to a Unix-domain address whose
  *         receiver's queue is full fails with EAGAIN instead of waiting (the
@@ -313,7 +314,8 @@ ASYNC_EXTERN async_future_t *async_recvfrom(int sockfd, void *buf, size_t len, i
  * are copied (the buffers the iovecs point to are not, and must stay valid
  * until the future settles). As with async_send(), it waits until every byte
  * is sent unless `flags` has `MSG_DONTWAIT`; the ancillary data goes with
- * the first byte. `MSG_NOSIGNAL` is always added.
+ * the first byte. `MSG_NOSIGNAL` is always added. A NULL `msg_name` means
+ * no address whatever `msg_namelen` says, as for the kernel.
  *
  * \param sockfd  the socket.
  * \param msg     the message.

@@ -14,16 +14,6 @@
  * and receive families use MSG_DONTWAIT instead). 0, or a positive errno. */
 int async__net_set_nonblock(int fd);
 
-/* What the module knows of an fd it made: whether it is a TCP stream, where a
- * read that returns less than asked for means the receive queue is empty.
- * Set wherever the module creates an fd, TCP or not, so a number reused by
- * the module is always right; unknown fds count as not TCP. (async_close is
- * the fs module's and does not clear it: an fd closed and reused outside the
- * module keeps a stale mark, the same hazard the core's readiness cache has
- * for fds closed with close(2).) */
-void async__net_mark_tcp(int fd, bool tcp);
-bool async__net_is_tcp(int fd);
-
 /* Maps a getaddrinfo/getnameinfo failure that is not -1/errno shaped to the
  * errno the helpers report (they return fds, so they speak errno only). */
 int async__net_gai_errno(int gai);

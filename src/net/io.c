@@ -44,7 +44,6 @@ typedef struct accept_op {
     struct sockaddr *addr;
     socklen_t *addrlen;
     int flags;
-    bool tcp;
 } accept_op_t;
 
 static bool accept_attempt(async__io_op_t *io, intptr_t *value, int *err) {
@@ -53,7 +52,6 @@ static bool accept_attempt(async__io_op_t *io, intptr_t *value, int *err) {
         int fd = accept4(io->fd, op->addr, op->addrlen, op->flags);
         if (fd >= 0) {
             async__io_fd_new(fd);
-            async__net_mark_tcp(fd, op->tcp); /* as its listener */
             return done(value, err, fd, 0);
         }
         if (errno == EINTR) continue;
@@ -73,7 +71,6 @@ async_future_t *async_accept4(int sockfd, struct sockaddr *addr, socklen_t *addr
     op->addr = addr;
     op->addrlen = addr ? addrlen : NULL;
     op->flags = flags | SOCK_NONBLOCK;
-    op->tcp = async__net_is_tcp(sockfd);
     return async__io_start(&op->io);
 }
 
@@ -135,8 +132,7 @@ typedef struct send_op {
     async__io_op_t io; /* first */
     const char *buf;
     size_t len, done;
-    int flags;   /* as given to the kernel */
-    bool nowait; /* the caller's own MSG_DONTWAIT: no waiting, partial counts */
+    int flags; /* as given to the kernel */
     socklen_t tolen;
     struct sockaddr_storage to; /* sendto only: the op is allocated without it for send */
 } send_op_t;
@@ -149,11 +145,11 @@ static bool send_attempt(async__io_op_t *io, intptr_t *value, int *err) {
                               : send(io->fd, op->buf + op->done, op->len - op->done, op->flags);
         if (n >= 0) {
             op->done += (size_t)n;
-            if (op->done < op->len && !op->nowait) continue; /* usually EAGAIN next: real */
+            if (op->done < op->len && !op->io.nowait) continue; /* usually EAGAIN next: real */
             return done(value, err, (intptr_t)op->done, 0);
         }
         if (errno == EINTR) continue;
-        if (would_block(errno) && !op->nowait && !unix_dest(&op->to, op->tolen)) return false;
+        if (would_block(errno) && !op->io.nowait && !unix_dest(&op->to, op->tolen)) return false;
         /* an error after a partial send: report the count, the error comes again */
         return done(value, err, (intptr_t)op->done, op->done ? 0 : errno);
     }
@@ -163,7 +159,7 @@ static async_future_t *start_send(int sockfd, const void *buf, size_t len, int f
                                   const struct sockaddr *to, socklen_t tolen) {
     if (sockfd < 0) return async__future_failed(EBADF);
     if (!buf && len) return async__future_failed(EFAULT);
-    if (!to && tolen) return async__future_failed(EFAULT);
+    if (!to) tolen = 0; /* as the kernel does: no address, whatever its length */
     if (tolen > sizeof(struct sockaddr_storage)) return async__future_failed(EINVAL);
     size_t size = to ? sizeof(send_op_t) : offsetof(send_op_t, to);
     send_op_t *op = (send_op_t *)async__io_op_new(size, sockfd, ASYNC_IO_WRITE, send_attempt);
@@ -172,7 +168,7 @@ static async_future_t *start_send(int sockfd, const void *buf, size_t len, int f
     op->len = len;
     op->done = 0;
     op->flags = flags | MSG_DONTWAIT | MSG_NOSIGNAL;
-    op->nowait = flags & MSG_DONTWAIT;
+    op->io.nowait = flags & MSG_DONTWAIT;
     op->tolen = to ? tolen : 0;
     if (op->tolen) memcpy(&op->to, to, tolen);
     return async__io_start(&op->io);
@@ -196,9 +192,8 @@ typedef struct recv_op {
     struct sockaddr *from;
     socklen_t *fromlen;
     int flags;
-    bool nowait;
     bool waitall; /* a stream socket and MSG_WAITALL: go on until len bytes */
-    bool tcp;     /* a short read empties the queue (not with MSG_PEEK) */
+    bool peek;    /* MSG_PEEK: a short read empties nothing */
 } recv_op_t;
 
 static bool recv_attempt(async__io_op_t *io, intptr_t *value, int *err) {
@@ -211,12 +206,12 @@ static bool recv_attempt(async__io_op_t *io, intptr_t *value, int *err) {
             if (op->done < op->len) continue;
             return done(value, err, (intptr_t)op->done, 0);
         }
-        /* A TCP read always takes all the queue holds, up to its length: a short one
-         * left it empty, so the core can skip the EAGAIN read of the next recv. */
-        if (n > 0 && op->tcp && (size_t)n < op->len - op->done) io->drained = true;
+        /* On TCP a short read took all the queue held: a hint to the core (see
+         * async__io_op_t.drained), which knows whether the fd is TCP. */
+        if (n > 0 && !op->peek && (size_t)n < op->len - op->done) io->drained = true;
         if (n >= 0) return done(value, err, (intptr_t)(op->done + (size_t)n), 0);
         if (errno == EINTR) continue;
-        if (would_block(errno) && !op->nowait) return false;
+        if (would_block(errno) && !op->io.nowait) return false;
         return done(value, err, (intptr_t)op->done, op->done ? 0 : errno);
     }
 }
@@ -242,9 +237,9 @@ static async_future_t *start_recv(int sockfd, void *buf, size_t len, int flags,
     op->from = from;
     op->fromlen = from ? fromlen : NULL;
     op->flags = (flags & ~(waitall ? MSG_WAITALL : 0)) | MSG_DONTWAIT;
-    op->nowait = flags & MSG_DONTWAIT;
+    op->io.nowait = flags & MSG_DONTWAIT;
     op->waitall = waitall;
-    op->tcp = !(flags & MSG_PEEK) && async__net_is_tcp(sockfd);
+    op->peek = flags & MSG_PEEK;
     return async__io_start(&op->io);
 }
 
@@ -267,7 +262,6 @@ typedef struct sendmsg_op {
     struct msghdr msg; /* points into the op */
     size_t left, done;
     int flags;
-    bool nowait;
     struct sockaddr_storage name;
     struct iovec iov[]; /* msg_iovlen entries, then the control data */
 } sendmsg_op_t;
@@ -281,7 +275,7 @@ static bool sendmsg_attempt(async__io_op_t *io, intptr_t *value, int *err) {
             op->left -= (size_t)n;
             op->msg.msg_control = NULL;
             op->msg.msg_controllen = 0;
-            if (!op->left || op->nowait) return done(value, err, (intptr_t)op->done, 0);
+            if (!op->left || op->io.nowait) return done(value, err, (intptr_t)op->done, 0);
             size_t k = (size_t)n;
             while (k && k >= op->msg.msg_iov->iov_len) {
                 k -= op->msg.msg_iov->iov_len;
@@ -293,7 +287,7 @@ static bool sendmsg_attempt(async__io_op_t *io, intptr_t *value, int *err) {
             continue;
         }
         if (errno == EINTR) continue;
-        if (would_block(errno) && !op->nowait && !unix_dest(&op->name, op->msg.msg_namelen))
+        if (would_block(errno) && !op->io.nowait && !unix_dest(&op->name, op->msg.msg_namelen))
             return false;
         return done(value, err, (intptr_t)op->done, op->done ? 0 : errno);
     }
@@ -303,9 +297,10 @@ async_future_t *async_sendmsg(int sockfd, const struct msghdr *msg, int flags) {
     if (sockfd < 0) return async__future_failed(EBADF);
     if (!msg) return async__future_failed(EFAULT);
     if (msg->msg_iovlen > IOV_MAX) return async__future_failed(EMSGSIZE);
-    if (msg->msg_namelen > sizeof(struct sockaddr_storage)) return async__future_failed(EINVAL);
-    if ((!msg->msg_iov && msg->msg_iovlen) || (!msg->msg_name && msg->msg_namelen) ||
-        (!msg->msg_control && msg->msg_controllen))
+    /* no address, whatever its length, as the kernel takes it */
+    socklen_t namelen = msg->msg_name ? msg->msg_namelen : 0;
+    if (namelen > sizeof(struct sockaddr_storage)) return async__future_failed(EINVAL);
+    if ((!msg->msg_iov && msg->msg_iovlen) || (!msg->msg_control && msg->msg_controllen))
         return async__future_failed(EFAULT);
     if (msg->msg_controllen > INT_MAX) return async__future_failed(ENOBUFS);
     size_t total = 0;
@@ -321,7 +316,8 @@ async_future_t *async_sendmsg(int sockfd, const struct msghdr *msg, int flags) {
     if (!op) return NULL; /* errno is ENOMEM */
     op->msg = *msg;
     op->msg.msg_flags = 0;
-    op->msg.msg_name = msg->msg_namelen ? memcpy(&op->name, msg->msg_name, msg->msg_namelen) : NULL;
+    op->msg.msg_namelen = namelen;
+    op->msg.msg_name = namelen ? memcpy(&op->name, msg->msg_name, namelen) : NULL;
     op->msg.msg_iov = op->iov;
     if (iov_bytes) memcpy(op->iov, msg->msg_iov, iov_bytes);
     if (msg->msg_controllen)
@@ -332,7 +328,7 @@ async_future_t *async_sendmsg(int sockfd, const struct msghdr *msg, int flags) {
     op->left = total;
     op->done = 0;
     op->flags = flags | MSG_DONTWAIT | MSG_NOSIGNAL;
-    op->nowait = flags & MSG_DONTWAIT;
+    op->io.nowait = flags & MSG_DONTWAIT;
     return async__io_start(&op->io);
 }
 
@@ -342,7 +338,6 @@ typedef struct recvmsg_op {
     async__io_op_t io; /* first */
     struct msghdr *msg;
     int flags;
-    bool nowait;
 } recvmsg_op_t;
 
 /* fds that arrived with SCM_RIGHTS are new fds of this process: tell the core. */
@@ -354,7 +349,6 @@ static void note_received_fds(struct msghdr *msg) {
             int fd;
             memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
             async__io_fd_new(fd);
-            async__net_mark_tcp(fd, false); /* unknown: no guesses on it */
         }
     }
 }
@@ -368,7 +362,7 @@ static bool recvmsg_attempt(async__io_op_t *io, intptr_t *value, int *err) {
             return done(value, err, n, 0);
         }
         if (errno == EINTR) continue;
-        if (would_block(errno) && !op->nowait) return false;
+        if (would_block(errno) && !op->io.nowait) return false;
         return done(value, err, -1, errno);
     }
 }
@@ -383,6 +377,6 @@ async_future_t *async_recvmsg(int sockfd, struct msghdr *msg, int flags) {
     if (!op) return NULL; /* errno is ENOMEM */
     op->msg = msg;
     op->flags = flags | MSG_DONTWAIT;
-    op->nowait = flags & MSG_DONTWAIT;
+    op->io.nowait = flags & MSG_DONTWAIT;
     return async__io_start(&op->io);
 }

@@ -22,21 +22,6 @@ int async__net_set_nonblock(int fd) {
     return fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? errno : 0;
 }
 
-/* ---- what is known of an fd ------------------------------------------------
- * One byte per fd number (fdtable.c), kept for the process's life. */
-static async__fd_table_t fd_table = ASYNC_FD_TABLE_INIT;
-
-void async__net_mark_tcp(int fd, bool tcp) {
-    atomic_uchar *t = fd >= 0 ? async__fd_table_get(&fd_table, sizeof *t) : NULL;
-    if (t && (size_t)fd < fd_table.len) atomic_store_explicit(&t[fd], tcp, memory_order_relaxed);
-}
-
-bool async__net_is_tcp(int fd) {
-    atomic_uchar *t = async__fd_table_peek(&fd_table);
-    return t && fd >= 0 && (size_t)fd < fd_table.len &&
-           atomic_load_explicit(&t[fd], memory_order_relaxed);
-}
-
 /* The result of an inline call as a settled future. */
 static async_future_t *settled(int r) {
     return r < 0 ? async__future_failed(errno) : async__future_done(r);
@@ -46,9 +31,6 @@ async_future_t *async_socket(int domain, int type, int protocol) {
     int fd = socket(domain, type | SOCK_NONBLOCK, protocol);
     if (fd < 0) return async__future_failed(errno);
     async__io_fd_new(fd);
-    async__net_mark_tcp(fd, (domain == AF_INET || domain == AF_INET6) &&
-                                (type & 0xf) == SOCK_STREAM &&
-                                (protocol == 0 || protocol == IPPROTO_TCP));
     async_future_t *f = async__future_done(fd);
     if (!f) { /* the caller cannot learn the fd: do not leak it */
         close(fd);
@@ -64,8 +46,6 @@ async_future_t *async_socketpair(int domain, int type, int protocol, int sv[2]) 
         return async__future_failed(errno);
     async__io_fd_new(pair[0]);
     async__io_fd_new(pair[1]);
-    async__net_mark_tcp(pair[0], false);
-    async__net_mark_tcp(pair[1], false);
     async_future_t *f = async__future_done(0);
     if (!f) { /* the caller cannot learn the fds: do not leak them */
         close(pair[0]);

@@ -134,7 +134,6 @@ static intptr_t tcp_connect_task(void *arg) {
             continue;
         }
         async__io_fd_new(fd);
-        async__net_mark_tcp(fd, true);
         intptr_t r = async_await_timeout(async_connect(fd, ai->ai_addr, ai->ai_addrlen), share);
         if (r == 0) {
             int one = 1;
@@ -169,7 +168,6 @@ static int listen_on(const struct addrinfo *ai, int backlog, bool dual_stack) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) return -1;
     async__io_fd_new(fd);
-    async__net_mark_tcp(fd, true);
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (dual_stack && ai->ai_family == AF_INET6)

@@ -40,7 +40,6 @@ static intptr_t unix_connect_task(void *arg) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     async__io_fd_new(fd);
-    async__net_mark_tcp(fd, false);
     /* A Unix listener with a full backlog makes a non-blocking connect fail with
      * EAGAIN, and nothing signals when room is made: poll at growing intervals. */
     for (unsigned pause_us = 500;; pause_us = pause_us < 32000 ? pause_us * 2 : pause_us) {
@@ -75,7 +74,6 @@ async_future_t *async_unix_listen(const char *path, int backlog) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return async__future_failed(errno);
     async__io_fd_new(fd);
-    async__net_mark_tcp(fd, false);
     if (bind(fd, (struct sockaddr *)&sun, len) < 0 ||
         listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
         int e = errno;

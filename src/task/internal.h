@@ -285,11 +285,14 @@ struct async__io_op {
     int fd;
     int events; /* ASYNC_IO_READ or ASYNC_IO_WRITE */
     async__io_attempt_fn attempt;
-    /* Set by an attempt that finished and knows the kernel's buffer for this
-     * direction is now empty (a stream read that got less than it asked for):
-     * the worker then forgets the fd's readiness, so the next op parks without
-     * an EAGAIN system call. Safe with edge-triggered registration: data that
-     * arrives after the attempt brings a new edge. Ignored on plain threads. */
+    /* Never park: an attempt that would block ends the op with EAGAIN (the
+     * caller's MSG_DONTWAIT). Set before async__io_start. */
+    bool nowait;
+    /* Set by an attempt that read less than it asked for from a stream: on a
+     * TCP socket (io.c learns which fds are) the worker then takes the fd as
+     * empty, so the next op waits without an EAGAIN system call. A hint only:
+     * the wait re-arms the fd, and the kernel reports data or an end of
+     * stream that is still there. Ignored on plain threads. */
     bool drained;
 };
 

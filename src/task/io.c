@@ -13,14 +13,23 @@
  * the worker blocks. The worker's only such handle is its wake-up, registered
  * by one turn when its thread starts; everything else is timers.)
  * Watching this epoll from libuv instead (a uv_poll on it) cost two
- * epoll_wait calls per wake-up. Fds are added edge-triggered for both
- * directions on their first wait and stay until they are dropped, and the
- * worker remembers, per fd and direction, whether the fd is known to be
- * ready (an edge came and no attempt has seen EAGAIN since). Attempts and
- * edges are handled on the same thread, so the cache is exact: after an
- * EAGAIN the next op on that fd parks without a system call, and a steady
- * connection costs one epoll_ctl in its life, not two per wait as a
- * level-triggered uv_poll per fd would (start, stop).
+ * epoll_wait calls per wake-up.
+ *
+ * Fds are registered edge-triggered for both directions, and the worker
+ * remembers per fd and direction whether the fd is known to be ready (an
+ * edge came and no attempt has seen EAGAIN since) and, for a TCP socket,
+ * whether a short read just emptied it. Those marks are hints, never trusted
+ * with a wake-up: the entry is keyed by fd number, and the number may have
+ * been closed with plain close(2) and given to another file since, or the
+ * edge the mark stands for may have been consumed already (data and FIN in
+ * one segment: the short read that takes the data leaves the FIN, whose edge
+ * came with the data's). So every op that starts waiting on an fd re-arms
+ * it with EPOLL_CTL_MOD: the kernel then checks the registration is still
+ * this file's (ENOENT if the number names another file now: the op
+ * registers afresh) and reports readiness that is already there, so a wrong
+ * "not ready" costs one wake-up, never a lost one. One epoll_ctl per wait is
+ * what makes "any fd may be handed to any call" true; the EAGAIN system call
+ * that a "drained" mark saves pays for it (docs/design.md has the numbers).
  *
  * libuv's loop cannot hold the fds itself: it owns its epoll instance and
  * aborts on epoll_ctl errors it does not expect (an fd closed behind its
@@ -30,11 +39,14 @@
  * on every core): each worker registers it in its own epoll. A global table
  * keeps, per fd number, the set of workers that registered it, so that
  * async__io_close wakes every waiter with EBADF before the number can be
- * reused, and a generation bumped by async__io_fd_new, so that a worker
- * notices when an fd number it remembers now names another file. */
+ * reused, and a generation bumped by async__io_close and async__io_fd_new,
+ * so that a worker forgets what it knew of an fd number the library saw
+ * closed or created. */
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -48,8 +60,9 @@ typedef struct io_fd {
     async__io_op_t *head[2], *tail[2]; /* parked ops: [0] read, [1] write, FIFO */
     uint32_t gen;                      /* bumped on drop: stale epoll events are ignored */
     uint32_t fdgen;                    /* the global generation this entry belongs to */
-    unsigned ready;                    /* ASYNC_IO_* known ready */
-    bool registered;                   /* in this worker's epoll */
+    unsigned ready;                    /* ASYNC_IO_* known ready (a hint: see above) */
+    bool registered;                   /* added to this worker's epoll (a hint: see above) */
+    bool tcp;                          /* learned when added: a short read empties it */
 } io_fd_t;
 
 /* The epoll event that stands for libuv's backend fd: no fd and generation
@@ -211,7 +224,11 @@ static io_fd_t *current_fd(struct async__io_worker *io, int fd, int *err) {
     return e;
 }
 
+/* Adds fd to this worker's epoll afresh: a new generation, so that events of
+ * an older registration under this number are ignored. */
 static int register_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t *e, int fd) {
+    e->gen++;
+    e->registered = false;
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)e->gen << 32,
@@ -221,6 +238,12 @@ static int register_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t 
         if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) return errno;
     }
     e->registered = true;
+    /* Only a TCP read is known to take all its queue holds, up to its length
+     * (a Unix stream read stops at a message with fds or credentials, a
+     * datagram read takes one datagram). Asked once per registration. */
+    int proto = 0;
+    socklen_t len = sizeof proto;
+    e->tcp = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP;
     global_fd_t *g = global_fd(fd);
     if (g) {
         /* A close may have read the set of workers before our bit went in; it
@@ -237,6 +260,21 @@ static int register_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t 
     return 0;
 }
 
+/* Before an op waits: re-arms the registration, which makes the kernel report
+ * readiness that is already there, or registers the fd if this worker's
+ * registration is gone (the number names another file now). */
+static int arm_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t *e, int fd) {
+    if (e->registered) {
+        struct epoll_event ev = {
+            .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+            .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)e->gen << 32,
+        };
+        if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+        if (errno != ENOENT) return errno;
+    }
+    return register_fd(w, io, e, fd);
+}
+
 static void park(io_fd_t *e, async__io_op_t *op) {
     int d = dir_index(op->events);
     op->state = OP_PARKED;
@@ -249,7 +287,9 @@ static void park(io_fd_t *e, async__io_op_t *op) {
     e->tail[d] = op;
 }
 
-/* Worker thread: try the op (unless the fd is known not ready) and park it on EAGAIN. */
+/* Worker thread: try the op (unless the fd is thought not ready) and park it
+ * on EAGAIN. An op that parks first in its direction re-arms the fd (arm_fd);
+ * one queued behind it is retried when the head completes. */
 static void start_here(async__worker_t *w, async__io_op_t *op) {
     if (ASYNC_UNLIKELY(w->exiting)) {
         finish(op, -1, ECANCELED);
@@ -264,23 +304,30 @@ static void start_here(async__worker_t *w, async__io_op_t *op) {
     }
     int d = dir_index(op->events);
     bool queued_ahead = e->head[d] != NULL;
-    if (!queued_ahead && (!e->registered || (e->ready & op->events))) {
+    if (op->nowait || (!queued_ahead && (!e->registered || (e->ready & op->events)))) {
         intptr_t value = 0;
         if (op->attempt(op, &value, &err)) {
-            if (op->drained) e->ready &= ~(unsigned)op->events;
+            if (op->drained && e->tcp) e->ready &= ~(unsigned)op->events;
             finish(op, value, err);
+            return;
+        }
+        if (op->nowait) { /* the caller asked never to wait */
+            finish(op, -1, EAGAIN);
             return;
         }
     }
     e->ready &= ~(unsigned)op->events;
-    if (!e->registered && (err = register_fd(w, io, e, op->fd)) != 0) {
+    if (!queued_ahead && (err = arm_fd(w, io, e, op->fd)) != 0) {
         finish(op, -1, err);
         return;
     }
     park(e, op);
 }
 
-/* Retries parked ops in order while the direction stays ready. */
+/* Retries parked ops in order while the direction stays ready. A drained
+ * mark is not trusted while ops are still parked: they are tried until one
+ * sees EAGAIN, which the kernel has checked (an end of stream left behind a
+ * short read must reach the next reader). */
 static void run_ready_ops(io_fd_t *e, int events) {
     int d = dir_index(events);
     while ((e->ready & (unsigned)events) && e->head[d]) {
@@ -292,7 +339,7 @@ static void run_ready_ops(io_fd_t *e, int events) {
             return;
         }
         unlink_op(e, op);
-        if (op->drained) e->ready &= ~(unsigned)events;
+        if (op->drained && e->tcp && !e->head[d]) e->ready &= ~(unsigned)events;
         finish(op, value, err);
     }
 }
@@ -350,6 +397,10 @@ async_future_t *async__io_start(async__io_op_t *op) {
     int err = 0;
     if (op->attempt(op, &value, &err)) {
         finish(op, value, err);
+        return &op->future;
+    }
+    if (op->nowait) {
+        finish(op, -1, EAGAIN);
         return &op->future;
     }
     if (!async__runtime()) {
