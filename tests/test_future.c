@@ -650,13 +650,29 @@ Test(future, then_on_cancelled_sleep) {
     rt_stop();
 }
 
-Test(future, then_on_timer_runs_on_a_worker) {
+static intptr_t then_on_timer_in_task(void *arg) {
+    struct then_rec *r = arg;
+    CHECK_EQ(async_future_then(async_usleep(20000), then_cb, r), 0);
+    return async_worker_id();
+}
+
+/* A timer settles on the thread that holds it: the task's worker for a task's,
+ * the runtime's own thread for a plain thread's (never the caller's). */
+Test(future, then_on_timer_runs_on_the_runtime) {
     struct then_rec r = {.forward = async_future_new()};
     async_future_t *fwd = r.forward;
     cr_assert_eq(async_future_then(async_usleep(20000), then_cb, &r), 0);
     ASSERT_VAL(async_await(fwd), 100);
     cr_assert_eq(atomic_load(&r.calls), 1);
-    cr_assert_geq(r.worker, 1, "a timer settles on its worker");
+    cr_assert(!pthread_equal(r.thread, pthread_self()));
+    cr_assert_eq(r.worker, 0, "a plain thread's timer is not on a task worker");
+
+    struct then_rec q = {.forward = async_future_new()};
+    fwd = q.forward;
+    intptr_t w = async_await(async_spawn(then_on_timer_in_task, &q));
+    cr_assert_geq(w, 1);
+    ASSERT_VAL(async_await(fwd), 100);
+    cr_assert_eq(q.worker, (unsigned)w, "a task's timer settles on its worker");
     rt_stop();
 }
 

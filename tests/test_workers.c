@@ -5,7 +5,10 @@
  * test asserts the answer for that count. */
 #include "helpers.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #else
@@ -316,5 +319,73 @@ Test(workers, a_group_across_workers_cancels_on_first_failure) {
     ASSERT_ERR(async_await(async_group_wait(g)), EPROTO);
     cr_assert_lt(now_ms() - t0, 10000);
     async_group_free(g);
+    rt_stop();
+}
+
+/* ---- a task that never awaits holds only its own worker -------------------------------- */
+
+static atomic_bool spin_release;
+static atomic_int spinning, spin_ran_out;
+
+static intptr_t spinner(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&spinning, 1);
+    double end = now_ms() + 20000; /* a bound, never reached when the waits work */
+    while (!atomic_load(&spin_release))
+        if (now_ms() > end) {
+            atomic_fetch_add(&spin_ran_out, 1);
+            break;
+        }
+    return 0;
+}
+
+static int stuck_port;
+
+static void *connect_and_send(void *arg) {
+    (void)arg;
+    sleep_ms(30);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)stuck_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    sleep_ms(30);
+    CHECK_EQ(send(fd, "hi", 2, 0), 2);
+    return (void *)(intptr_t)fd;
+}
+
+/* Every worker runs a task that never awaits; the plain thread's accept, recv
+ * and sleep still complete, while the tasks are still spinning. */
+Test(workers, a_stuck_task_holds_only_its_own_worker) {
+    rt_start();
+    unsigned n = (unsigned)async_worker_count();
+    async_future_t *spinners[64];
+    cr_assert_leq(n, 64);
+    for (unsigned i = 0; i < n; i++) spinners[i] = spawn_on(spinner, NULL, i + 1);
+    cr_assert(WAIT_UNTIL(atomic_load(&spinning) == (int)n, 5000));
+
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    stuck_port = ntohs(a.sin_port);
+    pthread_t t = thread_start(connect_and_send, NULL);
+
+    int fd = (int)async_await(async_accept(lfd, NULL, NULL));
+    cr_assert_geq(fd, 0, "accept: %s", ename(errno));
+    char b[2];
+    ASSERT_VAL(async_await(async_recv(fd, b, sizeof b, MSG_WAITALL)), 2);
+    ASSERT_VAL(async_await(async_usleep(10000)), 0);
+    cr_assert_eq(atomic_load(&spin_ran_out), 0, "the waits completed only when the tasks let go");
+
+    atomic_store(&spin_release, true);
+    for (unsigned i = 0; i < n; i++) ASSERT_VAL(async_await(spinners[i]), 0);
+    void *client;
+    pthread_join(t, &client);
+    close((int)(intptr_t)client);
+    ASSERT_VAL(async_await(async_close(fd)), 0);
+    close(lfd);
     rt_stop();
 }

@@ -134,9 +134,11 @@ ASYNC_EXTERN void async_cancel(async_future_t *f);
  * Calls `cb` once the future settles, instead of awaiting it.
  *
  * The future is consumed. The callback runs on the thread that settles the
- * future (a worker or a pool thread, or the caller's thread at once when
- * the future has already settled), so it must not block; it may spawn tasks
- * and settle other futures. This is the bridge for code that cannot wait.
+ * future (a worker, a pool thread, the runtime thread that holds the waits
+ * of plain threads for an operation started on one, or the caller's thread
+ * at once when the future has already settled), so it must not block; it
+ * may spawn tasks and settle other futures. This is the bridge for code
+ * that cannot wait.
  *
  * \param f    the future (consumed, even on failure).
  * \param cb   the callback; must not be NULL.

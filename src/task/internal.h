@@ -193,7 +193,8 @@ typedef struct async__worker {
     long obj_live[3]; /* objects allocated minus freed on this thread (alloc.c) */
     char *obj_fresh[3], *obj_fresh_end[3]; /* a run of never-used objects (alloc.c) */
     unsigned stack_cache_len;
-    unsigned id; /* 1..N */
+    unsigned id; /* 1..N; the waiter is N+1 */
+    bool waiter; /* runs no task: it holds plain threads' waits (runtime.c) */
     bool stopping;
     bool exiting;
     pthread_t thread;
@@ -207,7 +208,7 @@ extern __thread async__worker_t *async__tls_worker;
 void async__worker_post(async__worker_t *w, async__msg_t *m); /* any thread */
 void async__worker_runq_push(async__worker_t *w, async__task_t *t);
 void async__worker_newq_push(async__worker_t *w, async__task_t *t); /* this worker's thread */
-int async__worker_start(async__worker_t *w, unsigned id);
+int async__worker_start(async__worker_t *w, unsigned id, bool waiter);
 void async__worker_stop(async__worker_t *w); /* cancel every task */
 void async__worker_exit(async__worker_t *w); /* close the loop and end the thread */
 void async__worker_join(async__worker_t *w);
@@ -220,6 +221,9 @@ typedef struct async__handle_owner {
 
 /* ---- runtime -------------------------------------------------------------- */
 typedef struct async__runtime {
+    /* nworkers task workers, then the waiter: a worker that runs no task and
+     * holds the waits (fd readiness, timers) of plain threads, so that a task
+     * that never awaits, on whatever worker, cannot stall them */
     async__worker_t *workers;
     unsigned nworkers;
     size_t stack_size;
@@ -236,6 +240,10 @@ extern atomic_int async__rt_state; /* 0 down, 1 starting, 2 up, 3 stopping */
 /* The running runtime, started on first use; NULL with errno set on failure. */
 async__runtime_t *async__runtime(void);
 async__worker_t *async__runtime_pick_worker(void);
+/* Where a plain thread's wait goes (see async__runtime_t). */
+static inline async__worker_t *async__runtime_waiter(void) {
+    return &async__rt.workers[async__rt.nworkers];
+}
 void async__runtime_wake_sleeper(void); /* work to steal: wake one sleeping worker */
 void async__runtime_task_ended(void);
 

@@ -408,7 +408,7 @@ async_future_t *async__io_start(async__io_op_t *op) {
         return &op->future;
     }
     op->state = OP_QUEUED;
-    op->worker = async__runtime_pick_worker();
+    op->worker = async__runtime_waiter(); /* see async__runtime_t */
     op->msg.run = on_start_msg;
     async__future_ref(&op->future);
     async__worker_post(op->worker, &op->msg);
@@ -494,16 +494,17 @@ async_future_t *async__io_close(int fd) {
     }
     async__runtime_t *rt = &async__rt;
     global_fd_t *g = global_fd(fd);
-    uint64_t all = rt->nworkers >= 64 ? UINT64_MAX : (UINT64_C(1) << rt->nworkers) - 1;
+    unsigned nw = rt->nworkers + 1; /* and the waiter */
+    uint64_t all = nw >= 64 ? UINT64_MAX : (UINT64_C(1) << nw) - 1;
     if (g) atomic_fetch_add(&g->gen, 1); /* before reading the set: see register_fd */
     uint64_t mask = g ? atomic_load(&g->workers) : all;
     async__worker_t *self = async__tls_worker;
     uint64_t self_bit = self ? UINT64_C(1) << ((self->id - 1) % 64) : 0;
-    if (self && rt->nworkers <= 64) mask &= ~self_bit; /* dropped below, here and now */
+    if (self && nw <= 64) mask &= ~self_bit; /* dropped below, here and now */
 
     /* other workers to tell: one message each, all allocated before anything changes */
     unsigned n = 0;
-    for (unsigned i = 0; i < rt->nworkers; i++)
+    for (unsigned i = 0; i < nw; i++)
         if ((mask >> (i % 64)) & 1 && &rt->workers[i] != self) n++;
     close_op_t *op = NULL;
     if (n) {
@@ -524,7 +525,7 @@ async_future_t *async__io_close(int fd) {
         return r < 0 ? async__future_failed(errno) : async__future_done(0);
     }
     unsigned k = 0;
-    for (unsigned i = 0; i < rt->nworkers; i++) {
+    for (unsigned i = 0; i < nw; i++) {
         if (!((mask >> (i % 64)) & 1) || &rt->workers[i] == self) continue;
         op->msgs[k].op = op;
         op->msgs[k].msg.run = on_close_msg;

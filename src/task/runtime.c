@@ -79,7 +79,7 @@ static int start(const async_config_t *config) {
     async_config_t c;
     if (resolve(config, &c) != 0) return -1;
     async__runtime_t *rt = &async__rt;
-    rt->workers = calloc(c.threads, sizeof *rt->workers);
+    rt->workers = calloc(c.threads + 1, sizeof *rt->workers); /* + the waiter */
     if (!rt->workers) {
         errno = ENOMEM;
         return -1;
@@ -97,8 +97,8 @@ static int start(const async_config_t *config) {
         rt->workers = NULL;
         return -1;
     }
-    for (unsigned i = 0; i < c.threads; i++) {
-        if (async__worker_start(&rt->workers[i], i + 1) != 0) {
+    for (unsigned i = 0; i <= c.threads; i++) {
+        if (async__worker_start(&rt->workers[i], i + 1, i == c.threads) != 0) {
             int err = errno;
             for (unsigned j = 0; j < i; j++) async__worker_exit(&rt->workers[j]);
             for (unsigned j = 0; j < i; j++) async__worker_join(&rt->workers[j]);
@@ -180,14 +180,14 @@ int async_runtime_shutdown(void) {
     }
     async__runtime_t *rt = &async__rt;
     atomic_store_explicit(&rt->stopping, 1, memory_order_release);
-    for (unsigned i = 0; i < rt->nworkers; i++) async__worker_stop(&rt->workers[i]);
+    for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_stop(&rt->workers[i]);
     while (atomic_load_explicit(&rt->live_tasks, memory_order_acquire) != 0) {
         atomic_store(&rt->all_done, 0);
         if (atomic_load_explicit(&rt->live_tasks, memory_order_acquire) == 0) break;
         async__futex_wait(&rt->all_done, 0);
     }
-    for (unsigned i = 0; i < rt->nworkers; i++) async__worker_exit(&rt->workers[i]);
-    for (unsigned i = 0; i < rt->nworkers; i++) async__worker_join(&rt->workers[i]);
+    for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_exit(&rt->workers[i]);
+    for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_join(&rt->workers[i]);
     async__pool_shutdown();
     async__io_global_free();
     async__stack_global_free();

@@ -215,7 +215,9 @@ async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_
         t->name[sizeof t->name - 1] = '\0';
     }
     t->pinned = opts && opts->worker;
-    if (!w) w = async__tls_worker ? async__tls_worker : async__runtime_pick_worker();
+    if (!w)
+        w = async__tls_worker && !async__tls_worker->waiter ? async__tls_worker
+                                                            : async__runtime_pick_worker();
     atomic_init(&t->worker, w);
     atomic_fetch_add_explicit(&rt->live_tasks, 1, memory_order_relaxed);
     if (w == async__tls_worker) {
@@ -259,7 +261,9 @@ int async_yield(void) {
     return 0;
 }
 
-unsigned async_worker_id(void) { return async__tls_worker ? async__tls_worker->id : 0; }
+unsigned async_worker_id(void) {
+    return async__tls_worker && !async__tls_worker->waiter ? async__tls_worker->id : 0;
+}
 
 int async_worker_count(void) {
     async__runtime_t *rt = async__runtime();

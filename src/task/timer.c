@@ -131,7 +131,7 @@ async_future_t *async__timer(uint64_t ms, struct timespec *rem) {
         op->worker = async__tls_worker;
         start_here(op);
     } else {
-        op->worker = async__runtime_pick_worker();
+        op->worker = async__runtime_waiter(); /* see async__runtime_t */
         op->start_msg.run = on_start_msg;
         async__future_ref(&op->future);
         async__worker_post(op->worker, &op->start_msg);

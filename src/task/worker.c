@@ -241,7 +241,7 @@ static void spin_grow(async__worker_t *w) {
 /* Nothing is ready: spin a little, steal, or block in the loop until woken. */
 static void idle(async__worker_t *w) {
     async__runtime_t *rt = &async__rt;
-    bool several = rt->nworkers > 1 && !w->stopping;
+    bool several = rt->nworkers > 1 && !w->stopping && !w->waiter; /* the waiter only waits */
     if (several) {
         if (steal(w)) return;
         for (unsigned i = 0; i < w->spin_rounds; i++) {
@@ -254,9 +254,9 @@ static void idle(async__worker_t *w) {
         if (steal(w)) return;
     }
     atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
-    atomic_fetch_add_explicit(&rt->sleepers, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) == NULL &&
-        !(rt->nworkers > 1 && steal(w))) {
+    /* the waiter is not counted: it has nothing to steal with */
+    if (!w->waiter) atomic_fetch_add_explicit(&rt->sleepers, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) == NULL && !(several && steal(w))) {
         uint64_t t0 = several ? uv_hrtime() : 0;
         w->woken_by_inbox = false;
         poll_io(w, true);
@@ -268,7 +268,7 @@ static void idle(async__worker_t *w) {
         }
     }
     /* a waker that claimed our flag has also taken our count */
-    if (atomic_exchange_explicit(&w->sleeping, 0, memory_order_seq_cst))
+    if (atomic_exchange_explicit(&w->sleeping, 0, memory_order_seq_cst) && !w->waiter)
         atomic_fetch_sub_explicit(&rt->sleepers, 1, memory_order_relaxed);
 }
 
@@ -333,9 +333,10 @@ static void on_exit_msg(async__worker_t *w, async__msg_t *m) {
     w->exiting = true;
 }
 
-int async__worker_start(async__worker_t *w, unsigned id) {
+int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
     memset(w, 0, sizeof *w);
     w->id = id;
+    w->waiter = waiter;
     int r = uv_loop_init(&w->loop);
     if (r) {
         errno = -r;
