@@ -3,13 +3,19 @@
  * several workers, each scenario puts the two ends of a socket, a close and
  * its waiters, or a helper and its canceller on different threads.
  *
+ * The last one sends hundreds of connections' ends (close, half-close, data and
+ * FIN in one segment, reset) at parked readers.
+ *
  *   stress_net [SCALE]   SCALE divides the iteration counts (default 1)
  *
  * Prints "N passed, M failed" and exits non-zero when any check failed. */
 #define _GNU_SOURCE
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stress.h"
@@ -182,12 +188,120 @@ static void threads_and_tasks(void) {
     async_await(async_close(sv[1]));
 }
 
+/* ---- 5. every end of stream reaches its reader ----------------------------------------- */
+/* An echo server (one task per connection) and two client threads whose
+ * connections end four ways (close, half-close, data and FIN in one segment,
+ * reset) after the server's readers have parked; every reader must end. */
+
+static atomic_int eos_ended;
+
+static intptr_t eos_conn(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    char buf[512];
+    intptr_t n;
+    while ((n = async_await(async_recv(fd, buf, sizeof buf, 0))) > 0)
+        if (async_await(async_send(fd, buf, (size_t)n, 0)) != n) break;
+    CHECK(n == 0 || errno == ECONNRESET || errno == EPIPE);
+    async_await(async_close(fd));
+    atomic_fetch_add(&eos_ended, 1);
+    return 0;
+}
+
+static intptr_t eos_acceptor(void *arg) {
+    int lfd = (int)(intptr_t)arg;
+    for (int i = 0; i < 400 / scale; i++) {
+        intptr_t fd = async_await(async_accept(lfd, NULL, NULL));
+        if (fd < 0) return -1;
+        async_future_free(async_spawn(eos_conn, (void *)fd));
+    }
+    return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct eos_client {
+    int port, first, count;
+};
+
+static void *eos_clients(void *arg) {
+    struct eos_client *c = arg;
+    int fds[200];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < c->count; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(connect(fds[i], (struct sockaddr *)&a, sizeof a) == 0);
+    }
+    struct timespec pause = {0, 50 * 1000 * 1000}; /* the readers park */
+    nanosleep(&pause, NULL);
+    static const char line[] = "a line\n";
+    int one = 1;
+    struct linger rst = {1, 0};
+    for (int i = 0; i < c->count; i++) {
+        int fd = fds[i], how = (c->first + i) % 4;
+        if (how == 2) setsockopt(fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+        CHECK(send(fd, line, sizeof line - 1, MSG_NOSIGNAL) == sizeof line - 1);
+        if (how == 0) close(fd);
+        if (how == 1 || how == 2) shutdown(fd, SHUT_WR);
+        if (how == 3) {
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst);
+            close(fd);
+        }
+    }
+    double deadline = now_s() + 10;
+    for (int i = 0; i < c->count; i++) {
+        int how = (c->first + i) % 4;
+        if (how != 1 && how != 2) continue;
+        char got[sizeof line] = {0};
+        /* bounded, 10 s for all: a lost end would leave this waiting */
+        long left_us = (long)((deadline - now_s()) * 1e6);
+        struct timeval tv = {0, left_us > 1000 ? left_us : 1000};
+        tv.tv_sec = tv.tv_usec / 1000000;
+        tv.tv_usec %= 1000000;
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        CHECK(recv(fds[i], got, sizeof got, MSG_WAITALL) == sizeof line - 1); /* echo, then EOF */
+        close(fds[i]);
+    }
+    return NULL;
+}
+
+static void end_of_stream_at_scale(void) {
+    atomic_store(&eos_ended, 0);
+    int lfd = (int)async_await(async_socket(AF_INET, SOCK_STREAM, 0));
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    CHECK(async_await(async_bind(lfd, (struct sockaddr *)&a, sizeof a)) == 0);
+    CHECK(async_await(async_listen(lfd, 512)) == 0);
+    CHECK(getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
+    async_future_t *acc = async_spawn(eos_acceptor, (void *)(intptr_t)lfd);
+    int total = 400 / scale, half = total / 2;
+    struct eos_client c[2] = {{ntohs(a.sin_port), 0, half},
+                              {ntohs(a.sin_port), half, total - half}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, eos_clients, &c[i]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    CHECK(async_await(acc) == 0);
+    for (int waited = 0; atomic_load(&eos_ended) < total && waited < 20000; waited += 10)
+        async_await(async_usleep(10000));
+    if (atomic_load(&eos_ended) != total)
+        fprintf(stderr, "end_of_stream_at_scale: %d of %d readers ended\n", atomic_load(&eos_ended),
+                total);
+    CHECK(atomic_load(&eos_ended) == total);
+    async_await(async_close(lfd));
+}
+
 int main(int argc, char **argv) {
     static const stress_scenario_t scenarios[] = {
         {"pairs_across_workers", pairs_across_workers},
         {"close_wakes_every_worker", close_wakes_every_worker},
         {"helpers_cancelled_from_threads", helpers_cancelled_from_threads},
         {"threads_and_tasks", threads_and_tasks},
+        {"end_of_stream_at_scale", end_of_stream_at_scale},
     };
     return stress_main(argc, argv, scenarios, sizeof scenarios / sizeof *scenarios,
                        STRESS_SHARED_RUNTIME);
