@@ -51,6 +51,11 @@
 
 #include "internal.h"
 
+#ifdef ASYNC_HAVE_LIBURING
+#include <liburing.h>
+#define ARMS_PER_RING 128 /* queued re-arms; a full ring is flushed at once */
+#endif
+
 #define EVENTS_PER_WAIT 128
 
 enum { OP_NEW, OP_QUEUED, OP_PARKED, OP_DONE };
@@ -63,6 +68,8 @@ typedef struct io_fd {
     unsigned ready;                    /* ASYNC_IO_* known ready (a hint: see above) */
     bool registered;                   /* added to this worker's epoll (a hint: see above) */
     bool tcp;                          /* learned when added: a short read empties it */
+    bool arming;                       /* a re-arm is queued in the ring, not yet reaped */
+    struct epoll_event arm_ev;         /* what it asks for: read by the kernel at submission */
 } io_fd_t;
 
 /* The epoll event that stands for libuv's backend fd: no fd and generation
@@ -73,6 +80,15 @@ struct async__io_worker {
     int epfd;
     io_fd_t **fds;
     size_t nfds;
+#ifdef ASYNC_HAVE_LIBURING
+    /* Re-arms (EPOLL_CTL_MOD) queued as IORING_OP_EPOLL_CTL and submitted
+     * together before each epoll_wait: one system call per poll instead of
+     * one per wait. Off when io_uring or the opcode is missing (or with
+     * ASYNCSTD_IO_URING=0): then each re-arm is its own epoll_ctl. */
+    struct io_uring ring;
+    bool batch;
+    unsigned queued; /* re-arms not submitted yet */
+#endif
 };
 
 typedef struct global_fd {
@@ -124,6 +140,20 @@ async__io_op_t *async__io_op_new(size_t size, int fd, int events, async__io_atte
 
 /* ---- a worker's table ----------------------------------------------------- */
 
+#ifdef ASYNC_HAVE_LIBURING
+/* A ring for batched re-arms, if this kernel runs IORING_OP_EPOLL_CTL. */
+static bool ring_init(struct io_uring *ring) {
+    const char *env = getenv("ASYNCSTD_IO_URING");
+    if (env && strcmp(env, "0") == 0) return false;
+    if (io_uring_queue_init(ARMS_PER_RING, ring, 0) != 0) return false;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    bool ok = probe && io_uring_opcode_supported(probe, IORING_OP_EPOLL_CTL);
+    if (probe) io_uring_free_probe(probe);
+    if (!ok) io_uring_queue_exit(ring);
+    return ok;
+}
+#endif
+
 static struct async__io_worker *io_worker(async__worker_t *w, int *err) {
     if (ASYNC_LIKELY(w->io != NULL)) return w->io;
     struct async__io_worker *io = calloc(1, sizeof *io);
@@ -144,6 +174,9 @@ static struct async__io_worker *io_worker(async__worker_t *w, int *err) {
         free(io);
         return NULL;
     }
+#ifdef ASYNC_HAVE_LIBURING
+    io->batch = ring_init(&io->ring);
+#endif
     w->io = io;
     return io;
 }
@@ -197,6 +230,7 @@ static void finish(async__io_op_t *op, intptr_t value, int err) {
 static void drop_fd(struct async__io_worker *io, io_fd_t *e, int fd, int err) {
     if (e->registered) epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL); /* fails if closed: fine */
     e->registered = false;
+    e->arming = false; /* a queued re-arm's result is ignored: its gen is old */
     e->ready = 0;
     e->gen++;
     async__io_op_t *list[2] = {e->head[0], e->head[1]};
@@ -229,6 +263,7 @@ static io_fd_t *current_fd(struct async__io_worker *io, int fd, int *err) {
 static int register_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t *e, int fd) {
     e->gen++;
     e->registered = false;
+    e->arming = false;
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)e->gen << 32,
@@ -262,18 +297,66 @@ static int register_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t 
 
 /* Before an op waits: re-arms the registration, which makes the kernel report
  * readiness that is already there, or registers the fd if this worker's
- * registration is gone (the number names another file now). */
+ * registration is gone (the number names another file now). With a ring the
+ * re-arm is queued and submitted before the worker next looks at its epoll
+ * (flush_arms), which is all that matters: readiness it reports is seen by
+ * that epoll_wait. */
 static int arm_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t *e, int fd) {
-    if (e->registered) {
-        struct epoll_event ev = {
-            .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-            .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)e->gen << 32,
-        };
-        if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
-        if (errno != ENOENT) return errno;
+    if (!e->registered) return register_fd(w, io, e, fd);
+    e->arm_ev = (struct epoll_event){
+        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)e->gen << 32,
+    };
+#ifdef ASYNC_HAVE_LIBURING
+    if (io->batch) {
+        if (e->arming) return 0; /* one re-arm covers both directions */
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+        if (!sqe) { /* full: submit what is queued (results are reaped at the next poll) */
+            io_uring_submit(&io->ring);
+            io->queued = 0;
+            sqe = io_uring_get_sqe(&io->ring);
+        }
+        if (sqe) {
+            io_uring_prep_epoll_ctl(sqe, io->epfd, fd, EPOLL_CTL_MOD, &e->arm_ev);
+            io_uring_sqe_set_data64(sqe, e->arm_ev.data.u64);
+            e->arming = true;
+            io->queued++;
+            return 0;
+        }
     }
+#endif
+    if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &e->arm_ev) == 0) return 0;
+    if (errno != ENOENT) return errno;
     return register_fd(w, io, e, fd);
 }
+
+#ifdef ASYNC_HAVE_LIBURING
+/* Submits the queued re-arms and handles the results that came: ENOENT means
+ * the number names another file now (register it afresh), anything else
+ * (EBADF: closed) fails the fd's parked ops. A re-arm the kernel had to defer
+ * (its epoll busy) completes later, and still wakes our epoll_wait if it finds
+ * the fd ready; its result is reaped at a later poll. */
+static void flush_arms(async__worker_t *w, struct async__io_worker *io) {
+    if (io->queued) {
+        io_uring_submit(&io->ring);
+        io->queued = 0;
+    }
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&io->ring, head, cqe) {
+        n++;
+        int fd = (int)(uint32_t)cqe->user_data;
+        uint32_t gen = (uint32_t)(cqe->user_data >> 32);
+        io_fd_t *e = (size_t)fd < io->nfds ? io->fds[fd] : NULL;
+        if (!e || e->gen != gen || !e->arming) continue; /* dropped or re-registered since */
+        e->arming = false;
+        if (cqe->res == 0) continue;
+        int err = cqe->res == -ENOENT ? register_fd(w, io, e, fd) : -cqe->res;
+        if (err) drop_fd(io, e, fd, err);
+    }
+    if (n) io_uring_cq_advance(&io->ring, n);
+}
+#endif
 
 static void park(io_fd_t *e, async__io_op_t *op) {
     int d = dir_index(op->events);
@@ -350,6 +433,9 @@ bool async__io_poll(async__worker_t *w, int timeout_ms) {
         uv_run(&w->loop, timeout_ms == 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE);
         return false;
     }
+#ifdef ASYNC_HAVE_LIBURING
+    if (io->batch) flush_arms(w, io);
+#endif
     struct epoll_event evs[EVENTS_PER_WAIT];
     bool loop_ready = false;
     int n;
@@ -557,6 +643,9 @@ void async__io_worker_exit(async__worker_t *w) {
     for (size_t fd = 0; fd < io->nfds; fd++)
         if (io->fds[fd]) drop_fd(io, io->fds[fd], (int)fd, ECANCELED);
     w->io = NULL;
+#ifdef ASYNC_HAVE_LIBURING
+    if (io->batch) io_uring_queue_exit(&io->ring);
+#endif
     close(io->epfd);
     for (size_t i = 0; i < io->nfds; i++) free(io->fds[i]);
     free(io->fds);
