@@ -537,17 +537,51 @@ ASYNC_EXTERN async_future_t *async_mkdtemp(char *template_) ASYNC_WARN_UNUSED;
 /* ---- copying between descriptors ----------------------------------------- */
 
 /**
- * Async equivalent of sendfile(2). Runs on the pool; a socket `out_fd`
- * without `O_NONBLOCK` may hold a pool thread while the peer is slow.
+ * Async equivalent of sendfile(2), answering as sendfile(2) to a blocking
+ * `out_fd` would.
  *
- * \param out_fd  the destination.
- * \param in_fd   the source (a file that supports mmap-like reads).
- * \param offset  where to read from, updated past the bytes sent (must stay
- *                valid until the future settles); NULL to use and advance
- *                `in_fd`'s file position.
- * \param count   most bytes to copy.
- * \return a future whose value is the count copied, or -1 with EBADF, EINVAL,
- *         EIO, ESPIPE, EOVERFLOW, EFAULT.
+ * To a socket or a pipe, the call waits for the reader and settles once all
+ * `count` bytes are sent, `in_fd` ends, or an error comes: never with a
+ * short count because a buffer was full. `O_NONBLOCK` on `out_fd` makes no
+ * difference, as for async_write(): the sockets the library makes are
+ * non-blocking and are served like blocking ones, and the call never fails
+ * with EAGAIN nor changes the flag. While the reader is slow no pool thread
+ * is held: the file is read on the pool, and the wait is on a worker's loop.
+ * A non-blocking socket and a pipe get the data straight from the page cache
+ * (sendfile(2), splice(2)); a blocking socket, which sendfile(2) cannot be
+ * told not to wait on, gets it through a buffer (one copy). A socket whose
+ * peer has gone gives EPIPE without raising SIGPIPE, as every socket call of
+ * the library (see net.h); a pipe whose reader has gone gives EPIPE and
+ * SIGPIPE, as write(2) does. Anything else (a regular file `out_fd`, or a
+ * pipe fed from a pipe or socket) takes one sendfile(2) on the pool, which
+ * then holds a pool thread while it waits.
+ *
+ * Cancelling stops the wait at once (a pool step already running finishes
+ * first). Bytes already sent cannot be taken back: the value is then their
+ * count, and `*offset` or the file position says where they ended, as
+ * write(2) reports progress made before a signal; with nothing sent, -1 and
+ * ECANCELED. An error after some bytes likewise gives their count.
+ *
+ * \param out_fd  the destination: a socket, a pipe or a file.
+ * \param in_fd   the source: a regular file or block device (for a pipe
+ *                `out_fd`, also what splice(2) reads from).
+ * \param offset  where to read from, updated past the bytes sent when the
+ *                future settles (must stay valid until then); NULL to use and
+ *                advance `in_fd`'s file position.
+ * \param count   most bytes to send; as with sendfile(2), one call sends at
+ *                most 0x7ffff000 bytes.
+ * \return a future whose value is the count sent (less than `count` only at
+ *         the end of `in_fd`, or when an error or a cancellation followed
+ *         some bytes), or -1 with sendfile(2)'s errno: EBADF, EINVAL (a
+ *         source that is not a file, a negative offset), EIO, ESPIPE,
+ *         EOVERFLOW, EPIPE, ECONNRESET, ENOMEM, ECANCELED.
+ *
+ * Callable from a task or any plain thread.
+ *
+ * \code
+ * off_t off = 0; // to a client from async_accept(): the whole file, however slow the client
+ * ssize_t n = async_await(async_sendfile(client, fd, &off, st.st_size));
+ * \endcode
  */
 ASYNC_EXTERN async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset,
                                             size_t count) ASYNC_WARN_UNUSED;
