@@ -624,6 +624,9 @@ ASYNC_EXTERN async_future_t *async_opendir(const char *name) ASYNC_WARN_UNUSED;
  * Async equivalent of fdopendir(3): a stream over an open directory fd,
  * which then belongs to the stream. Nothing waits, so the result is direct.
  *
+ * Unlike glibc's, it refuses an `O_PATH` fd at once with EBADF (glibc
+ * accepts it, and its first readdir(3) fails with EBADF).
+ *
  * \param fd  an fd open on a directory.
  * \return the stream, or NULL with EBADF, ENOTDIR or ENOMEM.
  */
@@ -635,13 +638,14 @@ ASYNC_EXTERN async_dir_t *async_fdopendir(int fd);
  * As with readdir(3), the entry is overwritten by the next call on the same
  * stream, and the end is told from an error by `errno`: set it to 0 first.
  * "." and ".." are returned as readdir(3) returns them. Only one call at a
- * time per stream.
+ * time per stream. A directory removed while the stream is open ends
+ * cleanly, as glibc's readdir(3) takes the kernel's ENOENT for the end
+ * (entries already read in a batch, such as "." and "..", still come first).
  *
  * \param dirp  the stream.
  * \return a future whose pointer value is the next entry, NULL (with `errno`
  *         untouched) at the end, or NULL with EBADF (`dirp` NULL), EBUSY
- *         (another call on the stream is pending), EIO, ENOENT (the
- *         directory was removed).
+ *         (another call on the stream is pending), EIO.
  */
 ASYNC_EXTERN async_future_t *async_readdir(async_dir_t *dirp) ASYNC_WARN_UNUSED;
 
