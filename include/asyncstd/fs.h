@@ -765,16 +765,24 @@ ASYNC_EXTERN void async_walk_close(async_walk_t *w);
  * protocols on sockets and pipes as well as files. One operation at a time
  * per stream (a second one while one is pending fails with EBUSY).
  * Cancelling a read loses no data: bytes already read stay in the buffer for
- * the next call.
+ * the next call. A read from a stream not open for reading, or a write to
+ * one not open for writing, fails with EBADF and sets the error indicator
+ * (async_ferror()), as stdio does.
  */
 typedef struct async_file async_file_t;
 
 /**
  * Async equivalent of fopen(3). Await it with async_await_ptr().
  *
+ * The mode is read as glibc reads it: "r", "w" or "a", then up to six more
+ * letters, of which "+" (read and write), "e" (`O_CLOEXEC`) and "x"
+ * (`O_EXCL`) count and the rest ("b", "t", ...) are skipped, so "rt+" and
+ * "r+b" open for reading and writing. As with glibc, a stream opened "a"
+ * starts at the end of the file (where its writes go anyway), one opened
+ * "a+" at the start (where its reads begin).
+ *
  * \param path  the file; copied.
- * \param mode  "r", "w", "a", "r+", "w+", "a+", optionally with "b" (ignored),
- *              "e" (`O_CLOEXEC`) and "x" (`O_EXCL`); copied.
+ * \param mode  the mode, as above; copied.
  * \return a future whose pointer value is the stream, or NULL with EINVAL
  *         (bad mode), open(2)'s errno, ENOMEM.
  */
@@ -784,10 +792,16 @@ ASYNC_EXTERN async_future_t *async_fopen(const char *path, const char *mode) ASY
  * Async equivalent of fdopen(3): a stream over an open fd, which then belongs
  * to the stream (async_fclose() closes it). Nothing waits, so the result is direct.
  *
+ * The mode is read as async_fopen() reads it, with up to four letters after
+ * the first, as glibc's fdopen(3). "w" does not truncate; "a" adds
+ * `O_APPEND` and, when the fd lacked it, moves to the end of the file, as
+ * glibc does. Unlike glibc's, which ignores it, "e" sets `FD_CLOEXEC`, as
+ * musl's and FreeBSD's fdopen(3) do.
+ *
  * \param fd    the descriptor.
- * \param mode  as for async_fopen() ("w" does not truncate).
- * \return the stream, or NULL with EBADF (`fd` not open), EINVAL (bad mode,
- *         or one the fd's access mode does not allow) or ENOMEM.
+ * \param mode  the mode, as above.
+ * \return the stream, or NULL with EINVAL (bad mode, checked first, or one
+ *         the fd's access mode does not allow), EBADF (`fd` not open) or ENOMEM.
  */
 ASYNC_EXTERN async_file_t *async_fdopen(int fd, const char *mode);
 
@@ -796,12 +810,14 @@ ASYNC_EXTERN async_file_t *async_fdopen(int fd, const char *mode);
  *
  * \param s     receives the line with its newline and a terminating NUL; must
  *              stay valid until the future settles.
- * \param size  size of `s` (at least 1; at most `size - 1` bytes are read).
+ * \param size  size of `s` (at least 1; at most `size - 1` bytes are read,
+ *              so with 1 nothing is read and `s` becomes "", as with glibc).
  * \param f     the stream.
  * \return a future whose pointer value is `s`, or NULL at end of file with
  *         nothing read (errno untouched; async_feof() then says 1), or NULL
- *         with a read error's errno, EINVAL (`size` < 1 or a NULL argument),
- *         EBADF (not open for reading), EBUSY, ECANCELED.
+ *         with a read error's errno, EINVAL (a NULL argument, or `size` < 1,
+ *         for which glibc returns NULL with `errno` untouched), EBADF (not
+ *         open for reading), EBUSY, ECANCELED.
  */
 ASYNC_EXTERN async_future_t *async_fgets(char *s, int size, async_file_t *f) ASYNC_WARN_UNUSED;
 
@@ -917,7 +933,8 @@ ASYNC_EXTERN int async_feof(async_file_t *f);
  * Async equivalent of ferror(3).
  *
  * \param f  the stream.
- * \return nonzero once a read or write has failed, 0 otherwise (and for NULL).
+ * \return nonzero once a read or write has failed (also one the stream's
+ *         mode forbids), 0 otherwise (and for NULL).
  */
 ASYNC_EXTERN int async_ferror(async_file_t *f);
 
