@@ -23,7 +23,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -138,14 +137,6 @@ static int wait_writable(int fd) {
 
 /* ROUTE_COPY's start: 0, or -1 with errno. */
 static int copy_begin(sendfile_op_t *s) {
-    struct stat st;
-    if (fstat(s->in, &st) < 0) return -1;
-    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        /* sendfile(2) to a socket refuses such a source before sending a
-         * byte: one call gives its errno without waiting for the peer */
-        s->route = ROUTE_SOCKET;
-        return 0;
-    }
     if (!s->offset && (s->pos = lseek(s->in, 0, SEEK_CUR)) < 0) return -1;
     if (!(s->buf = malloc(COPY_BUF))) {
         errno = ENOMEM;
@@ -198,21 +189,28 @@ static void task_release(fs_seq_t *seq) { free(seq); }
 
 /* ---- routing ------------------------------------------------------------------ */
 
-/* Asks only questions that never touch the disk: fstat(2) of a file on NFS
- * may write back its dirty pages first. */
+/* An fd's file type (S_IFSOCK, ...), or 0 when it has none (a bad fd). Only
+ * the type, from cached attributes, is asked for: fstat(2) of a file on NFS
+ * may write back its dirty pages or ask the server first. */
+static unsigned file_type(int fd) {
+    struct statx st;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &st) < 0) return 0;
+    return st.stx_mode & S_IFMT;
+}
+
 static int route_of(int out_fd, int in_fd, size_t count) {
     if (count == 0) return ROUTE_POOL; /* nothing to wait for: sendfile(2)'s own checks */
-    int type;
-    socklen_t len = sizeof type;
-    if (getsockopt(out_fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) {
-        int fl = fcntl(out_fd, F_GETFL);
-        return fl >= 0 && (fl & O_NONBLOCK) ? ROUTE_SOCKET : ROUTE_COPY;
-    }
-    /* A pipe or socket in_fd could make splice(2) say EAGAIN for want of
-     * input, which no writability wait would cure: such a source stays on
-     * the pool, as before. */
-    if (fcntl(out_fd, F_GETPIPE_SZ) >= 0 && lseek(in_fd, 0, SEEK_CUR) >= 0) return ROUTE_PIPE;
-    return ROUTE_POOL;
+    unsigned out = file_type(out_fd);
+    if (out != S_IFSOCK && out != S_IFIFO) return ROUTE_POOL;
+    /* Any other source sendfile(2) to a socket refuses before sending a
+     * byte, and its errno comes from the pool at once. Into a pipe, a pipe
+     * or socket source could make splice(2) say EAGAIN for want of input,
+     * which no writability wait would cure: it stays on the pool, as before. */
+    unsigned in = file_type(in_fd);
+    if (in != S_IFREG && in != S_IFBLK) return ROUTE_POOL;
+    if (out == S_IFIFO) return ROUTE_PIPE;
+    int fl = fcntl(out_fd, F_GETFL);
+    return fl >= 0 && (fl & O_NONBLOCK) ? ROUTE_SOCKET : ROUTE_COPY;
 }
 
 async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
