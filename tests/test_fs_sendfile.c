@@ -62,9 +62,8 @@ static void reader_join(reader_t *r, size_t want) {
 
 /* ---- connections ------------------------------------------------------------------ */
 
-/* Closes an fd that the library may have waited on. A plain close(2) would
- * leave the worker's registration of the number behind, and a new file that
- * gets the number would wait for edges that never come (issue 11, item 2). */
+/* Closes an fd that the library may have waited on through the library, as
+ * net.h asks. */
 static void close_out(int fd) { ASSERT_VAL(async_await(async_close(fd)), 0); }
 
 /* A TCP connection: *server from async_accept (so non-blocking, as the
