@@ -546,7 +546,8 @@ ASYNC_EXTERN async_future_t *async_mkdtemp(char *template_) ASYNC_WARN_UNUSED;
  * difference, as for async_write(): the sockets the library makes are
  * non-blocking and are served like blocking ones, and the call never fails
  * with EAGAIN nor changes the flag. While the reader is slow no pool thread
- * is held: the file is read on the pool, and the wait is on a worker's loop.
+ * is held: only reads that may wait for the disk run on the pool, and the
+ * wait for the reader is on a worker's loop.
  * A non-blocking socket and a pipe get the data straight from the page cache
  * (sendfile(2), splice(2)); a blocking socket, which sendfile(2) cannot be
  * told not to wait on, gets it through a buffer (one copy). A socket whose
