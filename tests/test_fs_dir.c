@@ -88,6 +88,44 @@ Test(fs_dir, fdopendir_and_removed_dir) {
     rt_stop();
 }
 
+/* A directory removed after it was opened ends cleanly, as glibc's readdir
+ * takes the kernel's ENOENT for the end (glibc lists nothing here; our
+ * opendir read "." and ".." with the open, before the removal). */
+Test(fs_dir, removed_dir_ends_cleanly) {
+    cr_assert_eq(mkdir(P("gone"), 0755), 0);
+    DIR *g = opendir(P("gone"));
+    async_dir_t *d = async_await_ptr(async_opendir(P("gone")));
+    int fd = open(P("gone"), O_RDONLY | O_DIRECTORY);
+    async_dir_t *dfd = async_fdopendir(fd);
+    cr_assert(g && d && dfd);
+    cr_assert_eq(rmdir(P("gone")), 0);
+    errno = 0;
+    int gn = 0;
+    while (readdir(g)) gn++;
+    cr_assert_eq(errno, 0, "glibc: %s", ename(errno));
+    struct dirent *e;
+    int n = 0;
+    errno = 0;
+    while ((e = async_await_ptr(async_readdir(d)))) {
+        cr_assert(!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."), "%s", e->d_name);
+        n++;
+    }
+    cr_assert_eq(errno, 0, "readdir of a removed directory: %s", ename(errno));
+    cr_assert_leq(n, 2);
+    errno = 0;
+    cr_assert_null(async_await_ptr(async_readdir(dfd))); /* read nothing before: as glibc */
+    cr_assert_eq(errno, 0, "%s", ename(errno));
+    async_rewinddir(dfd);
+    errno = 0;
+    cr_assert_null(async_await_ptr(async_readdir(dfd)));
+    cr_assert_eq(errno, 0, "%s", ename(errno));
+    cr_assert_eq(gn, 0);
+    closedir(g);
+    ASSERT_VAL(async_await(async_closedir(d)), 0);
+    ASSERT_VAL(async_await(async_closedir(dfd)), 0);
+    rt_stop();
+}
+
 static int only_x(const struct dirent *e) { return e->d_name[0] == 'x'; }
 
 Test(fs_dir, scandir_matches_libc) {

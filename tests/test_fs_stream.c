@@ -155,6 +155,213 @@ Test(fs_stream, modes_and_bad_input) {
     rt_stop();
 }
 
+/* ---- libc's answers, mode by mode -------------------------------------------------------
+ * What a stream opened with `mode` on a file holding "hello" shows: how its fd
+ * was opened, where it stands, and what a write, a flush and a read then do. */
+
+typedef struct mode_seen {
+    int opened, err; /* 1, or 0 with the errno */
+    int acc, append, cloexec;
+    long pos_open, size_open;
+    int put_ok, put_err, put_ferror;
+    long pos_flushed;
+    char got[8]; /* what fgets read, or "(null)" */
+    int get_err, get_ferror;
+} mode_seen_t;
+
+static void hello_file(void) {
+    unlink(P("m"));
+    FILE *c = fopen(P("m"), "w");
+    fputs("hello", c);
+    fclose(c);
+}
+
+static void fd_seen(mode_seen_t *m, int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    m->acc = fl & O_ACCMODE;
+    m->append = !!(fl & O_APPEND);
+    m->cloexec = !!(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    m->pos_open = (long)lseek(fd, 0, SEEK_CUR);
+    struct stat st;
+    fstat(fd, &st);
+    m->size_open = (long)st.st_size;
+}
+
+static mode_seen_t glibc_mode(const char *mode) {
+    mode_seen_t m = {0};
+    hello_file();
+    errno = 0;
+    FILE *f = fopen(P("m"), mode);
+    m.err = errno;
+    if (!(m.opened = f != NULL)) return m;
+    fd_seen(&m, fileno(f));
+    errno = 0;
+    m.put_ok = fputs("X", f) >= 0;
+    m.put_err = m.put_ok ? 0 : errno;
+    m.put_ferror = !!ferror(f);
+    clearerr(f);
+    fflush(f);
+    m.pos_flushed = (long)lseek(fileno(f), 0, SEEK_CUR);
+    errno = 0;
+    char *g = fgets(m.got, sizeof m.got, f);
+    m.get_err = g ? 0 : errno;
+    if (!g) strcpy(m.got, "(null)");
+    m.get_ferror = !!ferror(f);
+    fclose(f);
+    return m;
+}
+
+static mode_seen_t our_mode(const char *mode) {
+    mode_seen_t m = {0};
+    hello_file();
+    errno = 0;
+    async_file_t *f = async_await_ptr(async_fopen(P("m"), mode));
+    m.err = errno;
+    if (!(m.opened = f != NULL)) return m;
+    fd_seen(&m, async_fileno(f));
+    errno = 0;
+    m.put_ok = async_await(async_fputs("X", f)) >= 0;
+    m.put_err = m.put_ok ? 0 : errno;
+    m.put_ferror = !!async_ferror(f);
+    async_clearerr(f);
+    (void)async_await(async_fflush(f));
+    m.pos_flushed = (long)lseek(async_fileno(f), 0, SEEK_CUR);
+    errno = 0;
+    char *g = async_await_ptr(async_fgets(m.got, sizeof m.got, f));
+    m.get_err = g ? 0 : errno;
+    if (!g) strcpy(m.got, "(null)");
+    m.get_ferror = !!async_ferror(f);
+    (void)async_await(async_fclose(f));
+    return m;
+}
+
+/* Letters stdio does not know are skipped ("rt+" is read-write), "a" starts
+ * at the end, and a call the mode forbids sets the error indicator: all as
+ * glibc's fopen(3). */
+Test(fs_stream, modes_read_as_glibc) {
+    static const char *const modes[] = {
+        "r",       "rt",       "rt+",     "rb+", "r+b", "r+t", "re",  "rx", "rm+", "r+++", "rtext+",
+        "rbbbbb+", "rbbbbbb+", "rbbbbbe", "w",   "w+",  "wb",  "wt+", "wx", "w+x", "a",    "ab",
+        "at",      "a+",       "a+b",     "a+e", "ae",  "q",   "",    "R",  "+r",
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        const char *md = modes[i];
+        mode_seen_t g = glibc_mode(md);
+        if (strchr(md, 'x')) { /* "x" needs a file that is not there yet */
+            unlink(P("m"));
+            mode_seen_t gx = {0};
+            FILE *f = fopen(P("m"), md);
+            gx.opened = f != NULL;
+            if (f) fd_seen(&gx, fileno(f)), fclose(f);
+            unlink(P("m"));
+            async_file_t *a = async_await_ptr(async_fopen(P("m"), md));
+            cr_assert_eq(a != NULL, gx.opened, "mode \"%s\" on a new file", md);
+            if (a) {
+                mode_seen_t ax = {0};
+                fd_seen(&ax, async_fileno(a));
+                cr_assert(ax.acc == gx.acc && ax.append == gx.append, "mode \"%s\"", md);
+                ASSERT_VAL(async_await(async_fclose(a)), 0);
+            }
+        }
+        mode_seen_t o = our_mode(md);
+        cr_assert(o.opened == g.opened && o.err == g.err, "\"%s\": opened %d/%s, glibc %d/%s", md,
+                  o.opened, ename(o.err), g.opened, ename(g.err));
+        if (!g.opened) continue;
+        cr_assert(o.acc == g.acc && o.append == g.append && o.cloexec == g.cloexec,
+                  "\"%s\": access %d append %d cloexec %d, glibc %d %d %d", md, o.acc, o.append,
+                  o.cloexec, g.acc, g.append, g.cloexec);
+        cr_assert(o.pos_open == g.pos_open && o.size_open == g.size_open,
+                  "\"%s\": at %ld of %ld after open, glibc at %ld of %ld", md, o.pos_open,
+                  o.size_open, g.pos_open, g.size_open);
+        cr_assert(o.put_ok == g.put_ok && o.put_err == g.put_err && o.put_ferror == g.put_ferror,
+                  "\"%s\": write ok %d %s ferror %d, glibc %d %s %d", md, o.put_ok,
+                  ename(o.put_err), o.put_ferror, g.put_ok, ename(g.put_err), g.put_ferror);
+        cr_assert_eq(o.pos_flushed, g.pos_flushed, "\"%s\": at %ld after the flush, glibc %ld", md,
+                     o.pos_flushed, g.pos_flushed);
+        cr_assert(!strcmp(o.got, g.got) && o.get_err == g.get_err && o.get_ferror == g.get_ferror,
+                  "\"%s\": read \"%s\" %s ferror %d, glibc \"%s\" %s %d", md, o.got,
+                  ename(o.get_err), o.get_ferror, g.got, ename(g.get_err), g.get_ferror);
+    }
+    rt_stop();
+}
+
+/* Every read on a write-only stream and every write on a read-only one: EBADF
+ * and the error indicator, as glibc gives for getline, fread, fwrite, fprintf. */
+Test(fs_stream, wrong_direction_sets_ferror) {
+    make_file("d", 10);
+    async_file_t *w = async_await_ptr(async_fopen(P("d"), "a"));
+    async_file_t *r = async_await_ptr(async_fopen(P("d"), "r"));
+    cr_assert(w && r);
+    char buf[8];
+    char *line = NULL;
+    size_t n = 0;
+    ASSERT_ERR(async_await(async_getline(&line, &n, w)), EBADF);
+    cr_assert_eq(async_ferror(w), 1);
+    async_clearerr(w);
+    ASSERT_ERR(async_await(async_fread(buf, 1, 1, w)), EBADF);
+    cr_assert_eq(async_ferror(w), 1);
+    async_clearerr(w);
+    ASSERT_NULL_ERR(async_await_ptr(async_fgets(buf, sizeof buf, w)), EBADF);
+    cr_assert_eq(async_ferror(w), 1);
+    async_clearerr(w);
+    cr_assert_eq(async_await_ptr(async_fgets(buf, 1, w)), buf, "size 1 reads nothing (glibc)");
+    cr_assert_eq(buf[0], 0);
+    cr_assert_eq(async_ferror(w), 0);
+    ASSERT_ERR(async_await(async_fwrite("x", 1, 1, r)), EBADF);
+    cr_assert_eq(async_ferror(r), 1);
+    async_clearerr(r);
+    ASSERT_ERR(async_await(async_fprintf(r, "%d", 1)), EBADF);
+    cr_assert_eq(async_ferror(r), 1);
+    async_clearerr(r);
+    ASSERT_ERR(async_await(async_fputs("x", r)), EBADF);
+    cr_assert_eq(async_ferror(r), 1);
+    cr_assert_eq(async_feof(r), 0);
+    ASSERT_VAL(async_await(async_fclose(w)), 0);
+    ASSERT_VAL(async_await(async_fclose(r)), 0);
+    free(line);
+    rt_stop();
+}
+
+/* fdopen: the mode is checked before the fd, "rt+" is read-write, and "a"
+ * moves to the end only when it adds O_APPEND, as glibc's fdopen(3). */
+Test(fs_stream, fdopen_modes_as_glibc) {
+    ASSERT_NULL_ERR(async_fdopen(-1, "z"), EINVAL);
+    ASSERT_NULL_ERR(async_fdopen(-1, ""), EINVAL);
+    static const struct {
+        const char *mode;
+        int oflags;
+    } cases[] = {
+        {"a", O_RDWR},   {"a", O_RDWR | O_APPEND}, {"a+", O_RDWR},     {"ab", O_WRONLY},
+        {"rt+", O_RDWR}, {"rbbb+", O_RDWR},        {"rbbbb+", O_RDWR}, {"w", O_RDWR},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hello_file();
+        int fd = open(P("m"), cases[i].oflags);
+        FILE *g = fdopen(fd, cases[i].mode);
+        cr_assert_not_null(g);
+        long gpos = (long)lseek(fd, 0, SEEK_CUR);
+        int gfl = fcntl(fd, F_GETFL);
+        errno = 0;
+        int gput = fputs("X", g) >= 0;
+        fclose(g);
+        hello_file();
+        fd = open(P("m"), cases[i].oflags);
+        async_file_t *a = async_fdopen(fd, cases[i].mode);
+        cr_assert_not_null(a);
+        cr_assert_eq((long)lseek(fd, 0, SEEK_CUR), gpos, "fdopen \"%s\": position", cases[i].mode);
+        cr_assert_eq(fcntl(fd, F_GETFL), gfl, "fdopen \"%s\": flags", cases[i].mode);
+        int aput = async_await(async_fputs("X", a)) >= 0;
+        cr_assert_eq(aput, gput, "fdopen \"%s\": write", cases[i].mode);
+        ASSERT_VAL(async_await(async_fclose(a)), 0);
+    }
+    /* kept on purpose (fs.h): "e" sets FD_CLOEXEC, which glibc's fdopen ignores */
+    int fd = open(P("m"), O_RDONLY);
+    async_file_t *a = async_fdopen(fd, "re");
+    cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    ASSERT_VAL(async_await(async_fclose(a)), 0);
+    rt_stop();
+}
+
 /* A line protocol over a socket pair: requests and replies with streams on both ends. */
 static intptr_t echo_upper(void *arg) {
     async_file_t *f = async_fdopen((int)(intptr_t)arg, "r+");

@@ -537,17 +537,52 @@ ASYNC_EXTERN async_future_t *async_mkdtemp(char *template_) ASYNC_WARN_UNUSED;
 /* ---- copying between descriptors ----------------------------------------- */
 
 /**
- * Async equivalent of sendfile(2). Runs on the pool; a socket `out_fd`
- * without `O_NONBLOCK` may hold a pool thread while the peer is slow.
+ * Async equivalent of sendfile(2), answering as sendfile(2) to a blocking
+ * `out_fd` would.
  *
- * \param out_fd  the destination.
- * \param in_fd   the source (a file that supports mmap-like reads).
- * \param offset  where to read from, updated past the bytes sent (must stay
- *                valid until the future settles); NULL to use and advance
- *                `in_fd`'s file position.
- * \param count   most bytes to copy.
- * \return a future whose value is the count copied, or -1 with EBADF, EINVAL,
- *         EIO, ESPIPE, EOVERFLOW, EFAULT.
+ * To a socket or a pipe, the call waits for the reader and settles once all
+ * `count` bytes are sent, `in_fd` ends, or an error comes: never with a
+ * short count because a buffer was full. `O_NONBLOCK` on `out_fd` makes no
+ * difference, as for async_write(): the sockets the library makes are
+ * non-blocking and are served like blocking ones, and the call never fails
+ * with EAGAIN nor changes the flag. While the reader is slow no pool thread
+ * is held: only reads that may wait for the disk run on the pool, and the
+ * wait for the reader is on a worker's loop.
+ * A non-blocking socket and a pipe get the data straight from the page cache
+ * (sendfile(2), splice(2)); a blocking socket, which sendfile(2) cannot be
+ * told not to wait on, gets it through a buffer (one copy). A socket whose
+ * peer has gone gives EPIPE without raising SIGPIPE, as every socket call of
+ * the library (see net.h); a pipe whose reader has gone gives EPIPE and
+ * SIGPIPE, as write(2) does. Anything else (a regular file `out_fd`, or a
+ * pipe fed from a pipe or socket) takes one sendfile(2) on the pool, which
+ * then holds a pool thread while it waits.
+ *
+ * Cancelling stops the wait at once (a pool step already running finishes
+ * first). Bytes already sent cannot be taken back: the value is then their
+ * count, and `*offset` or the file position says where they ended, as
+ * write(2) reports progress made before a signal; with nothing sent, -1 and
+ * ECANCELED. An error after some bytes likewise gives their count.
+ *
+ * \param out_fd  the destination: a socket, a pipe or a file.
+ * \param in_fd   the source: a regular file or block device (for a pipe
+ *                `out_fd`, also what splice(2) reads from).
+ * \param offset  where to read from, updated past the bytes sent when the
+ *                future settles (must stay valid until then); NULL to use and
+ *                advance `in_fd`'s file position.
+ * \param count   most bytes to send; as with sendfile(2), one call sends at
+ *                most 0x7ffff000 bytes.
+ * \return a future whose value is the count sent (less than `count` only at
+ *         the end of `in_fd`, or when an error or a cancellation followed
+ *         some bytes), or -1 with sendfile(2)'s errno: EBADF, EINVAL (a
+ *         source that is not a file, a negative offset), EIO, ESPIPE,
+ *         EOVERFLOW, EPIPE, ECONNRESET, ENOMEM, ECANCELED.
+ *
+ * Callable from a task or any plain thread.
+ *
+ * \code
+ * off_t off = 0; // to a client from async_accept(): the whole file, however slow the client
+ * ssize_t n = async_await(async_sendfile(client, fd, &off, st.st_size));
+ * \endcode
  */
 ASYNC_EXTERN async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset,
                                             size_t count) ASYNC_WARN_UNUSED;
@@ -590,6 +625,9 @@ ASYNC_EXTERN async_future_t *async_opendir(const char *name) ASYNC_WARN_UNUSED;
  * Async equivalent of fdopendir(3): a stream over an open directory fd,
  * which then belongs to the stream. Nothing waits, so the result is direct.
  *
+ * Unlike glibc's, it refuses an `O_PATH` fd at once with EBADF (glibc
+ * accepts it, and its first readdir(3) fails with EBADF).
+ *
  * \param fd  an fd open on a directory.
  * \return the stream, or NULL with EBADF, ENOTDIR or ENOMEM.
  */
@@ -601,13 +639,14 @@ ASYNC_EXTERN async_dir_t *async_fdopendir(int fd);
  * As with readdir(3), the entry is overwritten by the next call on the same
  * stream, and the end is told from an error by `errno`: set it to 0 first.
  * "." and ".." are returned as readdir(3) returns them. Only one call at a
- * time per stream.
+ * time per stream. A directory removed while the stream is open ends
+ * cleanly, as glibc's readdir(3) takes the kernel's ENOENT for the end
+ * (entries already read in a batch, such as "." and "..", still come first).
  *
  * \param dirp  the stream.
  * \return a future whose pointer value is the next entry, NULL (with `errno`
  *         untouched) at the end, or NULL with EBADF (`dirp` NULL), EBUSY
- *         (another call on the stream is pending), EIO, ENOENT (the
- *         directory was removed).
+ *         (another call on the stream is pending), EIO.
  */
 ASYNC_EXTERN async_future_t *async_readdir(async_dir_t *dirp) ASYNC_WARN_UNUSED;
 
@@ -727,16 +766,24 @@ ASYNC_EXTERN void async_walk_close(async_walk_t *w);
  * protocols on sockets and pipes as well as files. One operation at a time
  * per stream (a second one while one is pending fails with EBUSY).
  * Cancelling a read loses no data: bytes already read stay in the buffer for
- * the next call.
+ * the next call. A read from a stream not open for reading, or a write to
+ * one not open for writing, fails with EBADF and sets the error indicator
+ * (async_ferror()), as stdio does.
  */
 typedef struct async_file async_file_t;
 
 /**
  * Async equivalent of fopen(3). Await it with async_await_ptr().
  *
+ * The mode is read as glibc reads it: "r", "w" or "a", then up to six more
+ * letters, of which "+" (read and write), "e" (`O_CLOEXEC`) and "x"
+ * (`O_EXCL`) count and the rest ("b", "t", ...) are skipped, so "rt+" and
+ * "r+b" open for reading and writing. As with glibc, a stream opened "a"
+ * starts at the end of the file (where its writes go anyway), one opened
+ * "a+" at the start (where its reads begin).
+ *
  * \param path  the file; copied.
- * \param mode  "r", "w", "a", "r+", "w+", "a+", optionally with "b" (ignored),
- *              "e" (`O_CLOEXEC`) and "x" (`O_EXCL`); copied.
+ * \param mode  the mode, as above; copied.
  * \return a future whose pointer value is the stream, or NULL with EINVAL
  *         (bad mode), open(2)'s errno, ENOMEM.
  */
@@ -746,10 +793,16 @@ ASYNC_EXTERN async_future_t *async_fopen(const char *path, const char *mode) ASY
  * Async equivalent of fdopen(3): a stream over an open fd, which then belongs
  * to the stream (async_fclose() closes it). Nothing waits, so the result is direct.
  *
+ * The mode is read as async_fopen() reads it, with up to four letters after
+ * the first, as glibc's fdopen(3). "w" does not truncate; "a" adds
+ * `O_APPEND` and, when the fd lacked it, moves to the end of the file, as
+ * glibc does. Unlike glibc's, which ignores it, "e" sets `FD_CLOEXEC`, as
+ * musl's and FreeBSD's fdopen(3) do.
+ *
  * \param fd    the descriptor.
- * \param mode  as for async_fopen() ("w" does not truncate).
- * \return the stream, or NULL with EBADF (`fd` not open), EINVAL (bad mode,
- *         or one the fd's access mode does not allow) or ENOMEM.
+ * \param mode  the mode, as above.
+ * \return the stream, or NULL with EINVAL (bad mode, checked first, or one
+ *         the fd's access mode does not allow), EBADF (`fd` not open) or ENOMEM.
  */
 ASYNC_EXTERN async_file_t *async_fdopen(int fd, const char *mode);
 
@@ -758,12 +811,14 @@ ASYNC_EXTERN async_file_t *async_fdopen(int fd, const char *mode);
  *
  * \param s     receives the line with its newline and a terminating NUL; must
  *              stay valid until the future settles.
- * \param size  size of `s` (at least 1; at most `size - 1` bytes are read).
+ * \param size  size of `s` (at least 1; at most `size - 1` bytes are read,
+ *              so with 1 nothing is read and `s` becomes "", as with glibc).
  * \param f     the stream.
  * \return a future whose pointer value is `s`, or NULL at end of file with
  *         nothing read (errno untouched; async_feof() then says 1), or NULL
- *         with a read error's errno, EINVAL (`size` < 1 or a NULL argument),
- *         EBADF (not open for reading), EBUSY, ECANCELED.
+ *         with a read error's errno, EINVAL (a NULL argument, or `size` < 1,
+ *         for which glibc returns NULL with `errno` untouched), EBADF (not
+ *         open for reading), EBUSY, ECANCELED.
  */
 ASYNC_EXTERN async_future_t *async_fgets(char *s, int size, async_file_t *f) ASYNC_WARN_UNUSED;
 
@@ -879,7 +934,8 @@ ASYNC_EXTERN int async_feof(async_file_t *f);
  * Async equivalent of ferror(3).
  *
  * \param f  the stream.
- * \return nonzero once a read or write has failed, 0 otherwise (and for NULL).
+ * \return nonzero once a read or write has failed (also one the stream's
+ *         mode forbids), 0 otherwise (and for NULL).
  */
 ASYNC_EXTERN int async_ferror(async_file_t *f);
 

@@ -24,6 +24,9 @@ struct kdirent {
 
 int async__fs_dirbuf_fill(fs_dirbuf_t *d) {
     ssize_t n = getdents64(d->fd, d->data, sizeof d->data);
+    /* Linux says ENOENT for a directory removed while open; glibc's readdir
+     * (and so fts, nftw, scandir) takes it for the end, as POSIX reads it. */
+    if (n < 0 && errno == ENOENT) n = 0;
     if (n < 0) return errno;
     d->pos = 0;
     d->len = (size_t)n;

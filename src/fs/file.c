@@ -1,9 +1,8 @@
 /* Descriptor calls that may wait for the disk: open, openat, close, fsync,
- * fdatasync, ftruncate, fallocate, sendfile and copy_file_range, each one
- * pool job (op.c). */
+ * fdatasync, ftruncate, fallocate and copy_file_range, each one pool job
+ * (op.c). sendfile, which may also wait for a reader, has sendfile.c. */
 #define _GNU_SOURCE
 #include <stdarg.h>
-#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -84,18 +83,6 @@ async_future_t *async_fallocate(int fd, int mode, off_t offset, off_t len) {
     op->mode = mode;
     op->off = offset;
     op->len = len;
-    return async__fs_submit(op);
-}
-
-static intptr_t run_sendfile(fs_op_t *op) { return sendfile(op->fd, op->fd2, op->buf, op->count); }
-
-async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
-    fs_op_t *op = async__fs_op_new(run_sendfile, NULL, NULL);
-    if (!op) return NULL;
-    op->fd = out_fd;
-    op->fd2 = in_fd;
-    op->buf = offset;
-    op->count = count;
     return async__fs_submit(op);
 }
 

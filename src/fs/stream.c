@@ -37,8 +37,10 @@ struct async_file {
 
 /* ---- opening ---------------------------------------------------------------- */
 
-/* mode string -> open flags; -1 for a bad mode */
-static int parse_mode(const char *mode, bool *rd, bool *wr) {
+/* mode string -> open flags; -1 for a bad mode. As glibc: the first letter
+ * decides, then up to `scan` more letters are read (6 for fopen, 4 for
+ * fdopen) and those stdio does not know are skipped, so "rt+" is read-write. */
+static int parse_mode(const char *mode, int scan, bool *rd, bool *wr) {
     if (!mode) return -1;
     int fl;
     switch (mode[0]) {
@@ -54,20 +56,27 @@ static int parse_mode(const char *mode, bool *rd, bool *wr) {
     default:
         return -1;
     }
-    for (const char *p = mode + 1; *p; p++) {
+    for (const char *p = mode + 1; *p && p <= mode + scan; p++) {
         if (*p == '+')
             fl = (fl & ~O_ACCMODE) | O_RDWR;
         else if (*p == 'e')
             fl |= O_CLOEXEC;
         else if (*p == 'x')
             fl |= O_EXCL;
-        else if (*p != 'b')
-            break; /* stdio ignores what it does not know */
     }
     int acc = fl & O_ACCMODE;
     *rd = acc == O_RDONLY || acc == O_RDWR;
     *wr = acc == O_WRONLY || acc == O_RDWR;
     return fl;
+}
+
+/* glibc leaves a stream opened "a" (not "a+") at the end of the file, where
+ * its writes go; "a+" stays at the start, where its reads begin. */
+static int seek_append(int fd, int fl) {
+    if ((fl & O_APPEND) && (fl & O_ACCMODE) == O_WRONLY && lseek(fd, 0, SEEK_END) < 0 &&
+        errno != ESPIPE)
+        return -1;
+    return 0;
 }
 
 static async_file_t *file_new(int fd, bool rd, bool wr) {
@@ -89,22 +98,31 @@ static async_file_t *file_new(int fd, bool rd, bool wr) {
 }
 
 async_file_t *async_fdopen(int fd, const char *mode) {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0) return NULL; /* EBADF */
     bool rd, wr;
-    int want = parse_mode(mode, &rd, &wr);
-    int acc = fl & O_ACCMODE;
-    if (want < 0 || (rd && acc == O_WRONLY) || (wr && acc == O_RDONLY)) {
+    int want = parse_mode(mode, 4, &rd, &wr);
+    if (want < 0) { /* the mode is looked at before the fd, as glibc does */
         errno = EINVAL;
         return NULL;
     }
-    if ((want & O_APPEND) && !(fl & O_APPEND)) fcntl(fd, F_SETFL, fl | O_APPEND);
-    if (want & O_CLOEXEC) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return NULL; /* EBADF */
+    int acc = fl & O_ACCMODE;
+    if ((rd && acc == O_WRONLY) || (wr && acc == O_RDONLY)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* glibc moves to the end only when it is the one adding O_APPEND */
+    if ((want & O_APPEND) && !(fl & O_APPEND)) {
+        if (fcntl(fd, F_SETFL, fl | O_APPEND) < 0 || seek_append(fd, want) < 0) return NULL;
+    }
+    if (want & O_CLOEXEC)
+        fcntl(fd, F_SETFD, FD_CLOEXEC); /* glibc ignores "e" here; musl does not */
     return file_new(fd, rd, wr);
 }
 
 typedef struct fopen_op {
     fs_seq_t seq; /* first */
+    int flags;
     bool rd, wr;
 } fopen_op_t;
 
@@ -116,10 +134,11 @@ static async_future_t *fopen_step(fs_seq_t *s, intptr_t v, int err) {
         async__fs_seq_finish(s, -1, err);
         return NULL;
     }
-    async_file_t *f = file_new((int)v, o->rd, o->wr);
+    async_file_t *f = seek_append((int)v, o->flags) < 0 ? NULL : file_new((int)v, o->rd, o->wr);
     if (!f) {
+        int e = errno;
         close((int)v);
-        async__fs_seq_finish(s, -1, ENOMEM);
+        async__fs_seq_finish(s, -1, e);
         return NULL;
     }
     async__fs_seq_finish(s, (intptr_t)f, 0);
@@ -128,7 +147,7 @@ static async_future_t *fopen_step(fs_seq_t *s, intptr_t v, int err) {
 
 async_future_t *async_fopen(const char *path, const char *mode) {
     bool rd, wr;
-    int fl = parse_mode(mode, &rd, &wr);
+    int fl = parse_mode(mode, 6, &rd, &wr);
     if (fl < 0) return async__future_failed(EINVAL);
     if (!path) return async__future_failed(EFAULT);
     fopen_op_t *o = malloc(sizeof *o);
@@ -137,6 +156,7 @@ async_future_t *async_fopen(const char *path, const char *mode) {
         return NULL;
     }
     async__fs_seq_init(&o->seq, fopen_step, free_seq);
+    o->flags = fl;
     o->rd = rd;
     o->wr = wr;
     return async__fs_seq_start(&o->seq, async_open(path, fl, 0666));
@@ -444,11 +464,15 @@ static sop_t *sop_new(async_file_t *f, int kind) {
     return o;
 }
 
-/* Checks common to every stream call; 0 or an errno. Claims the stream. */
+/* Checks common to every stream call; 0 or an errno. Claims the stream. A
+ * call the stream's mode forbids sets the error indicator, as stdio does. */
 static int begin(async_file_t *f, bool need_read, bool need_write) {
-    if (need_read && !f->readable) return EBADF;
-    if (need_write && !f->writable) return EBADF;
     if (!claim(f)) return EBUSY;
+    if ((need_read && !f->readable) || (need_write && !f->writable)) {
+        f->error = true;
+        unclaim(f);
+        return EBADF;
+    }
     return 0;
 }
 
@@ -472,6 +496,10 @@ static async_future_t *line_start(async_file_t *f, int kind, char *s, int size, 
 
 async_future_t *async_fgets(char *s, int size, async_file_t *f) {
     if (!s || !f || size < 1) return async__future_failed(EINVAL);
+    if (size == 1) { /* room for the NUL only: nothing is read, whatever the mode (glibc) */
+        s[0] = 0;
+        return async__future_done((intptr_t)s);
+    }
     /* the common case, a whole line already buffered, costs no allocation */
     size_t avail = f->rbuf ? f->rlen - f->rpos : 0;
     size_t scan = avail < (size_t)size - 1 ? avail : (size_t)size - 1;
