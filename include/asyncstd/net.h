@@ -18,6 +18,10 @@
 extern "C" {
 #endif
 
+/* <netdb.h> defines struct addrinfo only when POSIX.1-2001 is asked for; the
+ * declaration lets this header compile in strict ISO C too (`-std=c99`). */
+struct addrinfo;
+
 /**
  * \defgroup net Sockets and DNS
  * socket(2), accept(2), connect(2), send(2), recv(2) and their kin, each

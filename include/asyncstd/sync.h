@@ -175,11 +175,14 @@ typedef struct async_rwlock {
  * head of the queue are granted together.
  *
  * \param rw    the lock.
- * \param attr  NULL, or pthread rwlock attributes (only the process-shared
- *              setting is looked at).
+ * \param attr  NULL, or a `const pthread_rwlockattr_t *` (only the
+ *              process-shared setting is looked at). Typed `const void *`
+ *              because <pthread.h> declares pthread_rwlockattr_t only when
+ *              POSIX.1-2001 is asked for, and this header must compile in
+ *              strict ISO C (`-std=c99`) as well.
  * \return 0, or -1 with `errno` EINVAL (`rw` NULL) or ENOTSUP (process-shared).
  */
-ASYNC_EXTERN int async_rwlock_init(async_rwlock_t *rw, const pthread_rwlockattr_t *attr);
+ASYNC_EXTERN int async_rwlock_init(async_rwlock_t *rw, const void *attr);
 
 /**
  * Async equivalent of pthread_rwlock_rdlock(3).
@@ -440,12 +443,13 @@ typedef struct async_barrier {
  * Async equivalent of pthread_barrier_init(3).
  *
  * \param b      the barrier.
- * \param attr   NULL, or pthread barrier attributes (process-shared is refused).
+ * \param attr   NULL, or a `const pthread_barrierattr_t *` (process-shared is
+ *               refused); `const void *` for the reason given at
+ *               async_rwlock_init().
  * \param count  the number of waiters that release each round; at least 1.
  * \return 0, or -1 with `errno` EINVAL (`b` NULL, `count` 0) or ENOTSUP.
  */
-ASYNC_EXTERN int async_barrier_init(async_barrier_t *b, const pthread_barrierattr_t *attr,
-                                    unsigned count);
+ASYNC_EXTERN int async_barrier_init(async_barrier_t *b, const void *attr, unsigned count);
 
 /**
  * Async equivalent of pthread_barrier_wait(3).

@@ -15,7 +15,7 @@ typedef struct barrier {
 
 _Static_assert(sizeof(barrier_t) <= sizeof(async_barrier_t), "async_barrier_t is too small");
 
-int async_barrier_init(async_barrier_t *b, const pthread_barrierattr_t *attr, unsigned count) {
+int async_barrier_init(async_barrier_t *b, const void *attr, unsigned count) {
     if (!b || count == 0) {
         errno = EINVAL;
         return -1;

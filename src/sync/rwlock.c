@@ -20,7 +20,7 @@ typedef struct rwlock {
 
 _Static_assert(sizeof(rwlock_t) <= sizeof(async_rwlock_t), "async_rwlock_t is too small");
 
-int async_rwlock_init(async_rwlock_t *rw, const pthread_rwlockattr_t *attr) {
+int async_rwlock_init(async_rwlock_t *rw, const void *attr) {
     if (!rw) {
         errno = EINVAL;
         return -1;
