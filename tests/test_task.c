@@ -788,6 +788,59 @@ Test(task, nanosleep_rem_on_cancel) {
     rt_stop();
 }
 
+/* Durations too long to represent are clamped, never wrapped to zero: each
+ * sleep below is still pending after 50 ms, and cancelling ends it. */
+static void huge_sleep_is_pending_and_cancellable(async_future_t *f, const char *what) {
+    cr_assert_not_null(f, "%s", what);
+    sleep_ms(50);
+    cr_assert_eq(async_future_settled(f), 0, "%s ended at once: the duration wrapped", what);
+    async_cancel(f);
+    errno = 0;
+    intptr_t r = async_await(f);
+    cr_assert(r == -1 && errno == ECANCELED, "%s: %jd/%s", what, (intmax_t)r, ename(errno));
+}
+
+Test(task, huge_durations_do_not_wrap) {
+    huge_sleep_is_pending_and_cancellable(async_usleep(ULONG_MAX), "usleep(ULONG_MAX)");
+    huge_sleep_is_pending_and_cancellable(async_usleep(ULONG_MAX - 500), "usleep(ULONG_MAX - 500)");
+    huge_sleep_is_pending_and_cancellable(async_sleep(UINT_MAX), "sleep(UINT_MAX)");
+    struct timespec req = {(time_t)((~(uintmax_t)0) >> 1 >> (64 - 8 * sizeof(time_t))),
+                           999999999L}; /* the largest time_t */
+    struct timespec rem = {-1, -1};
+    huge_sleep_is_pending_and_cancellable(async_nanosleep(&req, &rem), "nanosleep(TIME_T_MAX)");
+    cr_assert(rem.tv_sec > 100L * 365 * 24 * 3600 && rem.tv_nsec >= 0 && rem.tv_nsec < 1000000000L,
+              "rem = %jd s %ld ns", (intmax_t)rem.tv_sec, rem.tv_nsec);
+    req = (struct timespec){(time_t)(UINT64_MAX / 1000 / 2), 0}; /* seconds * 1000 used to wrap */
+    huge_sleep_is_pending_and_cancellable(async_nanosleep(&req, NULL), "nanosleep(2^63 ms)");
+    rt_stop();
+}
+
+static intptr_t await_timeout_max(void *arg) {
+    return async_await_timeout((async_future_t *)arg, INT64_MAX);
+}
+
+Test(task, huge_await_timeout_does_not_expire) {
+    /* on a plain thread the timeout races a user future; in a task, the same */
+    async_future_t *u = async_future_new();
+    cr_assert_not_null(u);
+    async_future_t *t = async_spawn(await_timeout_max, u);
+    cr_assert_not_null(t);
+    sleep_ms(50);
+    cr_assert_eq(async_future_settled(t), 0, "await_timeout(INT64_MAX) expired at once");
+    cr_assert_eq(async_future_resolve(u, 5), 0);
+    ASSERT_VAL(async_await(t), 5);
+
+    u = async_future_new();
+    cr_assert_not_null(u);
+    t = async_spawn(await_timeout_max, u);
+    sleep_ms(50);
+    cr_assert_eq(async_future_settled(t), 0);
+    async_cancel(t); /* cancels the awaiting task, and with it the wait */
+    ASSERT_ERR(async_await(t), ECANCELED);
+    ASSERT_ERR(async_future_resolve(u, 1), ECANCELED);
+    rt_stop();
+}
+
 struct rem_probe {
     struct cprobe c;
     struct timespec rem;

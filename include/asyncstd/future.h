@@ -112,7 +112,8 @@ ASYNC_EXTERN int async_await_all(async_future_t *const *fs, size_t n, intptr_t *
  * (so that, for example, an accepted fd is never lost).
  *
  * \param f           the future (consumed).
- * \param timeout_ms  the limit; a negative value waits without limit.
+ * \param timeout_ms  the limit; a negative value waits without limit, and so
+ *                    in practice does one beyond about 292 years (clamped).
  * \return as async_await(), or -1 with `errno` ETIMEDOUT.
  */
 ASYNC_EXTERN intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms);

@@ -195,6 +195,11 @@ ASYNC_EXTERN int async_yield(void);
 /**
  * Async equivalent of sleep(3).
  *
+ * Every sleep is cancellable. Durations longer than about 292 years (more
+ * than any argument of async_sleep() or async_usleep() can say, but not of
+ * async_nanosleep()) are clamped to that, never wrapped: a sleep for
+ * `UINT_MAX` seconds waits until it is cancelled, in practice.
+ *
  * \param seconds  how long to sleep.
  * \return a future with value 0 after the time has passed, or -1/ECANCELED.
  */
@@ -212,7 +217,8 @@ ASYNC_EXTERN async_future_t *async_usleep(unsigned long usec) ASYNC_WARN_UNUSED;
 /**
  * Async equivalent of nanosleep(2).
  *
- * \param req  the time to sleep (rounded up to the next millisecond).
+ * \param req  the time to sleep (rounded up to the next millisecond; clamped
+ *             to about 292 years, see async_sleep()).
  * \param rem  if not NULL, receives the time left when the sleep is cancelled,
  *             and must stay valid until the future settles.
  * \return a future with value 0, or -1 with EINVAL (`req` NULL, tv_nsec outside

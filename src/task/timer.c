@@ -6,6 +6,11 @@
 
 #include "internal.h"
 
+/* The longest timer: about 292 years, so that the deadline in nanoseconds
+ * (uv_hrtime() + ms * 10^6) cannot overflow. Longer requests are clamped to
+ * it rather than wrapped: a sleep that long is "forever" and stays cancellable. */
+#define TIMER_MS_MAX (UINT64_MAX / 2 / 1000000)
+
 typedef struct timer_op {
     async_future_t future; /* first */
     async__handle_owner_t owner;
@@ -83,7 +88,7 @@ static void start_here(timer_op_t *op) {
     /* the loop's clock is cached per iteration, and tasks may have run long since: without
      * this a timer started late in an iteration would fire early */
     uv_update_time(&op->worker->loop);
-    op->due_ns = uv_hrtime() + (op->ms > UINT64_MAX / 2000000 ? UINT64_MAX / 2 : op->ms * 1000000);
+    op->due_ns = uv_hrtime() + op->ms * 1000000;
     uv_timer_start(&op->handle, on_fire, op->ms, 0);
 }
 
@@ -124,7 +129,7 @@ async_future_t *async__timer(uint64_t ms, struct timespec *rem) {
     }
     async__future_init(&op->future, &timer_ops);
     op->owner.shutdown = on_shutdown;
-    op->ms = ms;
+    op->ms = ms < TIMER_MS_MAX ? ms : TIMER_MS_MAX;
     op->rem = rem;
     op->started = op->closing = false;
     if (async__tls_worker) {
@@ -144,13 +149,16 @@ async_future_t *async_sleep(unsigned seconds) {
 }
 
 async_future_t *async_usleep(unsigned long usec) {
-    return async__timer(((uint64_t)usec + 999) / 1000, NULL);
+    return async__timer(usec / 1000 + (usec % 1000 != 0), NULL); /* usec + 999 would wrap */
 }
 
 async_future_t *async_nanosleep(const struct timespec *req, struct timespec *rem) {
     if (!req || req->tv_sec < 0 || req->tv_nsec < 0 || req->tv_nsec > 999999999L)
         return async__future_failed(EINVAL);
-    uint64_t ms = (uint64_t)req->tv_sec * 1000 + ((uint64_t)req->tv_nsec + 999999) / 1000000;
-    if ((uint64_t)req->tv_sec > UINT64_MAX / 2000) ms = UINT64_MAX / 2;
+    uint64_t ms = (uint64_t)req->tv_nsec / 1000000 + (req->tv_nsec % 1000000 != 0);
+    if ((uint64_t)req->tv_sec > TIMER_MS_MAX / 1000)
+        ms = TIMER_MS_MAX;
+    else
+        ms += (uint64_t)req->tv_sec * 1000;
     return async__timer(ms, rem);
 }
