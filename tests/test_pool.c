@@ -2,6 +2,8 @@
  * errno, concurrency, the reserved threads, cancelling queued jobs and bad input. */
 #include "helpers.h"
 
+#include <sys/resource.h>
+
 TestSuite(pool, .timeout = 30);
 
 /* Most tests take the environment's settings; a few set the pool's size. */
@@ -348,5 +350,66 @@ Test(pool, then_callback_on_a_job_may_spawn, .init = rt_start) {
                  0);
     ASSERT_VAL(async_await(done), 66);
     cr_assert_eq(c.value, 49);
+    rt_stop();
+}
+
+/* ---- no thread can be started -------------------------------------------------- */
+
+/* Makes pthread_create fail with a real limit: RLIMIT_NPROC, which binds only
+ * a user without CAP_SYS_RESOURCE, so root takes another real uid meanwhile
+ * (the saved uid 0 gives root back afterwards). */
+struct thread_cap {
+    uid_t ruid;
+    struct rlimit old;
+};
+
+static void *nothing(void *arg) { return arg; }
+
+static void threads_capped(struct thread_cap *c) {
+    c->ruid = getuid();
+    cr_assert_eq(getrlimit(RLIMIT_NPROC, &c->old), 0);
+    if (c->ruid == 0) cr_assert_eq(setresuid(65534, 65534, 0), 0, "setresuid: %s", ename(errno));
+    struct rlimit cap = {1, c->old.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_NPROC, &cap), 0, "setrlimit: %s", ename(errno));
+    pthread_t t;
+    if (pthread_create(&t, NULL, nothing, NULL) == 0) {
+        pthread_join(t, NULL);
+        cr_skip_test("RLIMIT_NPROC does not bind here: pthread_create still works");
+    }
+}
+
+static void threads_uncapped(struct thread_cap *c) {
+    cr_assert_eq(setrlimit(RLIMIT_NPROC, &c->old), 0, "setrlimit: %s", ename(errno));
+    if (c->ruid == 0) cr_assert_eq(setresuid(0, 0, 0), 0, "setresuid: %s", ename(errno));
+}
+
+static intptr_t spawn_blocking_in_task(void *arg) {
+    return async_await(async_spawn_blocking(job_value, arg));
+}
+
+/* With no pool thread yet and none able to start, a job fails with EAGAIN at
+ * once instead of waiting in the queue for ever; once threads can start again,
+ * jobs run. */
+Test(pool, no_thread_can_start_is_eagain, .init = rt_start) {
+    struct thread_cap c;
+    threads_capped(&c);
+    double t0 = now_ms();
+    async_future_t *f = async_spawn_blocking(job_value, (void *)1);
+    int settled = async_future_settled(f);
+    errno = 0;
+    intptr_t r = async_await(f);
+    int e = errno;
+    /* and from a task, whose worker thread submits the job */
+    errno = 0;
+    intptr_t rt = async_await(async_spawn(spawn_blocking_in_task, (void *)2));
+    int et = errno;
+    threads_uncapped(&c);
+    cr_assert(r == -1 && e == EAGAIN, "spawn_blocking: %jd/%s", (intmax_t)r, ename(e));
+    cr_assert_eq(settled, 1, "the job was queued instead of failed");
+    cr_assert(rt == -1 && et == EAGAIN, "spawn_blocking in a task: %jd/%s", (intmax_t)rt,
+              ename(et));
+    cr_assert_lt(now_ms() - t0, 5000);
+    ASSERT_VAL(async_await(async_spawn_blocking(job_value, (void *)42)), 42);
+    ASSERT_VAL(async_await(async_spawn(spawn_blocking_in_task, (void *)43)), 43);
     rt_stop();
 }

@@ -121,21 +121,29 @@ int async__pool_init(unsigned max_threads, unsigned reserved) {
     return 0;
 }
 
-/* Must hold the lock: start a thread if the queued work needs one. */
-static void maybe_grow(int kind) {
+/* Must hold the lock: start a thread if the queued work needs one. Returns
+ * the pthread_create error when the job has no thread at all to run it. */
+static int maybe_grow(int kind) {
     if (pool.idle > pool.signalled) {
         pool.signalled++;
         pthread_cond_signal(&pool.cond);
-        return;
+        return 0;
     }
-    if (kind == ASYNC_POOL_USER && pool.running_user >= pool.max - pool.reserved) return;
-    if (pool.threads >= pool.max) return;
+    if (kind == ASYNC_POOL_USER && pool.running_user >= pool.max - pool.reserved) return 0;
+    if (pool.threads >= pool.max) return 0;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
-    if (pthread_create(&pool.tids[pool.threads], &attr, pool_main, NULL) == 0) pool.threads++;
+    int err = pthread_create(&pool.tids[pool.threads], &attr, pool_main, NULL);
     pthread_attr_destroy(&attr);
-    /* if no thread could be started, the job waits for a busy one to finish */
+    if (err == 0) {
+        pool.threads++;
+        return 0;
+    }
+    /* With a thread alive, the job waits for it to finish what it runs. With
+     * none (RLIMIT_NPROC or RLIMIT_AS reached before the first), it would wait
+     * forever: fail it instead; a later job tries to start a thread again. */
+    return pool.threads == 0 ? err : 0;
 }
 
 async_future_t *async__pool_submit(async__job_t *j) {
@@ -147,8 +155,13 @@ async_future_t *async__pool_submit(async__job_t *j) {
     }
     j->state = J_QUEUED;
     push(&pool.q[j->kind], j);
-    maybe_grow(j->kind);
+    int err = maybe_grow(j->kind);
+    if (err) {
+        unlink_job(&pool.q[j->kind], j);
+        j->state = J_DONE;
+    }
     pthread_mutex_unlock(&pool.lock);
+    if (err) async__future_complete(&j->future, -1, err);
     return &j->future;
 }
 
