@@ -3,6 +3,7 @@
  * work still pending, restarting, and shutdown from the wrong context. */
 #include "helpers.h"
 
+#include <criterion/redirect.h>
 #include <sched.h>
 
 TestSuite(runtime, .timeout = 30);
@@ -118,6 +119,107 @@ Test(runtime, bad_config_is_einval) {
     ASSERT_ERR(async_runtime_shutdown(), EINVAL);
     cr_assert_eq(async_runtime_init(NULL), 0);
     ASSERT_VAL(async_await(async_spawn(return_arg, (void *)1)), 1);
+    rt_stop();
+}
+
+/* ---- malformed environment ------------------------------------------------------- */
+
+static int available_cpus(void) {
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    return CPU_COUNT(&set);
+}
+
+static intptr_t job_value(void *arg) { return (intptr_t)arg; }
+
+/* The runtime starts with the defaults, and works: tasks and pool jobs. */
+static void check_runs_with_defaults(void) {
+    int r = async_runtime_init(NULL);
+    cr_assert_eq(r, 0, "async_runtime_init: %s", ename(errno));
+    cr_assert_eq(async_worker_count(), available_cpus());
+    ASSERT_VAL(async_await(async_spawn(return_arg, (void *)5)), 5);
+    ASSERT_VAL(async_await(async_spawn_blocking(job_value, (void *)6)), 6);
+    rt_stop();
+}
+
+/* How many times `needle` occurs in what the test wrote to stderr (read once:
+ * reading the redirected stream consumes it). */
+static int stderr_count(const char *needle) {
+    static char buf[8192];
+    static bool read_done;
+    if (!read_done) {
+        fflush(stderr);
+        size_t n = fread(buf, 1, sizeof buf - 1, cr_get_redirected_stderr());
+        buf[n] = '\0';
+        read_done = true;
+    }
+    int count = 0;
+    for (const char *p = buf; (p = strstr(p, needle)) != NULL; p += strlen(needle)) count++;
+    return count;
+}
+
+/* A bad ASYNCSTD_* value is named on stderr once per process and the default is
+ * used, instead of every call failing with EINVAL. */
+Test(runtime, malformed_env_is_named_once_and_ignored, .init = cr_redirect_stderr) {
+    setenv("ASYNCSTD_THREADS", "abc", 1);
+    setenv("ASYNCSTD_POOL_THREADS", "0", 1);
+    setenv("ASYNCSTD_POOL_RESERVED", "-1", 1);
+    setenv("ASYNCSTD_STACK_SIZE", "99999999999999999999999", 1);
+    check_runs_with_defaults();
+    check_runs_with_defaults();                                     /* again: no second message */
+    ASSERT_VAL(async_await(async_spawn(return_arg, (void *)7)), 7); /* started on first use */
+    rt_stop();
+    cr_assert_eq(stderr_count("ASYNCSTD_THREADS=\"abc\""), 1);
+    cr_assert_eq(stderr_count("ASYNCSTD_POOL_THREADS=\"0\""), 1);
+    cr_assert_eq(stderr_count("ASYNCSTD_POOL_RESERVED=\"-1\""), 1);
+    cr_assert_eq(stderr_count("ASYNCSTD_STACK_SIZE=\"9999"), 1);
+}
+
+Test(runtime, malformed_env_threads_values) {
+    const char *bad[] = {"0",
+                         "-1",
+                         " 2",
+                         "+2",
+                         "2x",
+                         "1025",
+                         "2k",
+                         "18446744073709551616",
+                         "99999999999999999999999999"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        setenv("ASYNCSTD_THREADS", bad[k], 1);
+        check_runs_with_defaults();
+    }
+    setenv("ASYNCSTD_THREADS", "", 1); /* empty is unset */
+    check_runs_with_defaults();
+}
+
+Test(runtime, malformed_env_sizes) {
+    unsetenv("ASYNCSTD_THREADS");
+    const char *bad[] = {"1", "16383", "2g", "1k1", "k", "1048577k", "17592186044416m"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        setenv("ASYNCSTD_STACK_SIZE", bad[k], 1);
+        check_runs_with_defaults();
+    }
+    unsetenv("ASYNCSTD_STACK_SIZE");
+    /* a reserve that does not fit the pool is the bad one: the pool size stays */
+    setenv("ASYNCSTD_POOL_THREADS", "2", 1);
+    setenv("ASYNCSTD_POOL_RESERVED", "2", 1);
+    check_runs_with_defaults();
+    /* a pool size that does not fit the reserve the caller chose is ignored */
+    async_config_t c = {.pool_reserved = 8};
+    cr_assert_eq(async_runtime_init(&c), 0, "%s", ename(errno));
+    ASSERT_VAL(async_await(async_spawn_blocking(job_value, (void *)8)), 8);
+    rt_stop();
+}
+
+Test(runtime, env_sizes_with_suffixes) {
+    setenv("ASYNCSTD_STACK_SIZE", "1m", 1);
+    cr_assert_eq(async_runtime_init(NULL), 0);
+    ASSERT_VAL(async_await(async_spawn(recurse_task, (void *)600)), 600);
+    rt_stop();
+    setenv("ASYNCSTD_STACK_SIZE", "1024K", 1);
+    cr_assert_eq(async_runtime_init(NULL), 0);
+    ASSERT_VAL(async_await(async_spawn(recurse_task, (void *)600)), 600);
     rt_stop();
 }
 

@@ -49,7 +49,9 @@ typedef struct async_spawn_opts {
 } async_spawn_opts_t;
 
 /** Runtime settings for async_runtime_init(). A zero field takes its
- * environment variable, then the built-in default. */
+ * environment variable, then the built-in default. A variable that is not a
+ * number in range (`ASYNCSTD_THREADS=abc`, `=0`) is named in one message on
+ * stderr, once per process, and the default is used instead. */
 typedef struct async_config {
     /** Worker threads (`ASYNCSTD_THREADS`; default: the number of available CPUs). */
     unsigned threads;
@@ -73,9 +75,10 @@ typedef unsigned async_key_t;
  * starts on first use with the defaults and the `ASYNCSTD_*` environment.
  *
  * \param config  the settings, or NULL for the environment and defaults.
- * \return 0, or -1 with `errno` EBUSY (already running), EINVAL (a setting out
- *         of range, such as more than 1024 workers or pool_reserved not below
- *         pool_threads), ENOMEM or EAGAIN (threads could not be created).
+ * \return 0, or -1 with `errno` EBUSY (already running), EINVAL (a field of
+ *         `config` out of range, such as more than 1024 workers or pool_reserved
+ *         not below pool_threads; the environment never causes it), ENOMEM or
+ *         EAGAIN (threads could not be created).
  *
  * Call from a plain thread, not from a task.
  */

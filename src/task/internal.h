@@ -239,6 +239,19 @@ extern atomic_int async__rt_state; /* 0 down, 1 starting, 2 up, 3 stopping */
 
 /* The running runtime, started on first use; NULL with errno set on failure. */
 async__runtime_t *async__runtime(void);
+/* An ASYNCSTD_* variable: a whole number from min to max (with a k/K or m/M
+ * suffix where `sized`), or 0 when unset or empty. A value that is not is
+ * named on stderr, once per process for each `bit`, and also gives 0: the
+ * caller then takes its default. Every variable the library reads goes here. */
+enum {
+    ASYNC_ENV_THREADS = 1,
+    ASYNC_ENV_POOL_THREADS = 2,
+    ASYNC_ENV_POOL_RESERVED = 4,
+    ASYNC_ENV_STACK_SIZE = 8,
+    ASYNC_ENV_FS_RUNNERS = 16,
+};
+unsigned long long async__env_setting(const char *name, unsigned bit, unsigned long long min,
+                                      unsigned long long max, bool sized);
 async__worker_t *async__runtime_pick_worker(void);
 /* Where a plain thread's wait goes (see async__runtime_t). */
 static inline async__worker_t *async__runtime_waiter(void) {

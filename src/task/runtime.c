@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <limits.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +16,9 @@
 #include "internal.h"
 
 #define WORKERS_MAX 1024
+#define POOL_MAX 99999
+#define STACK_MIN (16 * 1024)
+#define STACK_MAX ((size_t)1 << 30)
 #define DEFAULT_STACK (256 * 1024)
 #define DEFAULT_POOL 64
 #define DEFAULT_RESERVED 4
@@ -28,45 +32,78 @@ static unsigned cpu_count(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) {
         int n = CPU_COUNT(&set);
-        if (n > 0) return (unsigned)n;
+        if (n > 0) return n < WORKERS_MAX ? (unsigned)n : WORKERS_MAX;
     }
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
+    return n > 0 ? (n < WORKERS_MAX ? (unsigned)n : WORKERS_MAX) : 1;
 }
 
-/* An ASYNCSTD_* variable as a positive number; 0 if unset; -1 if malformed. */
-static long long env_number(const char *name) {
+/* The ASYNC_ENV_* bits of the variables reported so far: each at most once
+ * per process, even when the runtime is started again. */
+static atomic_uint warned;
+
+/* A malformed or out-of-range value gives 0, so the default applies: a typo
+ * in the environment must not make every later call fail with EINVAL, which
+ * is all the runtime could report otherwise. */
+unsigned long long async__env_setting(const char *name, unsigned bit, unsigned long long min,
+                                      unsigned long long max, bool sized) {
     const char *s = getenv(name);
     if (!s || !*s) return 0;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || v <= 0) return -1;
-    if (*end == 'k' || *end == 'K')
-        v *= 1024, end++;
-    else if (*end == 'm' || *end == 'M')
-        v *= 1024 * 1024, end++;
-    return *end ? -1 : v;
+    unsigned long long v = 0;
+    bool ok = *s >= '0' && *s <= '9'; /* strtoull would take a sign or spaces */
+    if (ok) {
+        char *end;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        ok = errno == 0;
+        unsigned long long unit = 1;
+        if (sized && (*end == 'k' || *end == 'K'))
+            unit = 1024, end++;
+        else if (sized && (*end == 'm' || *end == 'M'))
+            unit = 1024 * 1024, end++;
+        ok = ok && *end == '\0' && v <= max / unit;
+        v *= unit;
+        ok = ok && v >= min;
+    }
+    if (ok) return v;
+    if (!(atomic_fetch_or(&warned, bit) & bit))
+        fprintf(stderr,
+                "asyncstd: ignoring %s=\"%.32s%s\": not a whole number from %llu to %llu%s; "
+                "using the default\n",
+                name, s, strlen(s) > 32 ? "..." : "", min, max, sized ? " (k or m suffix)" : "");
+    return 0;
 }
 
+/* The settings: the caller's fields, checked strictly (EINVAL); zero fields
+ * from the environment, where bad values fall back to the default. */
 static int resolve(const async_config_t *in, async_config_t *out) {
     async_config_t c = in ? *in : (async_config_t){0};
-    long long v;
-    if (!c.threads && (v = env_number("ASYNCSTD_THREADS")) != 0)
-        c.threads = v > 0 && v <= WORKERS_MAX ? (unsigned)v : UINT_MAX;
-    if (!c.pool_threads && (v = env_number("ASYNCSTD_POOL_THREADS")) != 0)
-        c.pool_threads = v > 0 && v < 100000 ? (unsigned)v : UINT_MAX;
-    if (!c.pool_reserved && (v = env_number("ASYNCSTD_POOL_RESERVED")) != 0)
-        c.pool_reserved = v > 0 && v < 100000 ? (unsigned)v : UINT_MAX;
-    if (!c.stack_size && (v = env_number("ASYNCSTD_STACK_SIZE")) != 0)
-        c.stack_size = v > 0 ? (size_t)v : SIZE_MAX;
+    if (c.threads > WORKERS_MAX || c.pool_threads > POOL_MAX || c.pool_reserved >= POOL_MAX ||
+        (c.stack_size && (c.stack_size < STACK_MIN || c.stack_size > STACK_MAX)) ||
+        (c.pool_threads && c.pool_reserved >= c.pool_threads)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!c.threads)
+        c.threads = (unsigned)async__env_setting("ASYNCSTD_THREADS", ASYNC_ENV_THREADS, 1,
+                                                 WORKERS_MAX, false);
     if (!c.threads) c.threads = cpu_count();
+    if (!c.stack_size)
+        c.stack_size = (size_t)async__env_setting("ASYNCSTD_STACK_SIZE", ASYNC_ENV_STACK_SIZE,
+                                                  STACK_MIN, STACK_MAX, true);
+    if (!c.stack_size) c.stack_size = DEFAULT_STACK;
+    if (!c.pool_threads) /* above a reserve the caller chose */
+        c.pool_threads =
+            (unsigned)async__env_setting("ASYNCSTD_POOL_THREADS", ASYNC_ENV_POOL_THREADS,
+                                         c.pool_reserved + 1ull, POOL_MAX, false);
     if (!c.pool_threads) c.pool_threads = DEFAULT_POOL;
+    if (!c.pool_reserved && c.pool_threads > 1)
+        c.pool_reserved = (unsigned)async__env_setting(
+            "ASYNCSTD_POOL_RESERVED", ASYNC_ENV_POOL_RESERVED, 1, c.pool_threads - 1, false);
     if (!c.pool_reserved)
         c.pool_reserved = c.pool_threads > DEFAULT_RESERVED ? DEFAULT_RESERVED : c.pool_threads - 1;
-    if (!c.stack_size) c.stack_size = DEFAULT_STACK;
-    if (c.threads > WORKERS_MAX || c.pool_threads >= 100000 || c.pool_reserved >= c.pool_threads ||
-        c.stack_size < 16 * 1024 || c.stack_size > ((size_t)1 << 30)) {
+    /* a reserve the caller chose, against the default pool */
+    if (c.pool_reserved >= c.pool_threads) {
         errno = EINVAL;
         return -1;
     }
