@@ -116,6 +116,67 @@ Test(future, settle_foreign_future_is_einval) {
     rt_stop();
 }
 
+/* The settler's role is played once: a second resolve or reject is refused
+ * and touches nothing (it used to drop the owner's reference and free the
+ * future under its owner). */
+Test(future, second_settle_is_einval_and_harmless) {
+    async_future_t *f = async_future_new();
+    cr_assert_not_null(f);
+    cr_assert_eq(async_future_resolve(f, 1), 0);
+    ASSERT_ERR(async_future_resolve(f, 2), EINVAL);
+    ASSERT_ERR(async_future_reject(f, EIO), EINVAL);
+    ASSERT_ERR(async_future_reject(f, 0), EINVAL);
+    ASSERT_VAL(async_await(f), 1);
+
+    f = async_future_new();
+    cr_assert_eq(async_future_reject(f, EPIPE), 0);
+    ASSERT_ERR(async_future_resolve(f, 2), EINVAL);
+    ASSERT_ERR(async_await(f), EPIPE);
+
+    /* cancelled: the first settle reports ECANCELED and ends the role, the next is refused */
+    f = async_future_new();
+    async_cancel(f);
+    ASSERT_ERR(async_future_resolve(f, 1), ECANCELED);
+    ASSERT_ERR(async_future_resolve(f, 1), EINVAL);
+    ASSERT_ERR(async_future_reject(f, EIO), EINVAL);
+    ASSERT_ERR(async_await(f), ECANCELED);
+    rt_stop();
+}
+
+/* While a task waits on a user future, a second resolve must not free it. */
+Test(future, second_settle_while_awaited) {
+    async_future_t *u = async_future_new();
+    async_future_t *t = async_spawn(task_await_arg, u);
+    cr_assert_not_null(t);
+    sleep_ms(20);
+    cr_assert_eq(async_future_resolve(u, 9), 0);
+    ASSERT_ERR(async_future_resolve(u, 10), EINVAL);
+    ASSERT_VAL(async_await(t), 9);
+    rt_stop();
+}
+
+/* Once both roles are over the future is gone: a settle that comes later is
+ * refused while the memory has not been reused (best effort: nothing can tell
+ * a reused one apart). */
+Test(future, settle_after_both_roles_ended_is_einval) {
+    async_future_t *f = async_future_new(); /* owner first, then the settler */
+    async_future_free(f);
+    cr_assert_eq(async_future_resolve(f, 1), 0);
+    ASSERT_ERR(async_future_resolve(f, 2), EINVAL);
+    ASSERT_ERR(async_future_reject(f, EIO), EINVAL);
+
+    f = async_future_new(); /* settler first, then the owner */
+    cr_assert_eq(async_future_reject(f, EIO), 0);
+    async_future_free(f);
+    ASSERT_ERR(async_future_resolve(f, 2), EINVAL);
+
+    f = async_future_new(); /* settled, then awaited */
+    cr_assert_eq(async_future_resolve(f, 3), 0);
+    ASSERT_VAL(async_await(f), 3);
+    ASSERT_ERR(async_future_resolve(f, 4), EINVAL);
+    rt_stop();
+}
+
 Test(future, await_ptr) {
     static int x;
     void *p = async_await_ptr(resolved((intptr_t)&x));

@@ -32,6 +32,14 @@ extern "C" {
  *
  * Awaiting inside a task suspends only that task. Awaiting on a plain thread
  * (`main`, a thread of your own) blocks that thread until the future settles.
+ *
+ * **Misuse** of a future the caller no longer owns (awaiting it twice, freeing
+ * it twice, awaiting or freeing it after async_future_free() or
+ * async_future_then()) is caught while its memory has not been reused by
+ * another future: in builds with debug checks (`-Ddebug_checks`, on by default
+ * unless assertions are off) the call aborts at once with a message such as
+ * `asyncstd: async_await: future already consumed (0x...)`; without them it
+ * fails with EINVAL and touches nothing (async_future_free() ignores it).
  * @{
  */
 
@@ -50,6 +58,8 @@ typedef void (*async_then_fn)(intptr_t value, int err, void *arg);
  *         error; -1/ENOMEM for a NULL future. Inside a task that has been
  *         cancelled, the pending operation is cancelled and awaited, and the
  *         call returns -1/ECANCELED unless the operation had already finished.
+ *         -1/EINVAL for a future already consumed, when debug
+ *         checks are off (see \ref future).
  *
  * Callable from a task (suspends the task) or any plain thread (blocks it).
  *
@@ -64,7 +74,8 @@ ASYNC_EXTERN intptr_t async_await(async_future_t *f);
  * Waits for a future whose value is a pointer, and frees it.
  *
  * \param f  the future (consumed).
- * \return the pointer, or NULL with `errno` set (ENOMEM for a NULL future).
+ * \return the pointer, or NULL with `errno` set (ENOMEM for a NULL future;
+ *         otherwise as async_await()).
  */
 ASYNC_EXTERN void *async_await_ptr(async_future_t *f);
 
@@ -78,7 +89,8 @@ ASYNC_EXTERN void *async_await_ptr(async_future_t *f);
  *            ENOMEM when awaited).
  * \param n   number of entries, at least 1.
  * \return the index of the first settled future (the lowest index when several
- *         are), or -1 with `errno` EINVAL (`fs` NULL or `n` 0) or ECANCELED
+ *         are), or -1 with `errno` EINVAL (`fs` NULL or `n` 0, or an entry
+ *         already consumed) or ECANCELED
  *         (the calling task was cancelled; the futures are left pending).
  *
  * \code
@@ -99,6 +111,8 @@ ASYNC_EXTERN int async_await_any(async_future_t *const *fs, size_t n);
  * \param errors   if not NULL, receives each future's error number (0 on success).
  * \return 0 when every future succeeded, or -1 with `errno` set to the error of
  *         the first (lowest-index) failure; -1/EINVAL when `fs` is NULL and `n` > 0.
+ *         An entry that async_await() would refuse (EINVAL) is left
+ *         unconsumed and reported with that error.
  */
 ASYNC_EXTERN int async_await_all(async_future_t *const *fs, size_t n, intptr_t *results,
                                  int *errors);
@@ -114,7 +128,8 @@ ASYNC_EXTERN int async_await_all(async_future_t *const *fs, size_t n, intptr_t *
  * \param f           the future (consumed).
  * \param timeout_ms  the limit; a negative value waits without limit, and so
  *                    in practice does one beyond about 292 years (clamped).
- * \return as async_await(), or -1 with `errno` ETIMEDOUT.
+ * \return as async_await() (EINVAL included), or -1 with `errno`
+ *         ETIMEDOUT.
  */
 ASYNC_EXTERN intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms);
 
@@ -144,7 +159,8 @@ ASYNC_EXTERN void async_cancel(async_future_t *f);
  * \param f    the future (consumed, even on failure).
  * \param cb   the callback; must not be NULL.
  * \param arg  passed to `cb`.
- * \return 0, or -1 with `errno` EINVAL (`cb` NULL; the future is freed) or
+ * \return 0, or -1 with `errno` EINVAL (`cb` NULL; the future is freed. Or,
+ *         without debug checks, `f` already consumed: `cb` is not called) or
  *         ENOMEM (`f` NULL; `cb` is then called with ENOMEM before returning).
  */
 ASYNC_EXTERN int async_future_then(async_future_t *f, async_then_fn cb, void *arg);
@@ -174,9 +190,11 @@ ASYNC_EXTERN async_future_t *async_future_new(void) ASYNC_WARN_UNUSED;
  *
  * \param f      the future; its settler role ends here.
  * \param value  the value async_await() will return.
- * \return 0, or -1 with `errno` EINVAL (`f` NULL or not from async_future_new();
- *         nothing is touched) or ECANCELED (the future was cancelled before; the
- *         value is dropped).
+ * \return 0, or -1 with `errno` EINVAL (`f` NULL, not from async_future_new(),
+ *         or already resolved or rejected: nothing is touched. A future whose
+ *         owner is done too is gone; that is caught while its memory has not
+ *         been reused) or ECANCELED (the future was cancelled before; the
+ *         value is dropped, and the settler's role ends all the same).
  */
 ASYNC_EXTERN int async_future_resolve(async_future_t *f, intptr_t value);
 
@@ -185,7 +203,7 @@ ASYNC_EXTERN int async_future_resolve(async_future_t *f, intptr_t value);
  *
  * \param f    the future; its settler role ends here.
  * \param err  the error number async_await() will put in `errno` (positive).
- * \return 0, or -1 with `errno` EINVAL (`f` NULL or not from async_future_new(),
+ * \return 0, or -1 with `errno` EINVAL (`f` refused as by async_future_resolve(),
  *         untouched; or `err` not positive: the future is still settled, with
  *         EINVAL) or ECANCELED (it was cancelled).
  */
@@ -195,7 +213,8 @@ ASYNC_EXTERN int async_future_reject(async_future_t *f, int err);
  * Releases a future without waiting for it (detaches it).
  *
  * A pending operation goes on and its result is dropped; a task goes on
- * running, detached. NULL is ignored. Callable from any thread.
+ * running, detached. NULL is ignored, and so is a future already consumed
+ * when debug checks are off (see \ref future). Callable from any thread.
  *
  * \param f  the future (consumed).
  */

@@ -60,6 +60,7 @@ void async__wq_remove(async__wq_t *q, async__sw_t *w) {
 
 static void done_release(async_future_t *f) {
     atomic_fetch_add_explicit(&f->refs, DONE_REFS, memory_order_relaxed);
+    atomic_store_explicit(&f->owner, 0, memory_order_relaxed); /* unref marked it freed */
 }
 static const async__future_ops_t done_ops = {NULL, done_release};
 

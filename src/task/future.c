@@ -13,6 +13,17 @@
 
 #include "internal.h"
 
+#ifdef ASYNC_ASAN
+#include <sanitizer/asan_interface.h>
+#elif defined(ASYNC_DEBUG_CHECKS) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define CHECK_VALGRIND 1
+#endif
+
+_Static_assert(offsetof(async_future_t, owner) >= 16,
+               "free lists overwrite a freed object's first 16 bytes");
+_Static_assert(sizeof(async_future_t) == 40, "the owner word must fit in what was padding");
+
 static void plain_release(async_future_t *f) { async__obj_free(ASYNC_OBJ_FUTURE, f); }
 static const async__future_ops_t user_ops = {NULL, plain_release};
 
@@ -43,6 +54,7 @@ void async__future_init(async_future_t *f, const async__future_ops_t *ops) {
     atomic_init(&f->refs, 2); /* owner + settler */
     atomic_init(&f->flags, 0);
     f->err = 0;
+    atomic_init(&f->owner, 0);
     f->value = 0;
     f->ops = ops;
 }
@@ -67,7 +79,76 @@ void async__future_ref(async_future_t *f) {
 }
 
 void async__future_unref(async_future_t *f) {
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) f->ops->release(f);
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+        atomic_store_explicit(&f->owner, O_FREED, memory_order_relaxed);
+        f->ops->release(f);
+    }
+}
+
+/* ---- misuse ----------------------------------------------------------------
+ * Every call that plays the owner's role checks the owner word first: one
+ * load and a branch on the hot path (docs/design.md has its cost). A future
+ * already consumed or freed is reported, by abort with the call's name when
+ * debug checks are built in (ASYNC_DEBUG_CHECKS), else by EINVAL. Memory
+ * reused by a new future cannot be told apart: the check is best effort. */
+
+#ifdef CHECK_VALGRIND
+static bool on_valgrind;
+static void __attribute__((constructor)) detect_valgrind(void) {
+    on_valgrind = RUNNING_ON_VALGRIND;
+}
+#endif
+
+/* Under ASan and valgrind futures come from malloc, and reading a freed one's
+ * owner word would be reported as a use after free rather than by the check:
+ * ask them whether the memory is still there first. (Release builds under
+ * valgrind leave it to memcheck.) */
+static bool memory_freed(const async_future_t *f) {
+#if defined(ASYNC_ASAN)
+    return __asan_address_is_poisoned(&f->owner);
+#elif defined(CHECK_VALGRIND)
+    unsigned char vbits[sizeof f->owner];
+    return ASYNC_UNLIKELY(on_valgrind) && VALGRIND_GET_VBITS(&f->owner, vbits, sizeof vbits) == 3;
+#else
+    (void)f;
+    return false;
+#endif
+}
+
+#ifdef ASYNC_DEBUG_CHECKS
+static const char *misuse_what(const async_future_t *f) {
+    if (memory_freed(f)) return "future already freed";
+    uint32_t o = atomic_load_explicit(&((async_future_t *)f)->owner, memory_order_relaxed);
+    if (o == O_CONSUMED) return "future already consumed";
+    if (o == O_FREED) return "future already freed";
+    return "not a future";
+}
+#endif
+
+static bool __attribute__((noinline, cold)) misuse(const async_future_t *f, const char *call) {
+#ifdef ASYNC_DEBUG_CHECKS
+    async__fatal("asyncstd: %s: %s (%p)", call, misuse_what(f), (const void *)f);
+#else
+    (void)f;
+    (void)call;
+    errno = EINVAL;
+    return false;
+#endif
+}
+
+/* True when the caller may play the owner's role on f (not NULL). */
+static inline bool owner_ok(const async_future_t *f, const char *call) {
+    if (ASYNC_UNLIKELY(memory_freed(f) ||
+                       atomic_load_explicit(&((async_future_t *)f)->owner, memory_order_relaxed)))
+        return misuse(f, call);
+    return true;
+}
+
+/* The owner's role ends: before its reference goes, since the memory may go
+ * with it. A static future is everyone's, each time. */
+static inline void owner_done(async_future_t *f) {
+    if (!(atomic_load_explicit(&f->flags, memory_order_relaxed) & F_STATIC))
+        atomic_store_explicit(&f->owner, O_CONSUMED, memory_order_relaxed);
 }
 
 /* The settler's side. Each path ends its use of `w` by dropping its hold, so
@@ -133,7 +214,10 @@ bool async__future_settle(async_future_t *f, intptr_t value, int err) {
 intptr_t async__future_take(async_future_t *f) {
     intptr_t v = f->value;
     int err = f->err;
-    if (!(atomic_load_explicit(&f->flags, memory_order_relaxed) & F_STATIC)) async__future_unref(f);
+    if (!(atomic_load_explicit(&f->flags, memory_order_relaxed) & F_STATIC)) {
+        atomic_store_explicit(&f->owner, O_CONSUMED, memory_order_relaxed); /* owner_done() */
+        async__future_unref(f);
+    }
     if (err) {
         errno = err;
         return -1;
@@ -217,11 +301,12 @@ static void finish_cancelled(async_future_t *f, async__waiter_t *w) {
         block(w);
 }
 
-intptr_t async_await(async_future_t *f) {
+static intptr_t await_named(async_future_t *f, const char *call) {
     if (!f) {
         errno = ENOMEM;
         return -1;
     }
+    if (!owner_ok(f, call)) return -1;
     if (async__future_is_settled(f)) return async__future_take(f);
     async__waiter_t w;
     waiter_init(&w, true);
@@ -244,8 +329,10 @@ intptr_t async_await(async_future_t *f) {
     return async__future_take(f);
 }
 
+intptr_t async_await(async_future_t *f) { return await_named(f, "async_await"); }
+
 void *async_await_ptr(async_future_t *f) {
-    intptr_t v = async_await(f);
+    intptr_t v = await_named(f, "async_await_ptr");
     return v == -1 ? NULL : (void *)v; /* no object lives at address -1 */
 }
 
@@ -254,11 +341,15 @@ int async_await_any(async_future_t *const *fs, size_t n) {
         errno = EINVAL;
         return -1;
     }
+    async__task_t *t = async__task_current();
+    for (size_t i = 0; i < n; i++) {
+        if (!fs[i]) continue;
+        if (!owner_ok(fs[i], "async_await_any")) return -1;
+    }
     for (size_t i = 0; i < n; i++)
         if (!fs[i] || async__future_is_settled(fs[i])) return (int)i;
     async__waiter_t w;
     waiter_init(&w, false);
-    async__task_t *t = w.task;
     if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
         errno = ECANCELED;
         return -1;
@@ -294,7 +385,7 @@ int async_await_all(async_future_t *const *fs, size_t n, intptr_t *results, int 
     int first_err = 0;
     for (size_t i = 0; i < n; i++) {
         errno = 0;
-        intptr_t v = async_await(fs[i]);
+        intptr_t v = await_named(fs[i], "async_await_all");
         int err = v == -1 ? errno : 0;
         if (v == -1 && err == 0) err = EIO; /* a -1 result must carry an error */
         if (results) results[i] = v;
@@ -313,6 +404,7 @@ intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms) {
         errno = ENOMEM;
         return -1;
     }
+    if (!owner_ok(f, "async_await_timeout")) return -1;
     if (timeout_ms < 0 || async__future_is_settled(f)) return async_await(f);
     async_future_t *timer = async__timer((uint64_t)timeout_ms, NULL);
     if (!timer) return async_await(f); /* cannot time it: wait without limit rather than fail */
@@ -326,6 +418,7 @@ intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms) {
     async_cancel(f);
     async__future_wait(f);
     if (f->err == ECANCELED) {
+        owner_done(f);
         async__future_unref(f);
         errno = cancelled_task ? ECANCELED : ETIMEDOUT;
         return -1;
@@ -355,6 +448,8 @@ int async_future_then(async_future_t *f, async_then_fn cb, void *arg) {
         errno = ENOMEM;
         return -1;
     }
+    if (!owner_ok(f, "async_future_then")) return -1;
+    owner_done(f); /* the callback's now, whichever way it ends */
     async__waiter_t *w = NULL;
     if (!async__future_is_settled(f)) w = malloc(sizeof *w);
     if (w) {
@@ -386,12 +481,23 @@ async_future_t *async_future_new(void) {
     return f;
 }
 
+/* The settler's role of a user future: played once. A second resolve, or one
+ * on a future whose memory is gone, touches nothing (it used to drop a
+ * reference it did not hold, freeing the future under its owner). */
 static int settle_user(async_future_t *f, intptr_t value, int err) {
-    if (!f || f->ops != &user_ops) { /* only async_future_new's futures have a user settler */
+    if (!f || memory_freed(f) || atomic_load_explicit(&f->owner, memory_order_relaxed) == O_FREED ||
+        f->ops != &user_ops) { /* only async_future_new's futures have a user settler */
         errno = EINVAL;
         return -1;
     }
-    bool won = async__future_settle(f, value, err);
+    /* one exchange both ends the settler's role and claims the settling */
+    int old = atomic_fetch_or_explicit(&f->flags, F_SETTLER_DONE | F_CLAIMED, memory_order_acquire);
+    if (old & F_SETTLER_DONE) {
+        errno = EINVAL;
+        return -1;
+    }
+    bool won = !(old & F_CLAIMED); /* else async_cancel settled it */
+    if (won) async__future_settle_exclusive(f, value, err);
     async__future_unref(f);
     if (!won) {
         errno = ECANCELED;
@@ -412,7 +518,8 @@ int async_future_reject(async_future_t *f, int err) {
 }
 
 void async_future_free(async_future_t *f) {
-    if (!f) return;
+    if (!f || !owner_ok(f, "async_future_free")) return;
+    owner_done(f); /* first: once detached, the settler may free it at any moment */
     uintptr_t expected = W_NONE;
     if (atomic_compare_exchange_strong_explicit(&f->waiter, &expected, W_DETACHED,
                                                 memory_order_acq_rel, memory_order_acquire))

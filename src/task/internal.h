@@ -46,10 +46,21 @@ typedef struct async__msg {
 #define W_DETACHED ((uintptr_t)2)
 
 enum {
-    F_CLAIMED = 1,   /* someone is settling: value/err are being written */
-    F_CANCELLED = 2, /* async_cancel was called (once is enough) */
-    F_STATIC = 4,    /* never released: awaiting it drops no reference (sync.c's done futures) */
+    F_CLAIMED = 1,      /* someone is settling: value/err are being written */
+    F_CANCELLED = 2,    /* async_cancel was called (once is enough) */
+    F_STATIC = 4,       /* never released: awaiting it drops no reference (sync.c's done futures) */
+    F_SETTLER_DONE = 8, /* a user future's resolve/reject came: its settler role is over */
 };
+
+/* `owner`: where the owner's role stands, so that misuse (awaiting twice,
+ * freeing twice, using a freed future) is caught instead of reading another
+ * operation's result. 0 while the owner holds the future (static futures and
+ * fresh ones alike); O_CONSUMED once it awaited, freed or gave it to then();
+ * O_FREED once the memory is released. The word sits past the first 16
+ * bytes, which free lists (ours and malloc's) overwrite, so a freed future
+ * keeps O_FREED until its memory is reused. */
+#define O_CONSUMED 0xC0175EEDu
+#define O_FREED 0xF4EEDF4Eu
 
 typedef struct async__future_ops {
     /* Asks the operation to stop; may be called from any thread, at most once.
@@ -64,6 +75,7 @@ struct async_future {
     atomic_int refs;
     atomic_int flags;
     int err;
+    _Atomic uint32_t owner; /* 0, O_CONSUMED or O_FREED (in what was padding) */
     intptr_t value;
     const async__future_ops_t *ops;
 };
