@@ -70,6 +70,35 @@ Test(task, recursive_spawn_fib) {
     rt_stop();
 }
 
+/* A task that awaits its own future would wait for ever (it settles when the
+ * task ends): like pthread_join(pthread_self()), EDEADLK, and nothing is
+ * consumed: the spawner still joins it. */
+static _Atomic(async_future_t *) own_future;
+
+static intptr_t await_own_future(void *arg) {
+    (void)arg;
+    CHECK(TASK_WAIT_UNTIL(atomic_load(&own_future) != NULL, 10000));
+    async_future_t *self = atomic_load(&own_future);
+    CHECK_ERR(async_await(self), EDEADLK);
+    errno = 0;
+    CHECK(async_await_ptr(self) == NULL && errno == EDEADLK);
+    CHECK_ERR(async_await_timeout(self, 10), EDEADLK);
+    CHECK_ERR(async_await_timeout(self, -1), EDEADLK);
+    async_future_t *both[2] = {async_sleep(60), self};
+    CHECK_ERR(async_await_any(both, 2), EDEADLK);
+    async_future_free(both[0]);
+    CHECK_EQ(async_future_settled(self), 0);
+    return 77;
+}
+
+Test(task, awaiting_its_own_future_is_edeadlk) {
+    async_future_t *f = async_spawn(await_own_future, NULL);
+    cr_assert_not_null(f);
+    atomic_store(&own_future, f);
+    ASSERT_VAL(async_await(f), 77);
+    rt_stop();
+}
+
 Test(task, spawn_null_fn_is_einval) {
     async_future_t *f = async_spawn(NULL, NULL);
     cr_assert_not_null(f, "a NULL fn gives a failed future, not NULL");

@@ -58,7 +58,9 @@ typedef void (*async_then_fn)(intptr_t value, int err, void *arg);
  *         error; -1/ENOMEM for a NULL future. Inside a task that has been
  *         cancelled, the pending operation is cancelled and awaited, and the
  *         call returns -1/ECANCELED unless the operation had already finished.
- *         -1/EINVAL for a future already consumed, when debug
+ *         -1/EDEADLK when `f` is the calling task's own future (it settles only
+ *         when the task ends; like pthread_join(pthread_self()), `f` is not
+ *         consumed). -1/EINVAL for a future already consumed, when debug
  *         checks are off (see \ref future).
  *
  * Callable from a task (suspends the task) or any plain thread (blocks it).
@@ -90,7 +92,8 @@ ASYNC_EXTERN void *async_await_ptr(async_future_t *f);
  * \param n   number of entries, at least 1.
  * \return the index of the first settled future (the lowest index when several
  *         are), or -1 with `errno` EINVAL (`fs` NULL or `n` 0, or an entry
- *         already consumed) or ECANCELED
+ *         already consumed), EDEADLK (an entry is the calling task's own
+ *         future, which cannot settle while the task waits) or ECANCELED
  *         (the calling task was cancelled; the futures are left pending).
  *
  * \code
@@ -111,7 +114,7 @@ ASYNC_EXTERN int async_await_any(async_future_t *const *fs, size_t n);
  * \param errors   if not NULL, receives each future's error number (0 on success).
  * \return 0 when every future succeeded, or -1 with `errno` set to the error of
  *         the first (lowest-index) failure; -1/EINVAL when `fs` is NULL and `n` > 0.
- *         An entry that async_await() would refuse (EINVAL) is left
+ *         An entry that async_await() would refuse (EDEADLK, EINVAL) is left
  *         unconsumed and reported with that error.
  */
 ASYNC_EXTERN int async_await_all(async_future_t *const *fs, size_t n, intptr_t *results,
@@ -128,7 +131,7 @@ ASYNC_EXTERN int async_await_all(async_future_t *const *fs, size_t n, intptr_t *
  * \param f           the future (consumed).
  * \param timeout_ms  the limit; a negative value waits without limit, and so
  *                    in practice does one beyond about 292 years (clamped).
- * \return as async_await() (EINVAL included), or -1 with `errno`
+ * \return as async_await() (EDEADLK and EINVAL included), or -1 with `errno`
  *         ETIMEDOUT.
  */
 ASYNC_EXTERN intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms);

@@ -311,6 +311,10 @@ static intptr_t await_named(async_future_t *f, const char *call) {
     async__waiter_t w;
     waiter_init(&w, true);
     async__task_t *t = w.task;
+    if (ASYNC_UNLIKELY(t && f == &t->future)) { /* it settles when this task ends: never */
+        errno = EDEADLK;
+        return -1;
+    }
     if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
         if (attach(f, &w)) {
             atomic_store(&w.fired, 1);
@@ -345,6 +349,10 @@ int async_await_any(async_future_t *const *fs, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (!fs[i]) continue;
         if (!owner_ok(fs[i], "async_await_any")) return -1;
+        if (t && fs[i] == &t->future) { /* the caller's own future never settles while it waits */
+            errno = EDEADLK;
+            return -1;
+        }
     }
     for (size_t i = 0; i < n; i++)
         if (!fs[i] || async__future_is_settled(fs[i])) return (int)i;
@@ -405,6 +413,11 @@ intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms) {
         return -1;
     }
     if (!owner_ok(f, "async_await_timeout")) return -1;
+    async__task_t *t = async__task_current();
+    if (t && f == &t->future) {
+        errno = EDEADLK;
+        return -1;
+    }
     if (timeout_ms < 0 || async__future_is_settled(f)) return async_await(f);
     async_future_t *timer = async__timer((uint64_t)timeout_ms, NULL);
     if (!timer) return async_await(f); /* cannot time it: wait without limit rather than fail */
