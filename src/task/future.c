@@ -49,7 +49,10 @@ void async__fatal(const char *fmt, ...) {
     abort();
 }
 
-void async__future_init(async_future_t *f, const async__future_ops_t *ops) {
+/* Inlined here, called from elsewhere: the owner word made them too big for
+ * the compiler to inline on its own into the await and settle paths. */
+static inline __attribute__((always_inline)) void future_init(async_future_t *f,
+                                                              const async__future_ops_t *ops) {
     atomic_init(&f->waiter, W_NONE);
     atomic_init(&f->refs, 2); /* owner + settler */
     atomic_init(&f->flags, 0);
@@ -59,13 +62,15 @@ void async__future_init(async_future_t *f, const async__future_ops_t *ops) {
     f->ops = ops;
 }
 
+void async__future_init(async_future_t *f, const async__future_ops_t *ops) { future_init(f, ops); }
+
 static async_future_t *settled_future(intptr_t value, int err) {
     async_future_t *f = async__obj_alloc(ASYNC_OBJ_FUTURE);
     if (!f) {
         errno = ENOMEM;
         return NULL;
     }
-    async__future_init(f, &user_ops);
+    future_init(f, &user_ops);
     async__future_complete(f, value, err);
     return f;
 }
@@ -78,12 +83,14 @@ void async__future_ref(async_future_t *f) {
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
 }
 
-void async__future_unref(async_future_t *f) {
+static inline __attribute__((always_inline)) void unref(async_future_t *f) {
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
         atomic_store_explicit(&f->owner, O_FREED, memory_order_relaxed);
         f->ops->release(f);
     }
 }
+
+void async__future_unref(async_future_t *f) { unref(f); }
 
 /* ---- misuse ----------------------------------------------------------------
  * Every call that plays the owner's role checks the owner word first: one
@@ -185,7 +192,7 @@ static void wake(async__waiter_t *w) {
         async_future_t *f = w->cb_future;
         w->cb(f->value, f->err, w->cb_arg);
         free(w);
-        async__future_unref(f); /* the owner's role, which then() took over */
+        unref(f); /* the owner's role, which then() took over */
         break;
     }
     }
@@ -197,7 +204,7 @@ void async__future_settle_exclusive(async_future_t *f, intptr_t value, int err) 
     uintptr_t old = atomic_exchange_explicit(&f->waiter, W_SETTLED, memory_order_acq_rel);
     if (old == W_NONE) return;
     if (old == W_DETACHED) {
-        async__future_unref(f); /* the owner's role, given up by async_future_free */
+        unref(f); /* the owner's role, given up by async_future_free */
         return;
     }
     wake((async__waiter_t *)old);
@@ -216,7 +223,7 @@ intptr_t async__future_take(async_future_t *f) {
     int err = f->err;
     if (!(atomic_load_explicit(&f->flags, memory_order_relaxed) & F_STATIC)) {
         atomic_store_explicit(&f->owner, O_CONSUMED, memory_order_relaxed); /* owner_done() */
-        async__future_unref(f);
+        unref(f);
     }
     if (err) {
         errno = err;
@@ -301,7 +308,8 @@ static void finish_cancelled(async_future_t *f, async__waiter_t *w) {
         block(w);
 }
 
-static intptr_t await_named(async_future_t *f, const char *call) {
+static inline __attribute__((always_inline)) intptr_t await_named(async_future_t *f,
+                                                                  const char *call) {
     if (!f) {
         errno = ENOMEM;
         return -1;
@@ -432,7 +440,7 @@ intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms) {
     async__future_wait(f);
     if (f->err == ECANCELED) {
         owner_done(f);
-        async__future_unref(f);
+        unref(f);
         errno = cancelled_task ? ECANCELED : ETIMEDOUT;
         return -1;
     }
@@ -480,7 +488,7 @@ int async_future_then(async_future_t *f, async_then_fn cb, void *arg) {
         async__future_wait(f); /* no memory for a waiter: wait here instead */
     }
     cb(f->value, f->err, arg);
-    async__future_unref(f);
+    unref(f);
     return 0;
 }
 
@@ -490,7 +498,7 @@ async_future_t *async_future_new(void) {
         errno = ENOMEM;
         return NULL;
     }
-    async__future_init(f, &user_ops);
+    future_init(f, &user_ops);
     return f;
 }
 
@@ -511,7 +519,7 @@ static int settle_user(async_future_t *f, intptr_t value, int err) {
     }
     bool won = !(old & F_CLAIMED); /* else async_cancel settled it */
     if (won) async__future_settle_exclusive(f, value, err);
-    async__future_unref(f);
+    unref(f);
     if (!won) {
         errno = ECANCELED;
         return -1;
@@ -537,7 +545,7 @@ void async_future_free(async_future_t *f) {
     if (atomic_compare_exchange_strong_explicit(&f->waiter, &expected, W_DETACHED,
                                                 memory_order_acq_rel, memory_order_acquire))
         return; /* the settler drops the owner's reference */
-    async__future_unref(f);
+    unref(f);
 }
 
 int async_future_settled(const async_future_t *f) { return !f || async__future_is_settled(f); }
