@@ -190,9 +190,9 @@ static void fsq_init(void) {
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     pthread_cond_init(&fsq.cond, &a);
     pthread_condattr_destroy(&a);
-    const char *e = getenv("ASYNCSTD_FS_RUNNERS");
-    long v = e ? strtol(e, NULL, 10) : 0;
-    fsq.limit = v > 0 && v <= 1024 ? (unsigned)v : 4;
+    unsigned long long v =
+        async__env_setting("ASYNCSTD_FS_RUNNERS", ASYNC_ENV_FS_RUNNERS, 1, 1024, false);
+    fsq.limit = v ? (unsigned)v : 4;
 }
 
 fs_op_t *async__fs_op_new_extra(fs_run_fn run, const char *path, const char *path2, size_t extra,

@@ -261,6 +261,7 @@ enum {
     ASYNC_ENV_POOL_RESERVED = 4,
     ASYNC_ENV_STACK_SIZE = 8,
     ASYNC_ENV_FS_RUNNERS = 16,
+    ASYNC_ENV_IO_URING = 32,
 };
 unsigned long long async__env_setting(const char *name, unsigned bit, unsigned long long min,
                                       unsigned long long max, bool sized);

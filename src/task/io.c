@@ -143,8 +143,12 @@ async__io_op_t *async__io_op_new(size_t size, int fd, int events, async__io_atte
 #ifdef ASYNC_HAVE_LIBURING
 /* A ring for batched re-arms, if this kernel runs IORING_OP_EPOLL_CTL. */
 static bool ring_init(struct io_uring *ring) {
-    const char *env = getenv("ASYNCSTD_IO_URING");
-    if (env && strcmp(env, "0") == 0) return false;
+    const char *env = getenv("ASYNCSTD_IO_URING"); /* 0 turns it off, 1 (or unset) on */
+    if (env && *env && strcmp(env, "1") != 0) {
+        if (strcmp(env, "0") == 0) return false;
+        (void)async__env_setting("ASYNCSTD_IO_URING", ASYNC_ENV_IO_URING, 0, 1,
+                                 false); /* names it */
+    }
     if (io_uring_queue_init(ARMS_PER_RING, ring, 0) != 0) return false;
     struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
     bool ok = probe && io_uring_opcode_supported(probe, IORING_OP_EPOLL_CTL);
