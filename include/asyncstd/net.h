@@ -58,7 +58,11 @@ struct addrinfo;
  * operation waiting on the fd, on any worker, then fails with EBADF at once,
  * instead of waiting forever on a number the kernel may give to the next fd
  * opened. Close each fd once, and only after the calls that use it have been
- * started.
+ * started. An fd that nothing waits on may be closed with close(2), or by a
+ * library that owns it: nothing the library remembers of an fd number
+ * outlives the file, so a new socket, pipe or file that gets the number
+ * (from the library or from plain socket(2), accept(2), pipe(2), dup(2) or
+ * open(2)) waits and wakes like any other.
  *
  * **Memory.** Buffers, and addresses or lengths the call writes into
  * (`struct sockaddr *`, `socklen_t *`, `struct msghdr *` of the receive
