@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds tests/fiber/switch_check.c for aarch64 with the assembly switch and runs it under
 # qemu-user, so the AArch64 context switch is exercised on an x86-64 machine.
-# Needs Debian's gcc-aarch64-linux-gnu and qemu-user; exits 0 when the check passes.
+# Needs Debian's gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user; exits 0 when the check passes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$(mktemp -d)
