@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Allocation-failure injection: runs PROGRAM (tests/allocfail.c) once with nothing failing to
+# learn how many allocations it makes, then once per allocation N with the Nth one failing
+# (FAIL_AT=N, through the LD_PRELOAD shim tests/allocfail_shim.c). Every run must exit 0 within
+# its time limit: a crash, a hang, a failed check or (under ASan) a leak fails the suite.
+#
+# Usage: tests/allocfail.sh PROGRAM SHIM
+#   ALLOCFAIL_FULL=300   every N up to this is run; above it, ALLOCFAIL_SAMPLE evenly spaced
+#   ALLOCFAIL_SAMPLE=100 values of N up to the count are run (and the script says so)
+#   ALLOCFAIL_TIMEOUT=10 seconds per run (a hang is a failure)
+#
+# Excluded, not failed: a run that died of SIGABRT where the shim found that the failed
+# allocation was libuv's or glibc's own and the abort came from that same object before the
+# allocating call returned (libuv aborts when it cannot grow its watcher array, for one); and,
+# under a sanitizer, a run whose failed allocation was the sanitizer runtime's own. The shim
+# prints the sites ("allocfail: excluded: ..."); the summary lists them.
+set -uo pipefail
+
+prog=$1
+shim=$2
+full=${ALLOCFAIL_FULL:-300}
+sample=${ALLOCFAIL_SAMPLE:-100}
+limit=${ALLOCFAIL_TIMEOUT:-10}
+export ASYNCSTD_THREADS=${ASYNCSTD_THREADS:-1}
+# Under ASan the shim must come before libasan in the library list, which ASan checks for
+# itself; leaks must fail the run.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0:detect_leaks=1"
+
+logs=$(mktemp -d "${TMPDIR:-/tmp}/allocfail.XXXXXX")
+trap 'rm -rf "$logs"' EXIT
+
+# run N LOG: the program with the Nth allocation failing; prints the exit status
+run() {
+    timeout -k 5 "$limit" env FAIL_AT="$1" LD_PRELOAD="$shim" "$prog" >"$2" 2>&1
+    echo $?
+}
+
+# Prints a log with the program's own frames ("allocfail+0x4879 (?)") resolved to functions
+# and lines; the program is not stripped, and addr2line comes with binutils.
+symbolize() {
+    local base=${prog##*/} line off
+    while IFS= read -r line; do
+        if [[ $line =~ ^(\ +)$base\+0x([0-9a-f]+)\ \(.*\)$ ]] && command -v addr2line >/dev/null; then
+            off=$(printf '0x%x' $((16#${BASH_REMATCH[2]} - 1))) # the call, not the return address
+            echo "${BASH_REMATCH[1]}$(addr2line -f -i -p -e "$prog" "$off" |
+                sed -E 's/^ *\(inlined by\) //; s|^(\S+) at .*/([^/]+)$|\1 (\2)|' | paste -sd'<' | sed 's/</ < /g')"
+        else
+            printf '%s\n' "$line"
+        fi
+    done
+}
+
+rc=$(run 0 "$logs/base")
+count=$(sed -n 's/^allocfail: \([0-9]*\) calls counted$/\1/p' "$logs/base")
+if [ "$rc" -ne 0 ] || [ -z "$count" ]; then
+    echo "allocfail: the run without failures failed (exit $rc):"
+    cat "$logs/base"
+    exit 1
+fi
+
+ns=$(seq 1 "$count")
+note="every one"
+if [ "$count" -gt "$full" ]; then
+    ns="$(seq 1 "$full") $(seq "$((full + 1))" "$(((count - full + sample - 1) / sample))" "$count")"
+    note="every one up to $full, then a sample of $(echo "$ns" | wc -w) in all"
+fi
+echo "allocfail: $count allocations with $ASYNCSTD_THREADS worker(s); failing $note"
+
+passed=0 excluded=0 unreached=0 failed=()
+for n in $ns; do
+    log="$logs/$n"
+    rc=$(run "$n" "$log")
+    if [ "$rc" -eq 0 ]; then
+        passed=$((passed + 1))
+        grep -q "^allocfail: failing call $n:" "$log" || unreached=$((unreached + 1))
+        rm -f "$log"
+    elif grep -q '^allocfail: excluded:' "$log"; then
+        excluded=$((excluded + 1))
+        grep '^allocfail: excluded:' "$log" >>"$logs/excluded"
+    else
+        [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "TIMEOUT after ${limit}s" >>"$log"
+        failed+=("$n:$rc")
+    fi
+done
+
+echo "allocfail: $passed passed, $excluded excluded, ${#failed[@]} failed" \
+    "($unreached runs ended before reaching their N)"
+if [ -s "$logs/excluded" ]; then
+    echo "excluded (see the top of this script), runs per site:"
+    sort "$logs/excluded" | uniq -c | sed 's/^/  /'
+fi
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "FAILED runs (N:exit status; 124 is a hang): ${failed[*]}"
+    # one line each: what failed (the first frame in the program) and what came of it
+    for f in "${failed[@]}"; do
+        log="$logs/${f%%:*}"
+        site=$(sed -n '/^allocfail: failing call/,$p' "$log" | grep -m1 "^    ${prog##*/}+" | symbolize)
+        what=$(grep -m1 -E 'check failed|ERROR: [A-Za-z]+Sanitizer|runtime error|TIMEOUT|SIGABRT' "$log")
+        echo "  FAIL_AT=${f%%:*} (exit ${f##*:}): $(sed -n 's/^allocfail: failing call [0-9]*: //p' "$log" | head -n1)" \
+            "${site# *} -> ${what:-exit ${f##*:}}"
+    done
+    shown=0
+    for f in "${failed[@]}"; do
+        [ "$shown" -lt 3 ] || break
+        echo "==================== FAIL_AT=${f%%:*}, exit ${f##*:}"
+        head -c 6000 "$logs/${f%%:*}" | symbolize
+        shown=$((shown + 1))
+    done
+    exit 1
+fi
