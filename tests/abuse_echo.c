@@ -174,8 +174,10 @@ typedef struct client {
 } client_t;
 
 /* Runs `count` clients of one mode in waves of `width`, each wave within WAVE_MS; stops
- * after the first wave with a failure. Adds the outcomes to `out`; true if all were OK. */
-static bool waves(enum mode mode, int count, int width, int out[OUTCOMES]) {
+ * after the first wave with a failure. A wave's clients connect, wait `idle_ms` (so that
+ * the server's recv is already waiting when their data comes), then act. Adds the outcomes
+ * to `out`; true if all were OK. */
+static bool waves(enum mode mode, int count, int width, int idle_ms, int out[OUTCOMES]) {
     client_t *c = calloc((size_t)width, sizeof *c);
     struct pollfd *p = calloc((size_t)width, sizeof *p);
     bool all_ok = true;
@@ -188,10 +190,12 @@ static bool waves(enum mode mode, int count, int width, int out[OUTCOMES]) {
                                count, (int)mode);
             k->len = mode == RST_EARLY || mode == RST_AFTER_ECHO ? (size_t)len / 2 : (size_t)len;
             k->fd = dial();
-            if (k->fd < 0) {
-                out[NO_CONNECT]++, k->done = true;
-                continue;
-            }
+            if (k->fd < 0) out[NO_CONNECT]++, k->done = true;
+        }
+        if (idle_ms) sleep_ms(idle_ms);
+        for (int i = 0; i < w; i++) {
+            client_t *k = &c[i];
+            if (k->done) continue;
             if (mode == DATA_FIN) {
                 int one = 1; /* the line waits in the socket; the FIN joins its segment */
                 setsockopt(k->fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
@@ -263,20 +267,26 @@ static bool waves(enum mode mode, int count, int width, int out[OUTCOMES]) {
 }
 
 static void print_outcomes(const int out[OUTCOMES]) {
-    printf("  clients:");
+    printf(" clients:");
     for (int o = 0; o < OUTCOMES; o++)
         if (out[o]) printf(" %s %d;", outcome_names[o], out[o]);
     printf("\n");
 }
 
+/* Half the clients act as soon as they are connected, half once the server waits for them. */
 static bool line_phase(enum mode mode, int count, int width) {
-    int out[OUTCOMES] = {0};
-    bool ok = waves(mode, count, width, out);
-    print_outcomes(out);
-    if (!ok && (mode == HALF_CLOSE || mode == DATA_FIN) && out[NO_EOF])
-        printf("  %d client(s) got their echo but never the end of stream: the server did not see "
-               "their FIN\n",
-               out[NO_EOF]);
+    bool ok = true;
+    for (int idle = 0; idle <= 30; idle += 30) {
+        int out[OUTCOMES] = {0};
+        bool wave_ok = waves(mode, count / 2, width, idle, out);
+        printf("  acting %s:", idle ? "30 ms after connecting" : "at once");
+        print_outcomes(out);
+        if (!wave_ok && (mode == HALF_CLOSE || mode == DATA_FIN) && out[NO_EOF])
+            printf("  %d client(s) got their echo but never the end of stream: the server did "
+                   "not see their FIN\n",
+                   out[NO_EOF]);
+        if (!wave_ok) ok = false;
+    }
     return ok;
 }
 
@@ -311,8 +321,8 @@ static bool phase_fd_exhaustion(void) {
     bool ok = opened == N && most == SERVER_NOFILE;
     if (!settle("fd-exhaustion")) ok = false;
     int out[OUTCOMES] = {0}; /* and it serves again */
-    if (!waves(PING, 20, 10, out)) {
-        printf("  after the exhaustion:");
+    if (!waves(PING, 20, 10, 0, out)) {
+        printf("  after the exhaustion,");
         print_outcomes(out);
         ok = false;
     }
@@ -343,10 +353,13 @@ static bool phase_flood(void) {
     bool stalled = now_ms() - last >= 500;
     long rss1 = server_rss_kb();
     int out[OUTCOMES] = {0}; /* others are served meanwhile */
-    bool served = waves(PING, 20, 10, out);
+    bool served = waves(PING, 20, 10, 0, out);
     printf("  flood: %lld KiB sent before the sender stalled%s; server RSS %ld -> %ld KiB\n",
            total / 1024, stalled ? "" : " (it never stalled)", rss0, rss1);
-    if (!served) print_outcomes(out);
+    if (!served) {
+        printf("  meanwhile,");
+        print_outcomes(out);
+    }
     reset(fd);
     bool ok = stalled && served && rss1 - rss0 < 32 * 1024;
     return settle("flood") && ok;
@@ -359,7 +372,8 @@ static bool phase_slow(void) {
     for (int i = 0; i < SLOW; i++)
         if ((fds[i] = dial()) >= 0) opened++;
     int out[OUTCOMES] = {0};
-    bool ok = waves(PING, 100, 10, out) && opened == SLOW;
+    bool ok = waves(PING, 100, 10, 0, out) && opened == SLOW;
+    printf("  %d idle connections, and", opened);
     print_outcomes(out);
     for (int i = 0; i < SLOW; i++)
         if (fds[i] >= 0) close(fds[i]);
@@ -397,11 +411,11 @@ static bool start_server(void) {
     long long end = now_ms() + 5000;
     while (now_ms() < end) { /* until it answers */
         int out[OUTCOMES] = {0};
-        if (waves(PING, 1, 1, out)) break;
+        if (waves(PING, 1, 1, 0, out)) break;
         sleep_ms(20);
     }
     int out[OUTCOMES] = {0}; /* warm up: whatever the runtime makes lazily, it makes now */
-    if (!waves(PING, 20, 10, out)) {
+    if (!waves(PING, 20, 10, 0, out)) {
         printf("server on port %d does not answer\n", port);
         return false;
     }
