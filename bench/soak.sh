@@ -87,9 +87,13 @@ wait "$pid" || server_rc=$?
 trap - EXIT
 rm -f "$log"
 
-# RSS over the run: the first sample, the one a minute in (after warm-up), the largest, the last
-summary=$(awk '!/^#/ && $1 != "churn:" { r[n++] = $2; if ($2 > max) max = $2; if ($1 == 60) warm = $2 }
-    END { printf "RSS KiB: start %s, at 60 s %s, max %s, after %s", r[0], warm ? warm : "-", max, r[n-1] }' "$out")
+# RSS over the run: the first sample, the first a minute or more in (after warm-up), the
+# largest, the last
+summary=$(awk '!/^#/ && $1 != "churn:" {
+        r[n++] = $2; if ($2 > max) max = $2
+        if (!warm && $1 != "after" && $1 >= 60) { warm = $2; at = $1 }
+    }
+    END { printf "RSS KiB: start %s, at %s s %s, max %s, after %s", r[0], at ? at : 60, warm ? warm : "-", max, r[n-1] }' "$out")
 echo "# $summary; fds $base_fds before, $end_fds after; CLOSE-WAIT after: $end_cw;" \
     "churn exit $churn_rc; server exit $server_rc on SIGTERM" >>"$out"
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out"
