@@ -91,10 +91,11 @@ if [ -s "$logs/excluded" ]; then
 fi
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "FAILED runs (N:exit status; 124 is a hang): ${failed[*]}"
-    # one line each: what failed (the first frame in the program) and what came of it
+    # one line each: what failed (the first frames in the program) and what came of it
     for f in "${failed[@]}"; do
         log="$logs/${f%%:*}"
-        site=$(sed -n '/^allocfail: failing call/,$p' "$log" | grep -m1 "^    ${prog##*/}+" | symbolize)
+        site=$(sed -n '/^allocfail: failing call/,$p' "$log" | grep -m3 "^    ${prog##*/}+" |
+            symbolize | sed 's/^ *//' | paste -sd'<' | sed 's/</ < /g')
         what=$(grep -m1 -E 'check failed|ERROR: [A-Za-z]+Sanitizer|runtime error|TIMEOUT|SIGABRT' "$log")
         echo "  FAIL_AT=${f%%:*} (exit ${f##*:}): $(sed -n 's/^allocfail: failing call [0-9]*: //p' "$log" | head -n1)" \
             "${site# *} -> ${what:-exit ${f##*:}}"
