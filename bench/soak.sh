@@ -60,7 +60,7 @@ base_fds=$(fds)
     echo "# seconds  rss_kib  fds  close_wait  connections"
 } >"$out"
 
-build/bench/asyncstd-churn 127.0.0.1 "$port" $seconds "$churn_threads" >"$log" &
+build/bench/asyncstd-churn 127.0.0.1 "$port" "$seconds" "$churn_threads" >"$log" &
 churn=$!
 start=$SECONDS
 sample() { # sample LABEL
