@@ -10,7 +10,8 @@
 # Run from anywhere after `ninja -C build`. Settings (environment): ASYNCSTD_THREADS (server
 # workers, default 2), CHURN_THREADS (client threads, default 4), INTERVAL (default 5),
 # SETTLE (default 3), OUT (default bench/results/soak.txt), PORT (default: a free one),
-# DURATION (seconds, instead of MINUTES: a quick try).
+# DURATION (seconds, instead of MINUTES: a quick try), ECHO (the server, default
+# build/examples/echo: another build's, to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-5}
@@ -20,7 +21,8 @@ settle=${SETTLE:-3}
 out=${OUT:-bench/results/soak.txt}
 export ASYNCSTD_THREADS=${ASYNCSTD_THREADS:-2}
 churn_threads=${CHURN_THREADS:-4}
-for b in build/examples/echo build/bench/asyncstd-churn; do
+echo=${ECHO:-build/examples/echo}
+for b in "$echo" build/bench/asyncstd-churn; do
     [ -x "$b" ] || { echo "$b missing: ninja -C build" >&2; exit 1; }
 done
 
@@ -33,7 +35,7 @@ while [ -z "$port" ]; do
 done
 hexport=$(printf '%04X' "$port")
 
-build/examples/echo 127.0.0.1 "$port" 2>/dev/null &
+"$echo" 127.0.0.1 "$port" 2>/dev/null &
 pid=$!
 trap 'kill -9 "$pid" 2>/dev/null || true; kill "${churn:-0}" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do # until it listens
@@ -52,7 +54,7 @@ log=$(mktemp)
 base_fds=$(fds)
 {
     echo "# bench/soak.sh $minutes (${seconds} s): $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-    echo "# server: build/examples/echo 127.0.0.1 $port, ASYNCSTD_THREADS=$ASYNCSTD_THREADS;" \
+    echo "# server: $echo 127.0.0.1 $port, ASYNCSTD_THREADS=$ASYNCSTD_THREADS;" \
         "client: build/bench/asyncstd-churn 127.0.0.1 $port $seconds $churn_threads"
     echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg); fds before the churn: $base_fds"
     echo "# close_wait counts connections whose FIN has come and that the server has not closed yet:"
