@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Allocation-failure injection: runs PROGRAM (tests/allocfail.c) once with nothing failing to
-# learn how many allocations it makes, then once per allocation N with the Nth one failing
-# (FAIL_AT=N, through the LD_PRELOAD shim tests/allocfail_shim.c). Every run must exit 0 within
-# its time limit: a crash, a hang, a failed check or (under ASan) a leak fails the suite.
-# Pool and worker threads allocate concurrently with the program's task, so the numbering can
-# shift by a call or two between runs: a given allocation may be missed by one pass, and
-# which N shows a failure varies.
+# list the allocations it makes, by site (the call path; see tests/allocfail_shim.c), then once
+# per allocation with that one failing: the Kth call from site S, through the LD_PRELOAD shim.
+# Every run must exit 0 within its time limit: a crash, a hang, a failed check or (under ASan)
+# a leak fails the suite. Sites, not the Nth call overall: pool and worker threads allocate
+# side by side with the program's task, so the Nth call is not always the same one, and a pass
+# over N=1..count missed allocations. (FAIL_AT=N still fails the Nth call, by hand.)
 #
 # Usage: tests/allocfail.sh PROGRAM SHIM
-#   ALLOCFAIL_FULL=300   every N up to this is run; above it, ALLOCFAIL_SAMPLE evenly spaced
-#   ALLOCFAIL_SAMPLE=100 values of N up to the count are run (and the script says so)
+#   ALLOCFAIL_FULL=300   every allocation up to this many is failed in turn; above it,
+#   ALLOCFAIL_SAMPLE=100 about this many more, evenly spaced (and the script says so)
 #   ALLOCFAIL_TIMEOUT=10 seconds per run (a hang is a failure)
 #
 # Excluded, not failed: a run that died of SIGABRT where the shim found that the failed
@@ -32,9 +32,13 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0:det
 logs=$(mktemp -d "${TMPDIR:-/tmp}/allocfail.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
 
-# run N LOG: the program with the Nth allocation failing; prints the exit status
+# run SITE K LOG: the program with the Kth allocation from SITE failing (SITE 0: none, and the
+# allocations are listed in $logs/list); prints the exit status
 run() {
-    timeout -k 5 "$limit" env FAIL_AT="$1" LD_PRELOAD="$shim" "$prog" >"$2" 2>&1
+    local list=()
+    [ "$1" != 0 ] || list=(FAIL_LIST="$logs/list")
+    timeout -k 5 "$limit" env FAIL_SITE="$1" FAIL_NTH="$2" "${list[@]}" LD_PRELOAD="$shim" \
+        "$prog" >"$3" 2>&1
     echo $?
 }
 
@@ -53,13 +57,16 @@ symbolize() {
     done
 }
 
-rc=$(run 0 "$logs/base")
-count=$(sed -n 's/^allocfail: \([0-9]*\) calls counted$/\1/p' "$logs/base")
-if [ "$rc" -ne 0 ] || [ -z "$count" ]; then
+rc=$(run 0 0 "$logs/base")
+count=$(wc -l <"$logs/list" 2>/dev/null || echo 0)
+if [ "$rc" -ne 0 ] || [ "$count" -eq 0 ]; then
     echo "allocfail: the run without failures failed (exit $rc):"
     cat "$logs/base"
     exit 1
 fi
+# the plan: line I of the list is occurrence K of site S
+awk '{ print NR, $1, ++k[$1] }' "$logs/list" >"$logs/plan"
+sites=$(cut -d' ' -f1 "$logs/list" | sort -u | wc -l)
 
 ns=$(seq 1 "$count")
 note="every one"
@@ -68,15 +75,16 @@ if [ "$count" -gt "$full" ]; then
     ns="$(seq 1 "$full") $(seq "$((full + 1))" "$step" "$count")"
     note="every one up to $full, then every ${step}th: $(echo "$ns" | wc -w) runs, a sample"
 fi
-echo "allocfail: $count allocations with $ASYNCSTD_THREADS worker(s); failing $note"
+echo "allocfail: $count allocations from $sites sites with $ASYNCSTD_THREADS worker(s); failing $note"
 
 passed=0 excluded=0 unreached=0 failed=()
 for n in $ns; do
     log="$logs/$n"
-    rc=$(run "$n" "$log")
+    read -r _ site k < <(sed -n "${n}p" "$logs/plan")
+    rc=$(run "$site" "$k" "$log")
     if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
-        grep -q "^allocfail: failing call $n:" "$log" || unreached=$((unreached + 1))
+        grep -q "^allocfail: failing call .* of site $site:" "$log" || unreached=$((unreached + 1))
         rm -f "$log"
     elif grep -q '^allocfail: excluded:' "$log"; then
         excluded=$((excluded + 1))
@@ -88,26 +96,26 @@ for n in $ns; do
 done
 
 echo "allocfail: $passed passed, $excluded excluded, ${#failed[@]} failed" \
-    "($unreached runs ended before reaching their N)"
+    "($unreached runs never made the call they were to fail)"
 if [ -s "$logs/excluded" ]; then
     echo "excluded (see the top of this script), runs per site:"
     sort "$logs/excluded" | uniq -c | sed 's/^/  /'
 fi
 if [ "${#failed[@]}" -gt 0 ]; then
-    echo "FAILED runs (N:exit status; 124 is a hang): ${failed[*]}"
+    echo "FAILED runs (I:exit status, I the line of the allocation list; 124 is a hang): ${failed[*]}"
     # one line each: what failed (the first frames in the program) and what came of it
     for f in "${failed[@]}"; do
         log="$logs/${f%%:*}"
         site=$(sed -n '/^allocfail: failing call/,$p' "$log" | grep -m3 "^    ${prog##*/}+" |
             symbolize | sed 's/^ *//' | paste -sd'<' | sed 's/</ < /g')
         what=$(grep -m1 -E 'check failed|ERROR: [A-Za-z]+Sanitizer|runtime error|TIMEOUT|SIGABRT' "$log")
-        echo "  FAIL_AT=${f%%:*} (exit ${f##*:}): $(sed -n 's/^allocfail: failing call [0-9]*: //p' "$log" | head -n1)" \
+        echo "  allocation ${f%%:*} (exit ${f##*:}): $(sed -n 's/^allocfail: failing call [^:]*: //p' "$log" | head -n1)" \
             "${site# *} -> ${what:-exit ${f##*:}}"
     done
     shown=0
     for f in "${failed[@]}"; do
         [ "$shown" -lt 3 ] || break
-        echo "==================== FAIL_AT=${f%%:*}, exit ${f##*:}"
+        echo "==================== allocation ${f%%:*}, exit ${f##*:}"
         head -c 6000 "$logs/${f%%:*}" | symbolize
         shown=$((shown + 1))
     done

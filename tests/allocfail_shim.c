@@ -1,19 +1,24 @@
-/* allocfail_shim: an LD_PRELOAD library that makes the Nth allocation of a
+/* allocfail_shim: an LD_PRELOAD library that makes one chosen allocation of a
  * program fail, for tests/allocfail.sh.
  *
  * It wraps malloc, calloc, realloc, posix_memalign, aligned_alloc, memalign,
  * valloc and anonymous mmap (the object and stack allocators in src/task/
  * map their memory directly). Counting starts when main() begins (the shim
  * wraps __libc_start_main) and stops when it returns, so the dynamic loader's
- * and the constructors' allocations are never counted. One counter serves
- * every thread: with more than one thread the Nth call is not always the same
- * one from run to run, which only shifts what a given N tests.
+ * and the constructors' allocations are never counted.
  *
- *   FAIL_AT=N    the Nth counted call fails (malloc & co. return NULL, mmap
- *                MAP_FAILED, errno ENOMEM); 0 or unset fails nothing
- *   on exit      "allocfail: N calls counted" on stderr
+ *   FAIL_LIST=PATH  writes one line per counted call: its site, kind and size
+ *   FAIL_SITE=KEY   with FAIL_NTH=K: the Kth counted call from that site fails
+ *   FAIL_AT=N       the Nth counted call fails, whatever its site
+ *   on exit         "allocfail: N calls counted" on stderr
+ * A failing call returns NULL (mmap: MAP_FAILED; posix_memalign: ENOMEM) with
+ * errno ENOMEM, once. A site is a hash of the first SITE_FRAMES return
+ * addresses above the shim, each as object and offset: the same call path
+ * has the same key in every run, whereas the Nth call overall is not always
+ * the same one when threads allocate side by side. The driver lists the
+ * sites in a run where nothing fails, then fails each occurrence in turn.
  *
- * When the Nth call fails, its backtrace goes to stderr. If the process then
+ * When the chosen call fails, its backtrace goes to stderr. If the process then
  * aborts, a SIGABRT handler prints the abort's backtrace and decides whether
  * this is a dependency's own abort on the failed allocation: the allocation
  * was made directly from libuv or glibc, abort() was called from that same
@@ -29,6 +34,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -39,6 +45,7 @@
 #include <unistd.h>
 
 #define FRAMES 48
+#define SITE_FRAMES 8
 
 static void *(*real_malloc)(size_t);
 static void *(*real_calloc)(size_t, size_t);
@@ -53,6 +60,11 @@ static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 static atomic_long counter;
 static atomic_int armed;
 static long fail_at;
+static unsigned long long fail_site;
+static long fail_nth;
+static atomic_long site_hits;
+static int list_fd = -1;
+static __thread int inside; /* the shim's own bookkeeping, on this thread: not counted */
 static int (*real_main)(int, char **, char **);
 
 /* what failed, kept for the SIGABRT handler */
@@ -148,8 +160,12 @@ static int is_sanitizer(const char *obj) {
 }
 
 static void report_failure(long n, const char *what, size_t size) {
-    char line[128];
+    char line[160];
     snprintf(line, sizeof line, "allocfail: failing call %ld: %s(%zu), from:\n", n, what, size);
+    if (fail_site)
+        snprintf(line, sizeof line,
+                 "allocfail: failing call %ld, occurrence %ld of site %016llx: %s(%zu), from:\n", n,
+                 fail_nth, fail_site, what, size);
     say(line);
     fail_nframes = backtrace(fail_frames, FRAMES);
     int a = first_outside(fail_frames, fail_nframes);
@@ -178,14 +194,48 @@ static void report_failure(long n, const char *what, size_t size) {
     }
 }
 
+/* FNV-1a over the object name and offset of each of the first SITE_FRAMES frames. */
+static unsigned long long site_key(void **frames, int n, int a) {
+    unsigned long long h = 14695981039346656037ULL;
+    for (int i = a; i < n && i < a + SITE_FRAMES; i++) {
+        Dl_info info;
+        uintptr_t off = (uintptr_t)frames[i];
+        if (dladdr(frames[i], &info) && info.dli_fname) {
+            for (const char *c = info.dli_fname; *c; c++)
+                h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+            off -= (uintptr_t)info.dli_fbase;
+        }
+        for (int b = 0; b < 8; b++) h = (h ^ ((off >> (8 * b)) & 0xff)) * 1099511628211ULL;
+    }
+    return h;
+}
+
 /* Decides whether the call counted now must fail. */
 static int should_fail(const char *what, size_t size) {
-    if (!atomic_load_explicit(&armed, memory_order_relaxed)) return 0;
+    if (!atomic_load_explicit(&armed, memory_order_relaxed) || inside) return 0;
+    inside = 1;
     long n = atomic_fetch_add(&counter, 1) + 1;
-    if (n != fail_at) return 0;
-    report_failure(n, what, size);
-    errno = ENOMEM;
-    return 1;
+    int fail = fail_at && n == fail_at;
+    if (fail_site || list_fd >= 0) {
+        void *frames[FRAMES];
+        int nf = backtrace(frames, FRAMES);
+        int a = first_outside(frames, nf);
+        unsigned long long key = site_key(frames, nf, a);
+        if (list_fd >= 0) {
+            char site[400], line[512];
+            format_site(site, sizeof site, frames[a]);
+            int len = snprintf(line, sizeof line, "%016llx %s %zu %s\n", key, what, size, site);
+            ssize_t w = write(list_fd, line, (size_t)len);
+            (void)w;
+        }
+        if (key == fail_site && atomic_fetch_add(&site_hits, 1) + 1 == fail_nth) fail = 1;
+    }
+    if (fail) {
+        report_failure(n, what, size);
+        errno = ENOMEM;
+    }
+    inside = 0;
+    return fail;
 }
 
 static void on_abort(int sig) {
@@ -238,9 +288,13 @@ static void on_abort(int sig) {
 static int wrapped_main(int argc, char **argv, char **envp) {
     const char *s = getenv("FAIL_AT");
     fail_at = s ? atol(s) : 0;
-    if (fail_at > 0) {
+    if ((s = getenv("FAIL_SITE")) != NULL) fail_site = strtoull(s, NULL, 16);
+    if ((s = getenv("FAIL_NTH")) != NULL) fail_nth = atol(s);
+    if ((s = getenv("FAIL_LIST")) != NULL)
+        list_fd = open(s, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (fail_at > 0 || fail_site || list_fd >= 0) {
         void *warm[4];
-        backtrace(warm, 4); /* loads libgcc_s now, not while reporting */
+        backtrace(warm, 4); /* loads libgcc_s now, not while counting */
         struct sigaction sa = {.sa_handler = on_abort};
         sigaction(SIGABRT, &sa, NULL);
     }
