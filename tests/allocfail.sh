@@ -107,7 +107,7 @@ if [ "${#failed[@]}" -gt 0 ]; then
     for f in "${failed[@]}"; do
         log="$logs/${f%%:*}"
         site=$(sed -n '/^allocfail: failing call/,$p' "$log" | grep -m3 "^    ${prog##*/}+" |
-            symbolize | sed 's/^ *//' | paste -sd'<' | sed 's/</ < /g')
+            symbolize | sed 's/^ *//' | paste -sd'<' | sed 's/ *< */ < /g')
         what=$(grep -m1 -E 'check failed|ERROR: [A-Za-z]+Sanitizer|runtime error|TIMEOUT|SIGABRT' "$log")
         echo "  allocation ${f%%:*} (exit ${f##*:}): $(sed -n 's/^allocfail: failing call [^:]*: //p' "$log" | head -n1)" \
             "${site# *} -> ${what:-exit ${f##*:}}"
