@@ -64,15 +64,21 @@ static inline __attribute__((always_inline)) void future_init(async_future_t *f,
 
 void async__future_init(async_future_t *f, const async__future_ops_t *ops) { future_init(f, ops); }
 
-static async_future_t *settled_future(intptr_t value, int err) {
+async_future_t *async__future_reserve(void) {
     async_future_t *f = async__obj_alloc(ASYNC_OBJ_FUTURE);
     if (!f) {
         errno = ENOMEM;
         return NULL;
     }
     future_init(f, &user_ops);
-    async__future_complete(f, value, err);
     return f;
+}
+
+void async__future_unreserve(async_future_t *f) { async__obj_free(ASYNC_OBJ_FUTURE, f); }
+
+static async_future_t *settled_future(intptr_t value, int err) {
+    async_future_t *f = async__future_reserve();
+    return f ? async__future_fill(f, value, err) : NULL;
 }
 
 async_future_t *async__future_failed(int err) { return settled_future(-1, err); }

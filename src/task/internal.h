@@ -118,6 +118,18 @@ static inline void async__future_complete(async_future_t *f, intptr_t value, int
 static inline bool async__future_is_settled(const async_future_t *f) {
     return atomic_load_explicit(&((async_future_t *)f)->waiter, memory_order_acquire) == W_SETTLED;
 }
+/* A future taken before an operation whose result must not be lost once it
+ * is done (bytes moved, a directory entry consumed, an fd closed): settling
+ * it with async__future_fill cannot fail, where async__future_done would
+ * allocate after the fact and its ENOMEM would hide what was done. Given
+ * back unused with async__future_unreserve. NULL + ENOMEM. */
+async_future_t *async__future_reserve(void);
+void async__future_unreserve(async_future_t *f);
+/* Settles a reserved future (value, or -1 with err when err is not 0) and returns it. */
+static inline async_future_t *async__future_fill(async_future_t *f, intptr_t value, int err) {
+    async__future_complete(f, value, err);
+    return f;
+}
 /* Waits for `f` to settle (never interrupted by cancellation); f is not consumed. */
 void async__future_wait(async_future_t *f);
 /* Result of a settled future, as (value, errno); then frees the owner's role. */
