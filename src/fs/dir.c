@@ -153,6 +153,14 @@ static intptr_t run_readdir(fs_op_t *op) {
     return r;
 }
 
+/* The refill ended without running (cancelled while queued, or no runner):
+ * the stream is free again, or every later call would say EBUSY. */
+static intptr_t unrun_readdir(fs_op_t *op) {
+    async_dir_t *d = op->buf;
+    atomic_store_explicit(&d->busy, false, memory_order_release);
+    return -1;
+}
+
 async_future_t *async_readdir(async_dir_t *dirp) {
     if (!dirp) return async__future_failed(EBADF);
     if (atomic_load_explicit(&dirp->busy, memory_order_acquire)) return async__future_failed(EBUSY);
@@ -163,6 +171,7 @@ async_future_t *async_readdir(async_dir_t *dirp) {
     fs_op_t *op = async__fs_op_new(run_readdir, NULL, NULL);
     if (!op) return NULL;
     op->buf = dirp;
+    op->unrun = unrun_readdir;
     atomic_store(&dirp->busy, true);
     return async__fs_submit(op);
 }

@@ -28,6 +28,12 @@ typedef intptr_t (*fs_run_fn)(fs_op_t *op);
 struct fs_op {
     async__job_t job; /* first: the op is its own future */
     fs_run_fn run;
+    /* Called instead of `run` when the op ends without running (cancelled
+     * while queued, no runner could start, no runtime), before it settles:
+     * undoes what the caller set up for `run` to undo (a stream's busy mark)
+     * and returns -1 to settle with the reason, or a result to report
+     * instead (bytes the call moved before it queued the op). NULL: -1. */
+    intptr_t (*unrun)(fs_op_t *op);
     int fd, fd2;
     int flags;
     int mode;
@@ -53,7 +59,8 @@ fs_op_t *async__fs_op_new(fs_run_fn run, const char *path, const char *path2);
 /* Like async__fs_op_new with `extra` more bytes after the strings, returned in *extra_p. */
 fs_op_t *async__fs_op_new_extra(fs_run_fn run, const char *path, const char *path2, size_t extra,
                                 void **extra_p);
-/* Queues the op on the pool's file queue and returns its future. */
+/* Queues the op on the pool's file queue and returns its future (never
+ * NULL: without a runtime, the op's own future settles with the error). */
 async_future_t *async__fs_submit(fs_op_t *op);
 /* Frees an op that was never submitted. */
 void async__fs_op_free(fs_op_t *op);

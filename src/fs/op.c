@@ -71,6 +71,12 @@ static void fs_release(async_future_t *f) {
         free(op);
 }
 
+/* An op ends without running, for `err`: its unrun hook has the last word. */
+static void settle_unrun(fs_op_t *op, int err) {
+    intptr_t v = op->unrun ? op->unrun(op) : -1;
+    async__future_complete(&op->job.future, v, v == -1 ? err : 0);
+}
+
 /* A queued op is taken out and settled; one already running finishes. */
 static void fs_cancel(async_future_t *f) {
     fs_op_t *op = (fs_op_t *)f;
@@ -81,7 +87,7 @@ static void fs_cancel(async_future_t *f) {
         op->job.state = OP_TAKEN;
     }
     pthread_mutex_unlock(&fsq.lock);
-    if (queued) async__future_complete(f, -1, ECANCELED);
+    if (queued) settle_unrun(op, ECANCELED);
 }
 
 static const async__future_ops_t fs_ops = {fs_cancel, fs_release};
@@ -109,7 +115,7 @@ static void drain_locked_and_unlock(int err) {
     while (list) {
         fs_op_t *op = list;
         list = (fs_op_t *)op->job.next;
-        async__future_complete(&op->job.future, -1, err);
+        settle_unrun(op, err);
     }
 }
 
@@ -239,9 +245,9 @@ void async__fs_op_free(fs_op_t *op) { fs_release(&op->job.future); }
 
 async_future_t *async__fs_submit(fs_op_t *op) {
     if (ASYNC_UNLIKELY(!async__runtime())) {
-        int err = errno;
-        async__fs_op_free(op);
-        return async__future_failed(err);
+        /* the op's own future carries the error: nothing to allocate now */
+        settle_unrun(op, errno);
+        return &op->job.future;
     }
     pthread_once(&fsq_once, fsq_init);
     unsigned limit = fsq.limit;

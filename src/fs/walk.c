@@ -214,6 +214,14 @@ static intptr_t run_walk(fs_op_t *op) {
     return r == 1 ? (intptr_t)&w->ent : r == 0 ? 0 : -1;
 }
 
+/* The step ended without running (cancelled while queued, or no runner):
+ * the walk is free again, or every later call would say EBUSY. */
+static intptr_t unrun_walk(fs_op_t *op) {
+    async_walk_t *w = op->buf;
+    atomic_store_explicit(&w->busy, false, memory_order_release);
+    return -1;
+}
+
 async_future_t *async_walk_next(async_walk_t *w) {
     if (!w) return async__future_failed(EINVAL);
     if (atomic_load_explicit(&w->busy, memory_order_acquire)) return async__future_failed(EBUSY);
@@ -225,6 +233,7 @@ async_future_t *async_walk_next(async_walk_t *w) {
     fs_op_t *op = async__fs_op_new(run_walk, NULL, NULL);
     if (!op) return NULL;
     op->buf = w;
+    op->unrun = unrun_walk;
     atomic_store(&w->busy, true);
     return async__fs_submit(op);
 }
