@@ -646,7 +646,8 @@ ASYNC_EXTERN async_dir_t *async_fdopendir(int fd);
  * \param dirp  the stream.
  * \return a future whose pointer value is the next entry, NULL (with `errno`
  *         untouched) at the end, or NULL with EBADF (`dirp` NULL), EBUSY
- *         (another call on the stream is pending), EIO.
+ *         (another call on the stream is pending), EIO, ENOMEM or ECANCELED
+ *         (no entry was taken: the next call returns it).
  */
 ASYNC_EXTERN async_future_t *async_readdir(async_dir_t *dirp) ASYNC_WARN_UNUSED;
 

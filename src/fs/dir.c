@@ -165,8 +165,11 @@ async_future_t *async_readdir(async_dir_t *dirp) {
     if (!dirp) return async__future_failed(EBADF);
     if (atomic_load_explicit(&dirp->busy, memory_order_acquire)) return async__future_failed(EBUSY);
     struct dirent64_view v;
-    if (async__fs_dirbuf_peek(&dirp->b, &v))
-        return async__future_done((intptr_t)dir_take(dirp, &v));
+    if (async__fs_dirbuf_peek(&dirp->b, &v)) {
+        /* taken before the entry is: without memory, the entry stays for the next call */
+        async_future_t *f = async__future_reserve();
+        return f ? async__future_fill(f, (intptr_t)dir_take(dirp, &v), 0) : NULL;
+    }
     if (dirp->b.eof) return async__future_done(0);
     fs_op_t *op = async__fs_op_new(run_readdir, NULL, NULL);
     if (!op) return NULL;

@@ -226,10 +226,14 @@ async_future_t *async_walk_next(async_walk_t *w) {
     if (!w) return async__future_failed(EINVAL);
     if (atomic_load_explicit(&w->busy, memory_order_acquire)) return async__future_failed(EBUSY);
     if (w->done) return async__future_done(0);
+    /* reserved before advance() consumes an entry: without memory, the entry stays */
+    async_future_t *res = async__future_reserve();
+    if (!res) return NULL;
     int r = advance(w, false);
-    if (r == 1) return async__future_done((intptr_t)&w->ent);
-    if (r == 0) return async__future_done(0);
-    if (r == -1) return async__future_failed(errno);
+    if (r == 1) return async__future_fill(res, (intptr_t)&w->ent, 0);
+    if (r == 0) return async__future_fill(res, 0, 0);
+    if (r == -1) return async__future_fill(res, -1, errno);
+    async__future_unreserve(res);
     fs_op_t *op = async__fs_op_new(run_walk, NULL, NULL);
     if (!op) return NULL;
     op->buf = w;
