@@ -46,6 +46,10 @@ static intptr_t run_rw(fs_op_t *op) {
     return (intptr_t)(done + (size_t)n);
 }
 
+/* The rest of a short inline transfer never ran (cancelled while queued, or
+ * no runner): what went through inline is the result, as in run_rw. */
+static intptr_t unrun_rw(fs_op_t *op) { return (intptr_t)op->len; }
+
 static async_future_t *rw_pool(int fd, const struct iovec *iov, int cnt, off_t off, int dir,
                                size_t done) {
     /* The single-buffer calls keep their iovec in the op, since the caller's
@@ -64,6 +68,7 @@ static async_future_t *rw_pool(int fd, const struct iovec *iov, int cnt, off_t o
     op->off = off;
     op->flags = dir;
     op->len = (off_t)done;
+    if (done) op->unrun = unrun_rw;
     return async__fs_submit(op);
 }
 
@@ -144,7 +149,19 @@ static async_future_t *rw_ready(int fd, const struct iovec *iov, int cnt, int di
 
 static bool is_file(const struct stat *st) { return S_ISREG(st->st_mode) || S_ISBLK(st->st_mode); }
 
+/* The result's future is reserved before the first system call, not
+ * allocated after it: once bytes have moved, the call must report them
+ * (read from a pipe or a socket, or from the file position, they are gone
+ * from the fd; written, they cannot be taken back), and an ENOMEM then would
+ * lose them. A call that cannot report its result does not start. Rejected:
+ * seeking back by the count read when the report fails, which serves only a
+ * read at the position of a seekable file, undoes no write and races with
+ * other holders of the open file description. The common path pays nothing
+ * more (the future was allocated anyway, now before rather than after); a
+ * call that goes on to the pool or to a worker's loop gives it back. */
 static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t off, int dir) {
+    async_future_t *res = async__future_reserve();
+    if (!res) return NULL;
     if (dir == RW_WRITE && off < 0) {
         /* A write to a socket must not go through pwritev2, whose EPIPE would
          * come with SIGPIPE: try it as a socket first. Anything else answers
@@ -154,26 +171,36 @@ static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t 
         m.msg_iov = (struct iovec *)iov;
         m.msg_iovlen = (size_t)cnt;
         ssize_t n = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n >= 0) return async__future_done(n);
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return rw_ready(fd, iov, cnt, dir, HOW_SOCKET);
-        if (errno != ENOTSOCK) return async__future_failed(errno);
+        if (n >= 0) return async__future_fill(res, n, 0);
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            async__future_unreserve(res);
+            return rw_ready(fd, iov, cnt, dir, HOW_SOCKET);
+        }
+        if (errno != ENOTSOCK) return async__future_fill(res, -1, errno);
     }
     ssize_t n = dir == RW_WRITE ? pwritev2(fd, iov, cnt, off, RWF_NOWAIT)
                                 : preadv2(fd, iov, cnt, off, RWF_NOWAIT);
     if (n >= 0) {
         /* full, end of file, or a pipe's ordinary short read or write: only a
          * regular file's short count is finished on the pool */
-        if (cnt != 1 || n == 0 || (size_t)n == iov[0].iov_len) return async__future_done(n);
+        if (cnt != 1 || n == 0 || (size_t)n == iov[0].iov_len) return async__future_fill(res, n, 0);
         struct stat st;
-        if (fstat(fd, &st) < 0 || !is_file(&st)) return async__future_done(n);
-        return rw_pool(fd, iov, cnt, off, dir, (size_t)n);
+        if (fstat(fd, &st) < 0 || !is_file(&st)) return async__future_fill(res, n, 0);
+        async_future_t *rest = rw_pool(fd, iov, cnt, off, dir, (size_t)n);
+        /* no memory for the rest: the short count is the result, as read(2)
+         * and write(2) may give, rather than an ENOMEM that hides it */
+        if (!rest) return async__future_fill(res, n, 0);
+        async__future_unreserve(res);
+        return rest;
     }
     int err = errno;
-    if (err != EAGAIN && err != EOPNOTSUPP) return async__future_failed(err);
+    if (err != EAGAIN && err != EOPNOTSUPP) return async__future_fill(res, -1, err);
     struct stat st;
-    if (fstat(fd, &st) < 0) return async__future_failed(errno);
+    if (fstat(fd, &st) < 0) return async__future_fill(res, -1, errno);
+    if (off >= 0 && !is_file(&st) && !S_ISDIR(st.st_mode))
+        return async__future_fill(res, -1, ESPIPE);
+    async__future_unreserve(res); /* nothing has moved: the routes below report their own */
     if (is_file(&st) || S_ISDIR(st.st_mode)) return rw_pool(fd, iov, cnt, off, dir, 0);
-    if (off >= 0) return async__future_failed(ESPIPE);
     return rw_ready(fd, iov, cnt, dir, err == EOPNOTSUPP ? HOW_POLL : HOW_NOWAIT);
 }
 
