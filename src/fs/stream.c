@@ -505,12 +505,18 @@ async_future_t *async_fgets(char *s, int size, async_file_t *f) {
     size_t scan = avail < (size_t)size - 1 ? avail : (size_t)size - 1;
     const char *nl = scan ? memchr(f->rbuf + f->rpos, '\n', scan) : NULL;
     if (f->readable && (nl || (avail && scan == (size_t)size - 1)) && claim(f)) {
+        /* reserved before the line is taken: without memory, it stays buffered */
+        async_future_t *res = async__future_reserve();
+        if (!res) {
+            unclaim(f);
+            return NULL;
+        }
         size_t take = nl ? (size_t)(nl - (f->rbuf + f->rpos)) + 1 : scan;
         memcpy(s, f->rbuf + f->rpos, take);
         s[take] = 0;
         f->rpos += take;
         unclaim(f);
-        return async__future_done((intptr_t)s);
+        return async__future_fill(res, (intptr_t)s, 0);
     }
     return line_start(f, OP_FGETS, s, size, NULL, NULL);
 }
@@ -557,11 +563,16 @@ static async_future_t *write_start(async_file_t *f, const void *ptr, size_t size
     drop_readahead(f);
     size_t total = size * nmemb;
     if (f->wlen + total <= f->bufsize && !(f->linebuf && has_newline(ptr, total))) {
-        memcpy(f->wbuf + f->wlen, ptr, total); /* the common case: into the buffer */
-        f->wlen += total;
+        /* the common case: into the buffer, once the result can be reported
+         * (a retry after an ENOMEM must not find the data buffered already) */
+        async_future_t *res = async__future_reserve();
+        if (res) {
+            memcpy(f->wbuf + f->wlen, ptr, total);
+            f->wlen += total;
+        }
         unclaim(f);
         free(owned);
-        return async__future_done((intptr_t)nmemb);
+        return res ? async__future_fill(res, (intptr_t)nmemb, 0) : NULL;
     }
     sop_t *o = sop_new(f, OP_FWRITE);
     if (!o) {
