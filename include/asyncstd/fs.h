@@ -96,8 +96,16 @@ ASYNC_EXTERN async_future_t *async_openat(int dirfd, const char *path, int flags
  * Operations of other tasks waiting for readiness on `fd` are woken first
  * and fail with EBADF, so closing never leaves a task waiting forever.
  *
+ * As with close(2) on Linux, the fd is released even when the result is an
+ * error: do not close it again, as its number may already be another
+ * file's. The one exception is ENOMEM (a NULL future): then nothing was
+ * done, the fd is still open and the call may be repeated. Closing keeps a
+ * spare of the little memory it needs, so ENOMEM takes several closes at
+ * once with memory exhausted.
+ *
  * \param fd  the descriptor.
- * \return a future with value 0, or -1 with EBADF (not open) or EIO.
+ * \return a future with value 0, or -1 with EBADF (not open), EINTR or EIO
+ *         (the fd is released all the same), or ENOMEM (nothing was done).
  */
 ASYNC_EXTERN async_future_t *async_close(int fd) ASYNC_WARN_UNUSED;
 

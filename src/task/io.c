@@ -553,9 +553,44 @@ typedef struct close_op {
     } msgs[];
 } close_op_t;
 
-static void close_release(async_future_t *f) { free(f); }
+/* The op a close runs on when malloc finds no memory. A NULL future (ENOMEM)
+ * must mean that nothing was done, since the caller may then close again;
+ * after a real close the number may already be another file's. With the
+ * spare, closing needs no memory unless two closes at once find none. It is
+ * sized for the waiter and 64 workers: in a bigger runtime, an fd waited on
+ * from more than 64 of them needs malloc. */
+#define SPARE_MSGS 65
+static union {
+    close_op_t op;
+    char room[sizeof(close_op_t) + SPARE_MSGS * sizeof(struct close_msg)];
+} spare;
+static atomic_bool spare_taken;
+
+static void close_release(async_future_t *f) {
+    if (f == &spare.op.future)
+        atomic_store_explicit(&spare_taken, false, memory_order_release);
+    else
+        free(f);
+}
 static void close_cancel(async_future_t *f) { (void)f; } /* close(2) is not interrupted either */
 static const async__future_ops_t close_ops = {close_cancel, close_release};
+
+/* An op for closing fd after telling n other workers; NULL + ENOMEM. */
+static close_op_t *close_op_new(int fd, unsigned n) {
+    close_op_t *op = malloc(sizeof *op + n * sizeof op->msgs[0]);
+    if (!op && n <= SPARE_MSGS &&
+        !atomic_exchange_explicit(&spare_taken, true, memory_order_acquire))
+        op = &spare.op;
+    if (!op) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    async__future_init(&op->future, &close_ops);
+    op->fd = fd;
+    op->nmsgs = n;
+    atomic_init(&op->pending, n);
+    return op;
+}
 
 /* Each worker holding fd drops it locally; the last one closes it. */
 static void drop_local(async__worker_t *w, int fd) {
@@ -578,9 +613,12 @@ static void on_close_msg(async__worker_t *w, async__msg_t *m) {
 
 async_future_t *async__io_close(int fd) {
     if (fd < 0) return async__future_failed(EBADF);
+    /* The result's memory first, so that a close, once made, is reported. */
     if (atomic_load_explicit(&async__rt_state, memory_order_acquire) != 2) {
-        int r = close(fd);
-        return r < 0 ? async__future_failed(errno) : async__future_done(0);
+        close_op_t *op = close_op_new(fd, 0);
+        if (!op) return NULL;
+        close_finish(op);
+        return &op->future;
     }
     async__runtime_t *rt = &async__rt;
     global_fd_t *g = global_fd(fd);
@@ -596,23 +634,13 @@ async_future_t *async__io_close(int fd) {
     unsigned n = 0;
     for (unsigned i = 0; i < nw; i++)
         if ((mask >> (i % 64)) & 1 && &rt->workers[i] != self) n++;
-    close_op_t *op = NULL;
-    if (n) {
-        op = malloc(sizeof *op + n * sizeof op->msgs[0]);
-        if (!op) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        async__future_init(&op->future, &close_ops);
-        op->fd = fd;
-        op->nmsgs = n;
-        atomic_init(&op->pending, n);
-    }
+    close_op_t *op = close_op_new(fd, n);
+    if (!op) return NULL; /* the fd and its registrations untouched */
     if (g) atomic_store_explicit(&g->workers, 0, memory_order_release);
     if (self) drop_local(self, fd);
-    if (!op) {
-        int r = close(fd);
-        return r < 0 ? async__future_failed(errno) : async__future_done(0);
+    if (!n) {
+        close_finish(op);
+        return &op->future;
     }
     unsigned k = 0;
     for (unsigned i = 0; i < nw; i++) {
