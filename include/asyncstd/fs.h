@@ -923,7 +923,9 @@ ASYNC_EXTERN async_future_t *async_fflush(async_file_t *f) ASYNC_WARN_UNUSED;
 
 /**
  * Async equivalent of fclose(3): flushes, closes the fd and frees the
- * stream, which is gone even when the future reports an error.
+ * stream, which is gone even when the future reports an error. Closing
+ * needs no memory (the stream holds what it takes from the start), so the
+ * fd is closed even when memory has run out.
  *
  * \param f  the stream (consumed); must have no pending operation.
  * \return a future with value 0, or -1 with the flush's or close's errno, or

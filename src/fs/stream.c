@@ -33,7 +33,30 @@ struct async_file {
     size_t rcap, rpos, rlen; /* unread data: rbuf[rpos, rlen) */
     char *wbuf;
     size_t wlen; /* unsent data: wbuf[0, wlen) */
+    /* async_fclose's op, made with the stream: fclose must free the stream
+     * and close its fd whatever happens, so it must not need memory. */
+    struct sop *closer;
 };
+
+/* One stream call that may wait: a sequence (op.c) over the stream. */
+enum { OP_FGETS, OP_GETLINE, OP_FREAD, OP_FWRITE, OP_FLUSH, OP_CLOSE };
+enum { IN_NONE, IN_FILL, IN_DIRECT_READ, IN_FLUSH, IN_DIRECT_WRITE, IN_CLOSE };
+
+typedef struct sop {
+    fs_seq_t seq; /* first */
+    async_file_t *f;
+    int kind, inner;
+    int ioerr;        /* the first error of an inner operation */
+    int close_result; /* OP_CLOSE: the close's errno, or 0 */
+    bool closed;
+    char *s; /* fgets: the caller's buffer and its size */
+    int size;
+    char **lineptr; /* getline */
+    size_t *n;
+    char *ptr; /* fread/fwrite: the data, its item size, total and progress */
+    size_t isize, total, done;
+    char *owned; /* fprintf's formatted text, freed with the op */
+} sop_t;
 
 /* ---- opening ---------------------------------------------------------------- */
 
@@ -81,6 +104,10 @@ static int seek_append(int fd, int fl) {
 
 static async_file_t *file_new(int fd, bool rd, bool wr) {
     async_file_t *f = calloc(1, sizeof *f);
+    if (f && !(f->closer = calloc(1, sizeof(sop_t)))) {
+        free(f);
+        f = NULL;
+    }
     if (!f) {
         errno = ENOMEM;
         return NULL;
@@ -198,25 +225,6 @@ static void unclaim(async_file_t *f) {
 }
 
 /* ---- operations as sequences -------------------------------------------------- */
-
-enum { OP_FGETS, OP_GETLINE, OP_FREAD, OP_FWRITE, OP_FLUSH, OP_CLOSE };
-enum { IN_NONE, IN_FILL, IN_DIRECT_READ, IN_FLUSH, IN_DIRECT_WRITE, IN_CLOSE };
-
-typedef struct sop {
-    fs_seq_t seq; /* first */
-    async_file_t *f;
-    int kind, inner;
-    int ioerr;        /* the first error of an inner operation */
-    int close_result; /* OP_CLOSE: the close's errno, or 0 */
-    bool closed;
-    char *s; /* fgets: the caller's buffer and its size */
-    int size;
-    char **lineptr; /* getline */
-    size_t *n;
-    char *ptr; /* fread/fwrite: the data, its item size, total and progress */
-    size_t isize, total, done;
-    char *owned; /* fprintf's formatted text, freed with the op */
-} sop_t;
 
 static void sop_release(fs_seq_t *s) {
     sop_t *o = (sop_t *)s;
@@ -384,7 +392,16 @@ static bool flush_progress(sop_t *o, async_future_t **next) {
     if (o->kind == OP_CLOSE) {
         o->inner = IN_CLOSE;
         *next = async_close(f->fd);
-        return false;
+        if (*next) return false;
+        /* Not even async_close's spare op was free, and nothing was done.
+         * The stream goes all the same (fclose promises it), so its fd goes
+         * now rather than stay open with no one to close it: close(2) here
+         * skips only the waking of other operations waiting on the fd,
+         * which no one may have while closing the stream. */
+        o->inner = IN_NONE;
+        o->closed = true;
+        o->close_result = close(f->fd) < 0 ? errno : 0;
+        return flush_progress(o, next);
     }
     if (!o->ioerr) drop_readahead(f);
     finish(o, o->ioerr ? -1 : 0, o->ioerr);
@@ -669,11 +686,9 @@ async_future_t *async_fflush(async_file_t *f) {
 async_future_t *async_fclose(async_file_t *f) {
     if (!f) return async__future_failed(EINVAL);
     if (!claim(f)) return async__future_failed(EBUSY);
-    sop_t *o = sop_new(f, OP_CLOSE);
-    if (!o) {
-        unclaim(f);
-        return NULL;
-    }
+    sop_t *o = f->closer; /* made with the stream: closing allocates nothing of its own */
+    o->f = f;
+    o->kind = OP_CLOSE;
     return sop_run(o);
 }
 
