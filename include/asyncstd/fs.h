@@ -676,10 +676,14 @@ ASYNC_EXTERN int async_dirfd(async_dir_t *dirp);
 
 /**
  * Async equivalent of closedir(3). The stream is freed even when closing
- * its fd fails.
+ * its fd fails, as async_close() releases the fd, with the same one
+ * exception: after ENOMEM nothing was done and the stream is still open,
+ * to be closed again.
  *
- * \param dirp  the stream (consumed); must have no pending async_readdir().
- * \return a future with value 0, or -1 with EBADF (`dirp` NULL) or EIO.
+ * \param dirp  the stream (consumed but after ENOMEM); must have no pending
+ *              async_readdir().
+ * \return a future with value 0, or -1 with EBADF (`dirp` NULL), EIO (the
+ *         stream is gone all the same) or ENOMEM (nothing was done).
  */
 ASYNC_EXTERN async_future_t *async_closedir(async_dir_t *dirp) ASYNC_WARN_UNUSED;
 

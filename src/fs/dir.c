@@ -196,9 +196,12 @@ int async_dirfd(async_dir_t *dirp) {
 
 async_future_t *async_closedir(async_dir_t *dirp) {
     if (!dirp) return async__future_failed(EBADF);
-    int fd = dirp->b.fd;
-    free(dirp);
-    return async_close(fd);
+    /* As async_close: NULL (ENOMEM) only when nothing was done, so the stream
+     * stays whole for the caller to close again; any other result, an error
+     * included, means the fd is closed, and the stream goes with it. */
+    async_future_t *f = async_close(dirp->b.fd);
+    if (f) free(dirp);
+    return f;
 }
 
 /* ---- scandir ---------------------------------------------------------------- */
