@@ -557,8 +557,8 @@ typedef struct close_op {
  * must mean that nothing was done, since the caller may then close again;
  * after a real close the number may already be another file's. With the
  * spare, closing needs no memory unless two closes at once find none. It is
- * sized for the waiter and 64 workers: in a bigger runtime, an fd waited on
- * from more than 64 of them needs malloc. */
+ * sized for the waiter and 64 workers: in a bigger runtime every close needs
+ * malloc (a close allocates room for a message to every worker). */
 #define SPARE_MSGS 65
 static union {
     close_op_t op;
@@ -624,18 +624,22 @@ async_future_t *async__io_close(int fd) {
     global_fd_t *g = global_fd(fd);
     unsigned nw = rt->nworkers + 1; /* and the waiter */
     uint64_t all = nw >= 64 ? UINT64_MAX : (UINT64_C(1) << nw) - 1;
+    /* room for a message to every worker, before anything changes (the
+     * generation too: bumped, it would fail waits on an fd left open) */
+    close_op_t *op = close_op_new(fd, nw);
+    if (!op) return NULL;                /* the fd and its registrations untouched */
     if (g) atomic_fetch_add(&g->gen, 1); /* before reading the set: see register_fd */
     uint64_t mask = g ? atomic_load(&g->workers) : all;
     async__worker_t *self = async__tls_worker;
     uint64_t self_bit = self ? UINT64_C(1) << ((self->id - 1) % 64) : 0;
     if (self && nw <= 64) mask &= ~self_bit; /* dropped below, here and now */
 
-    /* other workers to tell: one message each, all allocated before anything changes */
+    /* other workers to tell: one message each */
     unsigned n = 0;
     for (unsigned i = 0; i < nw; i++)
         if ((mask >> (i % 64)) & 1 && &rt->workers[i] != self) n++;
-    close_op_t *op = close_op_new(fd, n);
-    if (!op) return NULL; /* the fd and its registrations untouched */
+    op->nmsgs = n;
+    atomic_store_explicit(&op->pending, n, memory_order_relaxed);
     if (g) atomic_store_explicit(&g->workers, 0, memory_order_release);
     if (self) drop_local(self, fd);
     if (!n) {
