@@ -42,13 +42,6 @@ static inline void async__slock_unlock(async__slock_t *l) {
         async__slock_wake(l);
 }
 
-static inline void async__cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 /* ---- waiters ------------------------------------------------------------- */
 typedef struct async__sw async__sw_t;

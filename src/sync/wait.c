@@ -3,10 +3,7 @@
  * cancellation, timeout) and the allocation-free settled futures that
  * uncontended calls return. */
 #include <limits.h>
-#include <linux/futex.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -21,13 +18,10 @@ void async__slock_lock_slow(async__slock_t *l) {
             return;
         async__cpu_relax();
     }
-    while (atomic_exchange_explicit(l, 2, memory_order_acquire) != 0)
-        syscall(SYS_futex, l, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+    while (atomic_exchange_explicit(l, 2, memory_order_acquire) != 0) async__futex_wait(l, 2);
 }
 
-void async__slock_wake(async__slock_t *l) {
-    syscall(SYS_futex, l, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
+void async__slock_wake(async__slock_t *l) { async__futex_wake(l, 1); }
 
 void async__wq_push(async__wq_t *q, async__sw_t *w) {
     w->next = NULL;

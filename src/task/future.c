@@ -27,11 +27,11 @@ _Static_assert(sizeof(async_future_t) == 40, "the owner word must fit in what wa
 static void plain_release(async_future_t *f) { async__obj_free(ASYNC_OBJ_FUTURE, f); }
 static const async__future_ops_t user_ops = {NULL, plain_release};
 
-void async__futex_wait(atomic_int *word, int expected) {
+void async__futex_wait(void *word, int expected) {
     syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
 }
 
-void async__futex_wake(atomic_int *word, int n) {
+void async__futex_wake(void *word, int n) {
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 

@@ -391,8 +391,18 @@ void async__obj_flush(struct async__worker *w); /* worker cache to the global li
 void async__obj_runtime_down(void);             /* unmap chunks if nothing is live */
 
 /* ---- small helpers -------------------------------------------------------- */
-void async__futex_wait(atomic_int *word, int expected);
-void async__futex_wake(atomic_int *word, int n);
+/* Futex calls on any 32-bit atomic word (private to the process). */
+void async__futex_wait(void *word, int expected);
+void async__futex_wake(void *word, int n);
+
+/* A spin loop's pause: lets the sibling hyperthread run and saves power. */
+static inline void async__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 void async__fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 #endif

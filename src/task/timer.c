@@ -33,9 +33,7 @@ static void on_closed(uv_handle_t *h) {
 static void finish(timer_op_t *op, int err) {
     op->closing = true;
     if (err && op->rem) {
-        uint64_t due = op->handle.timeout; /* absolute, in loop time */
-        uint64_t now = uv_now(op->handle.loop);
-        uint64_t left = due > now ? due - now : 0;
+        uint64_t left = uv_timer_get_due_in(&op->handle); /* 0 once due */
         op->rem->tv_sec = (time_t)(left / 1000);
         op->rem->tv_nsec = (long)(left % 1000) * 1000000L;
     } else if (op->rem) {

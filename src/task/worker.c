@@ -38,13 +38,6 @@
 
 __thread async__worker_t *async__tls_worker;
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
 
 void async__worker_runq_push(async__worker_t *w, async__task_t *t) {
     t->node.next = NULL;
@@ -249,7 +242,7 @@ static void idle(async__worker_t *w) {
                 spin_grow(w);
                 return;
             }
-            cpu_relax();
+            async__cpu_relax();
         }
         if (steal(w)) return;
     }
