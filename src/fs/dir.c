@@ -49,15 +49,6 @@ void async__fs_dirbuf_consume(fs_dirbuf_t *d) {
     d->pos += k->d_reclen;
 }
 
-bool async__fs_dirbuf_next(fs_dirbuf_t *d, struct dirent64_view *out, int *err) {
-    *err = 0;
-    while (!async__fs_dirbuf_peek(d, out)) {
-        if (d->eof) return false;
-        if ((*err = async__fs_dirbuf_fill(d)) != 0) return false;
-    }
-    async__fs_dirbuf_consume(d);
-    return true;
-}
 
 /* ---- streams --------------------------------------------------------------- */
 

@@ -42,7 +42,7 @@ struct fs_op {
     off_t off, len;
     size_t count;
     void *buf;         /* the caller's buffer or result struct */
-    void *p2, *p3;     /* more caller pointers (off_t *, char **, ...) */
+    void *p2;          /* another caller pointer (off_t *, char **, ...) */
     void (*fn1)(void); /* caller callbacks (scandir's filter and compar) */
     void (*fn2)(void);
     const char *path; /* copies, in strs */
@@ -110,15 +110,13 @@ typedef struct fs_dirbuf {
     _Alignas(8) char data[32768]; /* getdents64 records hold 64-bit fields */
 } fs_dirbuf_t;
 
-/* Blocking: the next entry (name and d_type) or NULL at the end (errno 0) or
- * on error (errno set). Skips nothing. */
+/* One entry of a directory buffer, pointing into it. */
 struct dirent64_view {
     const char *name;
     unsigned char type;
     ino_t ino;
     off_t off;
 };
-bool async__fs_dirbuf_next(fs_dirbuf_t *d, struct dirent64_view *out, int *err);
 /* Non-blocking: an entry already in the buffer, or false. */
 bool async__fs_dirbuf_peek(fs_dirbuf_t *d, struct dirent64_view *out);
 /* Drops the entry async__fs_dirbuf_peek returned. */

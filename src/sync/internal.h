@@ -55,7 +55,6 @@ enum {
     SW_EXPIRED, /* its timer fired before it was queued: the enqueuer completes it */
     SW_QUEUED,  /* in a queue: whoever unlinks it completes it */
     SW_DONE,    /* out of every queue, result recorded */
-    SW_PARKED,  /* a cond waiter between the condition and the mutex (cond.c) */
 };
 
 /* One blocked call. The future comes first (the op is its memory); the op is
