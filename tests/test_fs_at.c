@@ -264,7 +264,9 @@ Test(fs_at, utimensat_futimens) {
     SAME(utimensat(-5, "f", NULL, 0), async_utimensat(-5, "f", NULL, 0));       /* EBADF */
     SAME(utimensat(dfd, "f", NULL, 0x1), async_utimensat(dfd, "f", NULL, 0x1)); /* EINVAL */
     SAME(futimens(-1, NULL), async_futimens(-1, NULL));                         /* EBADF */
-    SAME(utimensat(dfd, null_ptr, NULL, 0), async_utimensat(dfd, null_ptr, NULL, 0));
+    /* glibc's answer for a NULL path (its utimensat() checks before the
+     * kernel; calling it here would trip UBSan's nonnull check) */
+    ASSERT_ERR(async_await(async_utimensat(dfd, NULL, NULL, 0)), EINVAL);
     cr_assert_eq(symlink("f", P("sym")), 0);
     ASSERT_VAL(async_await(async_utimensat(dfd, "sym", ts, AT_SYMLINK_NOFOLLOW)), 0);
     cr_assert_eq(lstat(P("sym"), &st), 0);
