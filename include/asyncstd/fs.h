@@ -22,6 +22,11 @@
 extern "C" {
 #endif
 
+/* Declared by <sys/stat.h> and <time.h> under _GNU_SOURCE or POSIX 2008;
+ * named here so that the header stands alone in strict ISO C. */
+struct statx;
+struct timespec;
+
 /**
  * \defgroup fs Files and directories
  * The POSIX file surface, each call returning a future.
@@ -291,6 +296,42 @@ ASYNC_EXTERN async_future_t *async_ftruncate(int fd, off_t length) ASYNC_WARN_UN
 ASYNC_EXTERN async_future_t *async_fallocate(int fd, int mode, off_t offset,
                                              off_t len) ASYNC_WARN_UNUSED;
 
+/**
+ * Async equivalent of truncate(2).
+ *
+ * \param path    the file; copied.
+ * \param length  the new size.
+ * \return a future with value 0, or -1 with ENOENT, EISDIR, EACCES, ETXTBSY,
+ *         EINVAL (negative length), EFBIG, EROFS, EFAULT (NULL `path`).
+ */
+ASYNC_EXTERN async_future_t *async_truncate(const char *path, off_t length) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of posix_fadvise(2).
+ *
+ * Unlike posix_fadvise(), which returns its error number and leaves `errno`
+ * alone, this follows the library's convention: the value is 0, or -1 with
+ * the error in `errno`.
+ *
+ * \param fd      the descriptor.
+ * \param offset  start of the range.
+ * \param len     length of the range, 0 for up to the end of the file.
+ * \param advice  `POSIX_FADV_NORMAL`, `_SEQUENTIAL`, `_RANDOM`, `_NOREUSE`,
+ *                `_WILLNEED` or `_DONTNEED`.
+ * \return a future with value 0, or -1 with EBADF, EINVAL (bad `advice` or
+ *         negative `len`), ESPIPE (a pipe or FIFO).
+ */
+ASYNC_EXTERN async_future_t *async_posix_fadvise(int fd, off_t offset, off_t len,
+                                                 int advice) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of syncfs(2) (Linux): flushes the file system holding `fd`.
+ *
+ * \param fd  any descriptor on the file system.
+ * \return a future with value 0, or -1 with EBADF, EIO, ENOSPC.
+ */
+ASYNC_EXTERN async_future_t *async_syncfs(int fd) ASYNC_WARN_UNUSED;
+
 /* ---- metadata ------------------------------------------------------------ */
 
 /**
@@ -334,6 +375,23 @@ ASYNC_EXTERN async_future_t *async_fstatat(int dirfd, const char *path, struct s
                                            int flags) ASYNC_WARN_UNUSED;
 
 /**
+ * Async equivalent of statx(2) (Linux). `struct statx` and the `STATX_*`
+ * masks come from <sys/stat.h> with `_GNU_SOURCE`.
+ *
+ * \param dirfd     the directory relative paths start from, or `AT_FDCWD`.
+ * \param path      the file (with `AT_EMPTY_PATH`, "" for `dirfd` itself); copied.
+ * \param flags     `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`, `AT_NO_AUTOMOUNT`,
+ *                  `AT_STATX_SYNC_AS_STAT`, ...
+ * \param mask      the `STATX_*` fields wanted.
+ * \param statxbuf  receives the status; must stay valid until the future settles.
+ * \return a future with value 0, or -1 with ENOENT, ENOTDIR, EACCES, ELOOP,
+ *         EBADF (bad `dirfd`), EINVAL (bad `flags` or `mask`), EFAULT (NULL
+ *         `path` or `statxbuf`).
+ */
+ASYNC_EXTERN async_future_t *async_statx(int dirfd, const char *path, int flags, unsigned int mask,
+                                         struct statx *statxbuf) ASYNC_WARN_UNUSED;
+
+/**
  * Async equivalent of access(2).
  *
  * \param path  the file; copied.
@@ -342,6 +400,18 @@ ASYNC_EXTERN async_future_t *async_fstatat(int dirfd, const char *path, struct s
  *         EINVAL (bad `mode`), EFAULT.
  */
 ASYNC_EXTERN async_future_t *async_access(const char *path, int mode) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of faccessat(2), with glibc's flags.
+ *
+ * \param dirfd  the directory relative paths start from, or `AT_FDCWD`.
+ * \param path   the file; copied.
+ * \param mode   `F_OK`, or a mask of `R_OK`, `W_OK`, `X_OK`.
+ * \param flags  0, `AT_EACCESS` (check with the effective ids), `AT_SYMLINK_NOFOLLOW`.
+ * \return as async_access(), and EBADF (bad `dirfd`), EINVAL (bad `flags`).
+ */
+ASYNC_EXTERN async_future_t *async_faccessat(int dirfd, const char *path, int mode,
+                                             int flags) ASYNC_WARN_UNUSED;
 
 /**
  * Async equivalent of statvfs(3).
@@ -448,6 +518,144 @@ ASYNC_EXTERN async_future_t *async_readlink(const char *path, char *buf,
 ASYNC_EXTERN async_future_t *async_realpath(const char *path,
                                             char *resolved_path) ASYNC_WARN_UNUSED;
 
+/* ---- names relative to a directory (the *at calls) ---------------------- */
+
+/**
+ * Async equivalent of unlinkat(2).
+ *
+ * \param dirfd  the directory relative paths start from, or `AT_FDCWD`.
+ * \param path   the name to remove; copied.
+ * \param flags  0, or `AT_REMOVEDIR` to remove a directory as rmdir(2).
+ * \return as async_unlink() (or async_rmdir() with `AT_REMOVEDIR`), and
+ *         EBADF (bad `dirfd`), EINVAL (bad `flags`).
+ */
+ASYNC_EXTERN async_future_t *async_unlinkat(int dirfd, const char *path,
+                                            int flags) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of renameat(2).
+ *
+ * \param olddirfd  the directory `oldpath` starts from, or `AT_FDCWD`.
+ * \param oldpath   the existing name; copied.
+ * \param newdirfd  the directory `newpath` starts from, or `AT_FDCWD`.
+ * \param newpath   the new name; copied.
+ * \return as async_rename(), and EBADF (bad directory fd).
+ */
+ASYNC_EXTERN async_future_t *async_renameat(int olddirfd, const char *oldpath, int newdirfd,
+                                            const char *newpath) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of renameat2(2) (Linux).
+ *
+ * \param olddirfd  the directory `oldpath` starts from, or `AT_FDCWD`.
+ * \param oldpath   the existing name; copied.
+ * \param newdirfd  the directory `newpath` starts from, or `AT_FDCWD`.
+ * \param newpath   the new name; copied.
+ * \param flags     0, `RENAME_NOREPLACE`, `RENAME_EXCHANGE` or `RENAME_WHITEOUT`.
+ * \return as async_renameat(), and EEXIST (`RENAME_NOREPLACE` and `newpath`
+ *         exists), ENOENT (`RENAME_EXCHANGE` and `newpath` missing), EINVAL
+ *         (bad or unsupported `flags`).
+ */
+ASYNC_EXTERN async_future_t *async_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+                                             const char *newpath,
+                                             unsigned int flags) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of mkdirat(2).
+ *
+ * \param dirfd  the directory relative paths start from, or `AT_FDCWD`.
+ * \param path   the new directory; copied.
+ * \param mode   its permissions (less the umask).
+ * \return as async_mkdir(), and EBADF (bad `dirfd`).
+ */
+ASYNC_EXTERN async_future_t *async_mkdirat(int dirfd, const char *path,
+                                           mode_t mode) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of linkat(2).
+ *
+ * \param olddirfd  the directory `oldpath` starts from, or `AT_FDCWD`.
+ * \param oldpath   the existing file; copied.
+ * \param newdirfd  the directory `newpath` starts from, or `AT_FDCWD`.
+ * \param newpath   the new name; copied.
+ * \param flags     0, `AT_SYMLINK_FOLLOW`, `AT_EMPTY_PATH`.
+ * \return as async_link(), and EBADF (bad directory fd), EINVAL (bad `flags`).
+ */
+ASYNC_EXTERN async_future_t *async_linkat(int olddirfd, const char *oldpath, int newdirfd,
+                                          const char *newpath, int flags) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of symlinkat(2).
+ *
+ * \param target    what the link points to (need not exist); copied.
+ * \param newdirfd  the directory `linkpath` starts from, or `AT_FDCWD`.
+ * \param linkpath  the new link; copied.
+ * \return as async_symlink(), and EBADF (bad `newdirfd`).
+ */
+ASYNC_EXTERN async_future_t *async_symlinkat(const char *target, int newdirfd,
+                                             const char *linkpath) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of readlinkat(2). As with readlinkat(2), the result is
+ * not NUL-terminated and is cut at `bufsiz` bytes.
+ *
+ * \param dirfd   the directory relative paths start from, or `AT_FDCWD`.
+ * \param path    the symbolic link; copied.
+ * \param buf     receives the target; must stay valid until the future settles.
+ * \param bufsiz  size of `buf` (positive).
+ * \return as async_readlink(), and EBADF (bad `dirfd`).
+ */
+ASYNC_EXTERN async_future_t *async_readlinkat(int dirfd, const char *path, char *buf,
+                                              size_t bufsiz) ASYNC_WARN_UNUSED;
+
+/* ---- FIFOs and device nodes ------------------------------------------------ */
+
+/**
+ * Async equivalent of mkfifo(3).
+ *
+ * \param path  the new FIFO; copied.
+ * \param mode  its permissions (less the umask).
+ * \return a future with value 0, or -1 with EEXIST, ENOENT, ENOTDIR, EACCES,
+ *         EROFS, EFAULT (NULL `path`).
+ */
+ASYNC_EXTERN async_future_t *async_mkfifo(const char *path, mode_t mode) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of mkfifoat(3).
+ *
+ * \param dirfd  the directory relative paths start from, or `AT_FDCWD`.
+ * \param path   the new FIFO; copied.
+ * \param mode   its permissions (less the umask).
+ * \return as async_mkfifo(), and EBADF (bad `dirfd`).
+ */
+ASYNC_EXTERN async_future_t *async_mkfifoat(int dirfd, const char *path,
+                                            mode_t mode) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of mknod(2).
+ *
+ * \param path  the new node; copied.
+ * \param mode  its type (`S_IFREG`, `S_IFIFO`, `S_IFSOCK`, `S_IFCHR`, `S_IFBLK`)
+ *              and permissions.
+ * \param dev   the device number, for `S_IFCHR` and `S_IFBLK`.
+ * \return a future with value 0, or -1 with EEXIST, ENOENT, EPERM (a device
+ *         node without the privilege), EINVAL (bad type), EACCES, EFAULT.
+ */
+ASYNC_EXTERN async_future_t *async_mknod(const char *path, mode_t mode,
+                                         dev_t dev) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of mknodat(2).
+ *
+ * \param dirfd  the directory relative paths start from, or `AT_FDCWD`.
+ * \param path   the new node; copied.
+ * \param mode   its type and permissions, as for async_mknod().
+ * \param dev    the device number, for `S_IFCHR` and `S_IFBLK`.
+ * \return as async_mknod(), and EBADF (bad `dirfd`).
+ */
+ASYNC_EXTERN async_future_t *async_mknodat(int dirfd, const char *path, mode_t mode,
+                                           dev_t dev) ASYNC_WARN_UNUSED;
+
 /* ---- permissions, owners and times -------------------------------------- */
 
 /**
@@ -519,6 +727,61 @@ ASYNC_EXTERN async_future_t *async_utimes(const char *path,
  * \return a future with value 0, or -1 with EBADF, EPERM, EINVAL.
  */
 ASYNC_EXTERN async_future_t *async_futimes(int fd, const struct timeval times[2]) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fchmodat(2), with glibc's flags.
+ *
+ * \param dirfd  the directory relative paths start from, or `AT_FDCWD`.
+ * \param path   the file; copied.
+ * \param mode   the new permission bits.
+ * \param flags  0 or `AT_SYMLINK_NOFOLLOW` (EOPNOTSUPP on a link, as in glibc).
+ * \return as async_chmod(), and EBADF (bad `dirfd`), EINVAL (bad `flags`).
+ */
+ASYNC_EXTERN async_future_t *async_fchmodat(int dirfd, const char *path, mode_t mode,
+                                            int flags) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of fchownat(2).
+ *
+ * \param dirfd  the directory relative paths start from, or `AT_FDCWD`.
+ * \param path   the file; copied.
+ * \param owner  the new owner, or (uid_t)-1 to keep it.
+ * \param group  the new group, or (gid_t)-1 to keep it.
+ * \param flags  0, `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`.
+ * \return as async_chown(), and EBADF (bad `dirfd`), EINVAL (bad `flags`).
+ */
+ASYNC_EXTERN async_future_t *async_fchownat(int dirfd, const char *path, uid_t owner, gid_t group,
+                                            int flags) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of utimensat(2).
+ *
+ * \param dirfd  the directory relative paths start from, or `AT_FDCWD`.
+ * \param path   the file; copied. NULL is EINVAL, as glibc's utimensat()
+ *               makes it (use async_futimens() for a descriptor).
+ * \param times  two entries, the access and modification times (copied;
+ *               `UTIME_NOW` and `UTIME_OMIT` work), or NULL for now. A
+ *               pointer rather than libc's `times[2]` (the same type in a
+ *               prototype), so that strict ISO C, where `struct timespec`
+ *               may be incomplete, still compiles the header.
+ * \param flags  0 or `AT_SYMLINK_NOFOLLOW`.
+ * \return a future with value 0, or -1 with ENOENT, EACCES, EPERM, EBADF
+ *         (bad `dirfd`), EINVAL (a nanosecond field out of range, bad
+ *         `flags`, NULL `path`).
+ */
+ASYNC_EXTERN async_future_t *async_utimensat(int dirfd, const char *path,
+                                             const struct timespec *times,
+                                             int flags) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of futimens(3).
+ *
+ * \param fd     the descriptor.
+ * \param times  two entries, the access and modification times (copied), or
+ *               NULL for now; a pointer as in async_utimensat().
+ * \return a future with value 0, or -1 with EBADF, EPERM, EACCES, EINVAL.
+ */
+ASYNC_EXTERN async_future_t *async_futimens(int fd, const struct timespec *times) ASYNC_WARN_UNUSED;
 
 /* ---- temporary files ------------------------------------------------------ */
 

@@ -1,5 +1,5 @@
 /* Descriptor calls that may wait for the disk: open, openat, close, fsync,
- * fdatasync, ftruncate, fallocate and copy_file_range, each one pool job
+ * fdatasync, syncfs, ftruncate, fallocate, posix_fadvise and copy_file_range, each one pool job
  * (op.c). sendfile, which may also wait for a reader, has sendfile.c. */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -63,6 +63,36 @@ static async_future_t *sync_common(int fd, int data) {
 async_future_t *async_fsync(int fd) { return sync_common(fd, 0); }
 
 async_future_t *async_fdatasync(int fd) { return sync_common(fd, 1); }
+
+static intptr_t run_syncfs(fs_op_t *op) { return syncfs(op->fd); }
+
+async_future_t *async_syncfs(int fd) {
+    fs_op_t *op = async__fs_op_new(run_syncfs, NULL, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    return async__fs_submit(op);
+}
+
+/* posix_fadvise(3) returns its error instead of setting errno: turned into
+ * the library's -1 and errno here, on the pool thread. */
+static intptr_t run_fadvise(fs_op_t *op) {
+    int err = posix_fadvise(op->fd, op->off, op->len, op->flags);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+async_future_t *async_posix_fadvise(int fd, off_t offset, off_t len, int advice) {
+    fs_op_t *op = async__fs_op_new(run_fadvise, NULL, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    op->off = offset;
+    op->len = len;
+    op->flags = advice;
+    return async__fs_submit(op);
+}
 
 static intptr_t run_ftruncate(fs_op_t *op) { return ftruncate(op->fd, op->len); }
 

@@ -39,6 +39,7 @@ struct fs_op {
     int mode;
     uid_t uid;
     gid_t gid;
+    dev_t dev; /* mknod */
     off_t off, len;
     size_t count;
     void *buf;         /* the caller's buffer or result struct */
@@ -47,7 +48,10 @@ struct fs_op {
     void (*fn2)(void);
     const char *path; /* copies, in strs */
     const char *path2;
-    struct timeval tv[2];
+    union { /* copies of the caller's times */
+        struct timeval tv[2];
+        struct timespec ts[2];
+    };
     uint64_t queued_ns; /* when it entered the module's queue (op.c) */
     bool small;         /* allocated from the core's small-object class */
     char strs[];

@@ -1,10 +1,12 @@
-/* Metadata calls: the stat family, access, statvfs, and the permission,
- * owner and time setters, each one pool job (op.c).
+/* Metadata calls: the stat family and statx, access and faccessat, statvfs,
+ * and the permission, owner and time setters with their *at forms, each one
+ * pool job (op.c).
  *
  * A NULL result pointer is the kernel's EFAULT, but glibc declares these
  * arguments nonnull, so the call is made with a scratch buffer instead and
  * EFAULT reported only when it succeeds: a missing file is still ENOENT. */
 #define _GNU_SOURCE
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -166,4 +168,99 @@ async_future_t *async_utimes(const char *path, const struct timeval times[2]) {
 
 async_future_t *async_futimes(int fd, const struct timeval times[2]) {
     return utimes_common(NULL, fd, times);
+}
+
+/* ---- the *at forms, futimens and statx ------------------------------------ */
+
+static intptr_t run_statx(fs_op_t *op) {
+    struct statx tmp;
+    int r = statx(op->fd, op->path, op->flags, (unsigned)op->mode, op->buf ? op->buf : &tmp);
+    return efault_if_null(r, op->buf);
+}
+
+async_future_t *async_statx(int dirfd, const char *path, int flags, unsigned int mask,
+                            struct statx *statxbuf) {
+    if (!path) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_statx, path, NULL);
+    if (!op) return NULL;
+    op->fd = dirfd;
+    op->flags = flags;
+    op->mode = (int)mask;
+    op->buf = statxbuf;
+    return async__fs_submit(op);
+}
+
+static intptr_t run_faccessat(fs_op_t *op) {
+    return faccessat(op->fd, op->path, op->mode, op->flags);
+}
+
+async_future_t *async_faccessat(int dirfd, const char *path, int mode, int flags) {
+    if (!path) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_faccessat, path, NULL);
+    if (!op) return NULL;
+    op->fd = dirfd;
+    op->mode = mode;
+    op->flags = flags;
+    return async__fs_submit(op);
+}
+
+static intptr_t run_fchmodat(fs_op_t *op) {
+    return fchmodat(op->fd, op->path, (mode_t)op->mode, op->flags);
+}
+
+async_future_t *async_fchmodat(int dirfd, const char *path, mode_t mode, int flags) {
+    if (!path) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_fchmodat, path, NULL);
+    if (!op) return NULL;
+    op->fd = dirfd;
+    op->mode = (int)mode;
+    op->flags = flags;
+    return async__fs_submit(op);
+}
+
+static intptr_t run_fchownat(fs_op_t *op) {
+    return fchownat(op->fd, op->path, op->uid, op->gid, op->flags);
+}
+
+async_future_t *async_fchownat(int dirfd, const char *path, uid_t owner, gid_t group, int flags) {
+    if (!path) return async__future_failed(EFAULT);
+    fs_op_t *op = async__fs_op_new(run_fchownat, path, NULL);
+    if (!op) return NULL;
+    op->fd = dirfd;
+    op->uid = owner;
+    op->gid = group;
+    op->flags = flags;
+    return async__fs_submit(op);
+}
+
+/* op->mode: 1 when times were given (copied into op->ts); no path: futimens */
+static intptr_t run_utimensat(fs_op_t *op) {
+    const struct timespec *ts = op->mode ? op->ts : NULL;
+    return op->path ? utimensat(op->fd, op->path, ts, op->flags) : futimens(op->fd, ts);
+}
+
+static async_future_t *utimens_common(int fd, const char *path, const struct timespec *times,
+                                      int flags) {
+    fs_op_t *op = async__fs_op_new(run_utimensat, path, NULL);
+    if (!op) return NULL;
+    op->fd = fd;
+    op->flags = flags;
+    if (times) {
+        op->ts[0] = times[0];
+        op->ts[1] = times[1];
+        op->mode = 1;
+    }
+    return async__fs_submit(op);
+}
+
+/* glibc's utimensat(3) refuses a NULL path with EINVAL before the kernel
+ * (which would take it as futimens on dirfd): so does this one. */
+async_future_t *async_utimensat(int dirfd, const char *path, const struct timespec *times,
+                                int flags) {
+    if (!path) return async__future_failed(EINVAL);
+    return utimens_common(dirfd, path, times, flags);
+}
+
+async_future_t *async_futimens(int fd, const struct timespec *times) {
+    return utimens_common(fd, NULL, times, 0);
 }
