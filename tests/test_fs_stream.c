@@ -426,6 +426,66 @@ Test(fs_stream, cancelled_read_loses_nothing) {
     rt_stop();
 }
 
+/* Feeds one long line, in pieces, to a pipe: the getline reading it grows
+ * (reallocs) the stream's buffer many times. */
+struct feeder {
+    int fd;
+    size_t len;
+};
+
+static void *feed_long_line(void *arg) {
+    struct feeder *fd = arg;
+    static char chunk[16384];
+    memset(chunk, 'x', sizeof chunk);
+    for (size_t sent = 0; sent < fd->len; sent += sizeof chunk)
+        cr_assert_eq(write(fd->fd, chunk, sizeof chunk), (ssize_t)sizeof chunk);
+    cr_assert_eq(write(fd->fd, "\n", 1), 1);
+    return NULL;
+}
+
+/* An fgets on a stream with an operation pending says EBUSY without looking
+ * at the buffer, which the pending getline reallocs on a worker meanwhile
+ * (it used to scan it first: a use after free that ASan reports). */
+Test(fs_stream, fgets_while_pending_is_ebusy_untouched) {
+    enum { ROUNDS = 8, LINE = 1 << 20 };
+    char *buf = malloc(2 * LINE);
+    cr_assert_not_null(buf);
+    for (int round = 0; round < ROUNDS; round++) {
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        async_file_t *f = async_fdopen(p[0], "r");
+        cr_assert_not_null(f);
+        cr_assert_eq(write(p[1], "x", 1), 1); /* something buffered for fgets to scan */
+        char *line = NULL;
+        size_t n = 0;
+        async_future_t *g = async_getline(&line, &n, f);
+        struct feeder fd = {p[1], LINE};
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, feed_long_line, &fd), 0);
+        unsigned busy = 0;
+        for (;;) {
+            async_future_t *r = async_fgets(buf, 2 * LINE, f);
+            if (!async_future_settled(r)) { /* the getline ended first: this one waits */
+                cr_assert(async_future_settled(g));
+                async_cancel(r);
+                ASSERT_NULL_ERR(async_await_ptr(r), ECANCELED);
+                break;
+            }
+            ASSERT_NULL_ERR(async_await_ptr(r), EBUSY);
+            busy++;
+            if (async_future_settled(g)) break;
+        }
+        pthread_join(th, NULL);
+        ASSERT_VAL(async_await(g), LINE + 2);
+        cr_assert_gt(busy, 0);
+        free(line);
+        close(p[1]);
+        ASSERT_VAL(async_await(async_fclose(f)), 0);
+    }
+    free(buf);
+    rt_stop();
+}
+
 Test(fs_stream, write_errors_set_ferror) {
     int p[2];
     cr_assert_eq(pipe(p), 0);

@@ -3,6 +3,9 @@
  * bad input. */
 #include "helpers.h"
 
+#include <dlfcn.h>
+#include <unistd.h>
+
 TestSuite(group, .init = rt_start, .timeout = 30);
 
 static atomic_int counter;
@@ -368,5 +371,44 @@ Test(group, null_and_bad_arguments) {
     ASSERT_VAL(async_await(async_group_wait(g)), 0);
     cr_assert_eq(atomic_load(&counter), 0);
     async_group_free(g);
+    rt_stop();
+}
+
+static intptr_t fails_with_einval(void *arg) {
+    (void)arg;
+    errno = EINVAL;
+    return -1;
+}
+
+/* While set, a wakeup posted to a sleeping worker is followed by a pause of
+ * the poster, so that a task spawned from a plain thread has ended before
+ * async_group_spawn() goes on. Interposes libuv's call, as no public hook
+ * can stretch that window. */
+static atomic_bool slow_wakeups;
+
+int uv_async_send(void *a); /* libuv's, with its argument opaque here */
+int uv_async_send(void *a) {
+    static int (*real)(void *);
+    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "uv_async_send"); /* POSIX's idiom */
+    int r = real(a);
+    if (atomic_load(&slow_wakeups)) usleep(20000);
+    return r;
+}
+
+/* A task that fails with EINVAL at once is a member that failed, not bad
+ * options, even when it has ended before async_group_spawn() looks at it. */
+Test(group, quick_einval_task_from_a_plain_thread_is_a_member) {
+    atomic_store(&slow_wakeups, true);
+    for (int i = 0; i < 20; i++) {
+        async_group_t *g = async_group_new();
+        cr_assert_not_null(g);
+        cr_assert_eq(async_group_spawn(g, fails_with_einval, NULL, NULL), 0,
+                     "round %d: the task was dropped (%s)", i, ename(errno));
+        /* its failure cancels the group, as any failure does */
+        ASSERT_ERR(async_await(async_group_wait(g)), EINVAL);
+        ASSERT_ERR(async_group_spawn(g, count_task, NULL, NULL), ECANCELED);
+        async_group_free(g);
+    }
+    atomic_store(&slow_wakeups, false);
     rt_stop();
 }

@@ -300,3 +300,56 @@ Test(respool, shared_by_tasks_across_workers, .init = rt_start) {
     cr_assert_eq(atomic_load(&e.creates), atomic_load(&e.destroys));
     rt_stop();
 }
+
+/* An acquire whose task has not started yet still counts: free says EBUSY
+ * (it used to free the request, which the task then read). */
+static void free_refused_while_acquiring(void) {
+    struct env e = {0};
+    async_respool_config_t cfg = {
+        .create = conn_create, .destroy = conn_destroy, .ctx = &e, .max_size = 2};
+    async_respool_t *p = async_respool_new(&cfg);
+    CHECK(p != NULL);
+    async_future_t *a = async_respool_acquire(p, -1); /* no idle object: a task creates one */
+    CHECK(a != NULL);
+    errno = 0;
+    CHECK(async_respool_free(p) == -1 && errno == EBUSY);
+    conn_t *c = async_await_ptr(a);
+    CHECK(c != NULL);
+    CHECK(async_respool_release(p, c, 0) == 0);
+    CHECK(async_respool_free(p) == 0);
+    CHECK(atomic_load(&e.destroys) == 1);
+}
+
+static intptr_t free_refused_task(void *arg) {
+    (void)arg;
+    free_refused_while_acquiring();
+    return 0;
+}
+
+Test(respool, free_refused_while_acquire_not_started, .init = rt_start) {
+    free_refused_while_acquiring(); /* from a plain thread */
+    ASSERT_VAL(async_await(async_spawn(free_refused_task, NULL)), 0);
+    rt_stop();
+}
+
+/* An acquire cancelled before its task ran will never use the pool: it does
+ * not keep free from freeing. */
+static intptr_t cancel_before_run_task(void *arg) {
+    (void)arg;
+    struct env e = {0};
+    async_respool_config_t cfg = {
+        .create = conn_create, .destroy = conn_destroy, .ctx = &e, .max_size = 2};
+    async_respool_t *p = async_respool_new(&cfg);
+    CHECK(p != NULL);
+    async_future_t *a = async_respool_acquire(p, -1); /* queued here: this task has not yielded */
+    async_cancel(a);
+    CHECK(async_await_ptr(a) == NULL && errno == ECANCELED);
+    CHECK(async_respool_free(p) == 0);
+    CHECK(atomic_load(&e.creates) == 0);
+    return 0;
+}
+
+Test(respool, free_after_acquire_cancelled_before_run, .init = rt_start) {
+    ASSERT_VAL(async_await(async_spawn(cancel_before_run_task, NULL)), 0);
+    rt_stop();
+}

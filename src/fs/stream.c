@@ -495,10 +495,9 @@ static int begin(async_file_t *f, bool need_read, bool need_write) {
 
 /* ---- reading ------------------------------------------------------------------ */
 
-static async_future_t *line_start(async_file_t *f, int kind, char *s, int size, char **lineptr,
-                                  size_t *n) {
-    int err = begin(f, true, false);
-    if (err) return async__future_failed(err);
+/* Runs a line read on a stream already claimed by begin(). */
+static async_future_t *line_run(async_file_t *f, int kind, char *s, int size, char **lineptr,
+                                size_t *n) {
     sop_t *o = sop_new(f, kind);
     if (!o) {
         unclaim(f);
@@ -517,11 +516,15 @@ async_future_t *async_fgets(char *s, int size, async_file_t *f) {
         s[0] = 0;
         return async__future_done((intptr_t)s);
     }
+    /* Claimed before the buffer is looked at: a pending operation may
+     * realloc it on another worker at any moment. */
+    int err = begin(f, true, false);
+    if (err) return async__future_failed(err);
     /* the common case, a whole line already buffered, costs no allocation */
     size_t avail = f->rbuf ? f->rlen - f->rpos : 0;
     size_t scan = avail < (size_t)size - 1 ? avail : (size_t)size - 1;
     const char *nl = scan ? memchr(f->rbuf + f->rpos, '\n', scan) : NULL;
-    if (f->readable && (nl || (avail && scan == (size_t)size - 1)) && claim(f)) {
+    if (nl || (avail && scan == (size_t)size - 1)) {
         /* reserved before the line is taken: without memory, it stays buffered */
         async_future_t *res = async__future_reserve();
         if (!res) {
@@ -535,12 +538,14 @@ async_future_t *async_fgets(char *s, int size, async_file_t *f) {
         unclaim(f);
         return async__future_fill(res, (intptr_t)s, 0);
     }
-    return line_start(f, OP_FGETS, s, size, NULL, NULL);
+    return line_run(f, OP_FGETS, s, size, NULL, NULL);
 }
 
 async_future_t *async_getline(char **lineptr, size_t *n, async_file_t *f) {
     if (!lineptr || !n || !f) return async__future_failed(EINVAL);
-    return line_start(f, OP_GETLINE, NULL, 0, lineptr, n);
+    int err = begin(f, true, false);
+    if (err) return async__future_failed(err);
+    return line_run(f, OP_GETLINE, NULL, 0, lineptr, n);
 }
 
 async_future_t *async_fread(void *ptr, size_t size, size_t nmemb, async_file_t *f) {

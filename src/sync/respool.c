@@ -21,11 +21,16 @@ typedef struct idle_obj {
 } idle_obj_t;
 
 /* One acquire that needed a task; on the pool's list until its task starts,
- * so that a task cancelled before it ever ran does not leak it. */
+ * so that a task cancelled before it ever ran does not leak it. Whichever of
+ * the acquire call and the task is last to be done with it frees it: the
+ * task if the call has recorded `task` first (spawned), else the call. While
+ * listed with its task unsettled, the task may still start: free says EBUSY. */
 typedef struct request {
     struct request *next, *prev;
     async_respool_t *pool;
     int64_t timeout_ms;
+    async_future_t *task; /* a reference, once spawned */
+    bool spawned, started;
 } request_t;
 
 struct async_respool {
@@ -112,8 +117,13 @@ static intptr_t acquire_task(void *arg) {
     if (r->next) r->next->prev = r->prev;
     p->running++;
     p->waiting++;
+    bool mine = r->spawned;
+    r->started = true;
     async__slock_unlock(&p->lock);
-    free(r);
+    if (mine) {
+        async__future_unref(r->task); /* the task holds its own reference */
+        free(r);
+    }
     intptr_t res = async_await(async__sem_wait_ms(&p->slots, timeout));
     int err = errno;
     async__slock_lock(&p->lock);
@@ -152,6 +162,8 @@ async_future_t *async_respool_acquire(async_respool_t *p, int64_t timeout_ms) {
     r->pool = p;
     r->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
     r->prev = NULL;
+    r->task = NULL;
+    r->spawned = r->started = false;
     async__slock_lock(&p->lock);
     r->next = p->reqs;
     if (p->reqs) p->reqs->prev = r;
@@ -167,7 +179,17 @@ async_future_t *async_respool_acquire(async_respool_t *p, int64_t timeout_ms) {
         if (r->next) r->next->prev = r->prev;
         async__slock_unlock(&p->lock);
         free(r);
+        return NULL;
     }
+    async__slock_lock(&p->lock);
+    bool started = r->started;
+    if (!started) {
+        async__future_ref(f);
+        r->task = f;
+        r->spawned = true;
+    }
+    async__slock_unlock(&p->lock);
+    if (started) free(r); /* its task is past the request */
     return f;
 }
 
@@ -329,6 +351,10 @@ int async_respool_free(async_respool_t *p) {
     if (!p) return 0;
     async__slock_lock(&p->lock);
     bool busy = p->in_use || p->running;
+    /* an acquire whose task has not started will use the pool when it does;
+     * one whose task ended without running (cancelled first) never will */
+    for (request_t *r = p->reqs; r && !busy; r = r->next)
+        busy = !r->spawned || !async__future_is_settled(r->task);
     async__slock_unlock(&p->lock);
     if (busy) {
         errno = EBUSY;
@@ -343,6 +369,7 @@ int async_respool_free(async_respool_t *p) {
     while (p->reqs) { /* acquires whose task was cancelled before it ran */
         request_t *r = p->reqs;
         p->reqs = r->next;
+        async__future_unref(r->task);
         free(r);
     }
     free(p);

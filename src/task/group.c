@@ -106,7 +106,9 @@ int async_group_spawn(async_group_t *g, async_task_fn fn, void *arg,
         free(m);
         return -1;
     }
-    if (async__future_is_settled(t) && t->err == EINVAL) { /* bad options: nothing ran */
+    /* Bad options give a settled future that is no task; a task's own quick
+     * EINVAL is its result, so it stays a member like any failing task. */
+    if (!async__future_is_task(t) && async__future_is_settled(t) && t->err == EINVAL) {
         pthread_mutex_unlock(&g->lock);
         async_future_free(t);
         free(m);

@@ -185,6 +185,8 @@ void async__task_run(struct async__worker *w,
                      async__task_t *t); /* scheduler: run t until it suspends */
 void async__task_cancel_all(struct async__worker *w);
 async__task_t *async__task_current(void);
+/* Whether `f` is a task's future (not a settled stand-in from a spawn that failed). */
+bool async__future_is_task(const async_future_t *f);
 void async__key_run_destructors(async__task_t *t);
 void async__key_free(async__task_t *t);
 void async__key_thread_cleanup(void); /* the calling plain thread's values table */

@@ -229,6 +229,8 @@ async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_
     return &t->future;
 }
 
+bool async__future_is_task(const async_future_t *f) { return f->ops == &task_ops; }
+
 async_future_t *async_spawn(async_task_fn fn, void *arg) { return async_spawn_opts(fn, arg, NULL); }
 
 async_task_t *async_self(void) { return (async_task_t *)async__task_current(); }
