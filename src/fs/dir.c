@@ -152,22 +152,28 @@ static intptr_t unrun_readdir(fs_op_t *op) {
     return -1;
 }
 
+static async_future_t *unclaim_dir(async_dir_t *dirp, async_future_t *result) {
+    atomic_store_explicit(&dirp->busy, false, memory_order_release);
+    return result;
+}
+
 async_future_t *async_readdir(async_dir_t *dirp) {
     if (!dirp) return async__future_failed(EBADF);
-    if (atomic_load_explicit(&dirp->busy, memory_order_acquire)) return async__future_failed(EBUSY);
+    /* claimed in one step: two callers at once must not both read the buffer */
+    if (atomic_exchange_explicit(&dirp->busy, true, memory_order_acquire))
+        return async__future_failed(EBUSY);
     struct dirent64_view v;
     if (async__fs_dirbuf_peek(&dirp->b, &v)) {
         /* taken before the entry is: without memory, the entry stays for the next call */
         async_future_t *f = async__future_reserve();
-        return f ? async__future_fill(f, (intptr_t)dir_take(dirp, &v), 0) : NULL;
+        return unclaim_dir(dirp, f ? async__future_fill(f, (intptr_t)dir_take(dirp, &v), 0) : NULL);
     }
-    if (dirp->b.eof) return async__future_done(0);
+    if (dirp->b.eof) return unclaim_dir(dirp, async__future_done(0));
     fs_op_t *op = async__fs_op_new(run_readdir, NULL, NULL);
-    if (!op) return NULL;
+    if (!op) return unclaim_dir(dirp, NULL);
     op->buf = dirp;
     op->unrun = unrun_readdir;
-    atomic_store(&dirp->busy, true);
-    return async__fs_submit(op);
+    return async__fs_submit(op); /* run_readdir or unrun_readdir lets go */
 }
 
 void async_rewinddir(async_dir_t *dirp) {

@@ -222,24 +222,31 @@ static intptr_t unrun_walk(fs_op_t *op) {
     return -1;
 }
 
+static async_future_t *unclaim_walk(async_walk_t *w, async_future_t *result) {
+    atomic_store_explicit(&w->busy, false, memory_order_release);
+    return result;
+}
+
 async_future_t *async_walk_next(async_walk_t *w) {
     if (!w) return async__future_failed(EINVAL);
-    if (atomic_load_explicit(&w->busy, memory_order_acquire)) return async__future_failed(EBUSY);
-    if (w->done) return async__future_done(0);
+    /* claimed in one step: two callers at once must not both advance */
+    if (atomic_exchange_explicit(&w->busy, true, memory_order_acquire))
+        return async__future_failed(EBUSY);
+    if (w->done) return unclaim_walk(w, async__future_done(0));
     /* reserved before advance() consumes an entry: without memory, the entry stays */
     async_future_t *res = async__future_reserve();
-    if (!res) return NULL;
+    if (!res) return unclaim_walk(w, NULL);
     int r = advance(w, false);
-    if (r == 1) return async__future_fill(res, (intptr_t)&w->ent, 0);
-    if (r == 0) return async__future_fill(res, 0, 0);
-    if (r == -1) return async__future_fill(res, -1, errno);
+    int err = errno;
+    if (r == 1) return unclaim_walk(w, async__future_fill(res, (intptr_t)&w->ent, 0));
+    if (r == 0) return unclaim_walk(w, async__future_fill(res, 0, 0));
+    if (r == -1) return unclaim_walk(w, async__future_fill(res, -1, err));
     async__future_unreserve(res);
     fs_op_t *op = async__fs_op_new(run_walk, NULL, NULL);
-    if (!op) return NULL;
+    if (!op) return unclaim_walk(w, NULL);
     op->buf = w;
     op->unrun = unrun_walk;
-    atomic_store(&w->busy, true);
-    return async__fs_submit(op);
+    return async__fs_submit(op); /* run_walk or unrun_walk lets go */
 }
 
 int async_walk_skip(async_walk_t *w) {
