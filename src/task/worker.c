@@ -249,7 +249,9 @@ static void idle(async__worker_t *w) {
     atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
     /* the waiter is not counted: it has nothing to steal with */
     if (!w->waiter) atomic_fetch_add_explicit(&rt->sleepers, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) == NULL && !(several && steal(w))) {
+    /* a stopping worker still steals before it sleeps; the waiter never does */
+    if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) == NULL &&
+        !(rt->nworkers > 1 && !w->waiter && steal(w))) {
         uint64_t t0 = several ? uv_hrtime() : 0;
         w->woken_by_inbox = false;
         poll_io(w, true);
