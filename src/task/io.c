@@ -262,16 +262,22 @@ static io_fd_t *current_fd(struct async__io_worker *io, int fd, int *err) {
     return e;
 }
 
+/* What a registration asks for: both directions, edge-triggered, and the fd
+ * with its generation as the event's data (events of an older one are ignored). */
+static struct epoll_event fd_event(int fd, uint32_t gen) {
+    return (struct epoll_event){
+        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)gen << 32,
+    };
+}
+
 /* Adds fd to this worker's epoll afresh: a new generation, so that events of
  * an older registration under this number are ignored. */
 static int register_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t *e, int fd) {
     e->gen++;
     e->registered = false;
     e->arming = false;
-    struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-        .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)e->gen << 32,
-    };
+    struct epoll_event ev = fd_event(fd, e->gen);
     if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         if (errno != EEXIST) return errno;
         if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) return errno;
@@ -307,10 +313,7 @@ static int register_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t 
  * that epoll_wait. */
 static int arm_fd(async__worker_t *w, struct async__io_worker *io, io_fd_t *e, int fd) {
     if (!e->registered) return register_fd(w, io, e, fd);
-    e->arm_ev = (struct epoll_event){
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-        .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)e->gen << 32,
-    };
+    e->arm_ev = fd_event(fd, e->gen);
 #ifdef ASYNC_HAVE_LIBURING
     if (io->batch) {
         if (e->arming) return 0; /* one re-arm covers both directions */
