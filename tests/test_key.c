@@ -204,11 +204,13 @@ struct reuse_probe {
     async_key_t *key; /* read after the gate opens */
     async_future_t *gate;
     void *seen;
+    atomic_bool set; /* the task has set its value under the old key */
 };
 
 static intptr_t set_wait_get(void *arg) {
     struct reuse_probe *p = arg;
     if (async_setspecific(*p->key, (void *)(intptr_t)8) != 0) return -1;
+    atomic_store(&p->set, true);
     (void)async_await(p->gate);
     p->seen = async_getspecific(*p->key);
     return 0;
@@ -224,7 +226,8 @@ Test(key, recreated_key_starts_empty) {
     async_future_t *gate = p.gate;
     async_future_t *t = async_spawn(set_wait_get, &p);
     cr_assert_eq(async_setspecific(k, (void *)8), 0); /* main's own value */
-    sleep_ms(20);
+    /* waited for, not slept on: under valgrind the task may take longer than any sleep */
+    cr_assert(WAIT_UNTIL(atomic_load(&p.set), 10000), "the task never ran");
     cr_assert_eq(async_key_delete(k), 0);
     cr_assert_eq(async_key_create(&k2, NULL), 0);
     cur = k2;
