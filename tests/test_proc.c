@@ -393,3 +393,28 @@ Test(proc, spawned_on_a_thread_awaited_in_tasks_on_every_worker) {
     }
     rt_stop();
 }
+
+Test(proc, a_cancelled_system_kills_and_reaps_its_shell) {
+    async_future_t *f = async_system("sleep 5");
+    sleep_ms(50);
+    async_cancel(f);
+    ASSERT_ERR(async_await(f), ECANCELED);
+    /* the reaping wait runs on: give it a moment, then look for zombies and children */
+    int st;
+    for (int i = 0; i < 200 && waitpid(-1, &st, WNOHANG) != -1; i++) sleep_ms(10);
+    errno = 0;
+    cr_assert_eq(waitpid(-1, &st, WNOHANG), -1, "no child left");
+    cr_assert_eq(errno, ECHILD);
+    cr_assert_eq(zombies(), 0);
+    rt_stop();
+}
+
+Test(proc, null_arguments_are_einval) {
+    char *argv[] = {"true", NULL};
+    pid_t pid;
+    ASSERT_ERR(async_await(async_posix_spawn(&pid, NULL, NULL, NULL, argv, environ)), EINVAL);
+    ASSERT_ERR(async_await(async_posix_spawn(&pid, "/bin/true", NULL, NULL, NULL, environ)),
+               EINVAL);
+    ASSERT_ERR(async_await(async_posix_spawnp(&pid, "true", NULL, NULL, argv, NULL)), EINVAL);
+    rt_stop();
+}

@@ -38,16 +38,19 @@ extern "C" {
  * wait then fails with ECHILD.
  *
  * **Cancellation** of a wait stops waiting and leaves the child running and
- * waitable. Cancelling a spawn after it started has no effect: the child
- * exists, and its pid is stored.
+ * waitable. A spawn cancelled before a pool thread took it settles with
+ * ECANCELED and starts nothing; once started it completes (the child exists
+ * and its pid is stored).
  * @{
  */
 
 /**
  * Starts a child process, like posix_spawn(3): the same arguments, file
- * actions and attributes. The spawn runs on the calling thread, which is held
- * while the child is created and executes `path` (glibc's posix_spawn returns
- * only then; typically 0.1 to 0.5 ms), just as with the blocking call.
+ * actions and attributes. glibc's posix_spawn holds its thread until the
+ * child has executed `path` (about 0.5 ms); it runs on a pool thread, so the
+ * caller's worker goes on running tasks meanwhile. The arguments (strings,
+ * vectors, file actions, attributes) must stay valid until the future
+ * settles, as a buffer given to a read must.
  *
  * \param pid          where the child's pid is stored (may be NULL).
  * \param path         the program's path (no `PATH` search).
@@ -57,8 +60,10 @@ extern "C" {
  * \param envp         the environment, NULL-terminated.
  * \return a future with value 0, or -1 with `errno` set to the error
  *         posix_spawn(3) returns (ENOENT, EACCES, ENOEXEC, EAGAIN, ENOMEM,
- *         EINVAL, ...); the error number is in `errno` rather than the
- *         result, following the library's -1/`errno` rule. NULL with ENOMEM.
+ *         EINVAL, ...; EINVAL too for a NULL `path`, `argv` or `envp`, where
+ *         glibc would crash), or ECANCELED; the error number is in `errno`
+ *         rather than the result, following the library's -1/`errno` rule.
+ *         NULL with ENOMEM.
  *
  * Callable from a task or any thread.
  */
@@ -71,6 +76,12 @@ ASYNC_EXTERN async_future_t *async_posix_spawn(pid_t *pid, const char *path,
  * As async_posix_spawn(), but `file` is searched for in `PATH` when it has no
  * slash, like posix_spawnp(3).
  *
+ * \param pid          where the child's pid is stored (may be NULL).
+ * \param file         the program's name, or a path when it holds a slash.
+ * \param file_actions posix_spawn_file_actions_t, or NULL.
+ * \param attrp        posix_spawnattr_t, or NULL.
+ * \param argv         the argument vector, NULL-terminated.
+ * \param envp         the environment, NULL-terminated.
  * \return as async_posix_spawn().
  */
 ASYNC_EXTERN async_future_t *async_posix_spawnp(pid_t *pid, const char *file,
@@ -127,8 +138,10 @@ ASYNC_EXTERN async_future_t *async_waitid(idtype_t idtype, id_t id, siginfo_t *i
  *         read it; exit status 127 when the shell could not run); for a NULL
  *         `command`, 1 when `/bin/sh` can be executed, else 0. -1 with `errno`
  *         set when the child could not be started (EAGAIN, ENOMEM) or the wait
- *         failed (ECHILD: the application reaped it; ECANCELED: the wait was
- *         cancelled, and the command goes on running). NULL with ENOMEM.
+ *         failed (ECHILD: the application reaped it). ECANCELED when cancelled:
+ *         as glibc's system(3) does for a cancelled thread, the shell is
+ *         killed with SIGKILL and reaped (its own children are not waited
+ *         for). NULL with ENOMEM.
  *
  * Callable from a task or any thread.
  */
