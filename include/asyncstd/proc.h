@@ -107,6 +107,10 @@ ASYNC_EXTERN async_future_t *async_posix_spawnp(pid_t *pid, const char *file,
  */
 ASYNC_EXTERN async_future_t *async_waitpid(pid_t pid, int *wstatus, int options) ASYNC_WARN_UNUSED;
 
+/* <sys/wait.h> defines idtype_t, id_t and siginfo_t, and glibc declares
+ * waitid(2), only when POSIX.1-2008 or X/Open is asked for (as _GNU_SOURCE
+ * and the compiler's default gnu modes do); strict ISO C sees no waitid. */
+#if defined(__USE_XOPEN) || defined(__USE_XOPEN2K8)
 /**
  * Waits for a child to change state, like waitid(2).
  *
@@ -124,6 +128,7 @@ ASYNC_EXTERN async_future_t *async_waitpid(pid_t pid, int *wstatus, int options)
  */
 ASYNC_EXTERN async_future_t *async_waitid(idtype_t idtype, id_t id, siginfo_t *infop,
                                           int options) ASYNC_WARN_UNUSED;
+#endif
 
 /**
  * Runs a shell command and waits for it, like system(3): `/bin/sh -c command`.
