@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -181,27 +182,36 @@ struct locks {
     uint64_t held[NSHARDS / 64];
 };
 
+/* The first shard of the set at or after `s`, or NSHARDS. */
+static unsigned next_held(const struct locks *l, unsigned s) {
+    for (; s < NSHARDS; s = (s / 64 + 1) * 64) {
+        uint64_t bits = l->held[s / 64] >> (s % 64);
+        if (bits) return s + (unsigned)__builtin_ctzll(bits);
+    }
+    return NSHARDS;
+}
+
+static void unlock_keys(struct locks *l) {
+    for (unsigned s = next_held(l, 0); s < NSHARDS; s = next_held(l, s + 1))
+        async_mutex_unlock(&table[s].lock);
+}
+
 static int lock_keys(struct locks *l, const struct item *keys, int n, int step) {
     memset(l, 0, sizeof *l);
     for (int i = 0; i < n; i += step) {
         unsigned s = (unsigned)(hash_key(&keys[i]) >> 56);
         l->held[s / 64] |= 1ull << (s % 64);
     }
-    for (unsigned s = 0; s < NSHARDS; s++) {
-        if (!(l->held[s / 64] & (1ull << (s % 64)))) continue;
+    for (unsigned s = next_held(l, 0); s < NSHARDS; s = next_held(l, s + 1)) {
         /* a lock wait is not a cancellation point: this fails only for ENOMEM */
         if (async_await(async_mutex_lock(&table[s].lock)) < 0) {
-            for (unsigned u = 0; u < s; u++)
-                if (l->held[u / 64] & (1ull << (u % 64))) async_mutex_unlock(&table[u].lock);
+            l->held[s / 64] &= (1ull << (s % 64)) - 1; /* release those taken so far */
+            for (unsigned w = s / 64 + 1; w < NSHARDS / 64; w++) l->held[w] = 0;
+            unlock_keys(l);
             return -1;
         }
     }
     return 0;
-}
-
-static void unlock_keys(struct locks *l) {
-    for (unsigned s = 0; s < NSHARDS; s++)
-        if (l->held[s / 64] & (1ull << (s % 64))) async_mutex_unlock(&table[s].lock);
 }
 
 /* Active expiry: keys with a TTL that nobody touches again must still go.
@@ -945,7 +955,12 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     async_future_t *watcher = async_spawn(watch_stop, (void *)(intptr_t)lfd);
     async_future_t *sweep = async_spawn(sweeper, NULL);
-    fprintf(stderr, "redis: listening on %s:%s with %d workers\n", host, port,
+    struct sockaddr_storage addr; /* port 0 picks a free port: say which */
+    socklen_t len = sizeof addr;
+    char where[64] = "?";
+    if (getsockname(lfd, (struct sockaddr *)&addr, &len) == 0)
+        getnameinfo((struct sockaddr *)&addr, len, NULL, 0, where, sizeof where, NI_NUMERICSERV);
+    fprintf(stderr, "redis: listening on %s port %s with %d workers\n", host, where,
             async_worker_count());
 
     int r = accept_loop(lfd);
