@@ -8,7 +8,7 @@
  *
  * Commands: PING, ECHO, SET (NX, XX, EX, PX, KEEPTTL), GET, DEL, EXISTS,
  * INCR, MSET, MGET, EXPIRE (NX, XX, GT, LT), TTL, PTTL, TYPE, LPUSH, RPUSH,
- * LLEN, LRANGE (a list type, so that WRONGTYPE means something), DBSIZE,
+ * LLEN (a list type, so that WRONGTYPE means something), DBSIZE,
  * FLUSHALL, CONFIG GET (what redis-benchmark asks), COMMAND, QUIT, SHUTDOWN.
  * Replies and error texts are Redis 7's. Both request forms are read: RESP
  * arrays (what clients send) and inline commands (`PING\r\n`, split on
@@ -641,28 +641,6 @@ static int cmd_llen(struct conn *c, int argc, struct item *argv) {
     return 0;
 }
 
-/* LRANGE key start stop: negative indexes count from the end. */
-static int cmd_lrange(struct conn *c, int argc, struct item *argv) {
-    long long start, stop;
-    if (parse_ll(argv[2].p, argv[2].n, &start) < 0 || parse_ll(argv[3].p, argv[3].n, &stop) < 0)
-        return reply_not_integer(c);
-    struct locks l;
-    if (lock_keys(&l, &argv[1], 1, 1) < 0) return reply_oom(c);
-    struct entry *e = lookup(&argv[1]);
-    if (e && e->type != LIST) {
-        reply_wrongtype(c);
-    } else {
-        long long n = e ? (long long)e->nelems : 0;
-        if (start < 0) start = start + n < 0 ? 0 : start + n;
-        if (stop < 0) stop += n;
-        if (stop >= n) stop = n - 1;
-        reply_array(c, start > stop ? 0 : stop - start + 1);
-        for (long long i = start; i <= stop; i++) reply_bulk(c, e->elems[i].p, e->elems[i].n);
-    }
-    unlock_keys(&l);
-    return 0;
-}
-
 static int cmd_dbsize(struct conn *c, int argc, struct item *argv) {
     long long n = 0;
     for (unsigned i = 0; i < NSHARDS; i++) {
@@ -721,29 +699,16 @@ static const struct command {
     command_fn *run;
 } commands[] = {
     /* the busiest first: the lookup is a linear scan */
-    {"get", 2, cmd_get},
-    {"set", -3, cmd_set},
-    {"incr", 2, cmd_incr},
-    {"mget", -2, cmd_mget},
-    {"mset", -3, cmd_mset},
-    {"del", -2, cmd_del},
-    {"exists", -2, cmd_exists},
-    {"ping", -1, cmd_ping},
-    {"echo", 2, cmd_echo},
-    {"expire", -3, cmd_expire},
-    {"ttl", 2, cmd_ttl},
-    {"pttl", 2, cmd_pttl},
-    {"type", 2, cmd_type},
-    {"lpush", -3, cmd_lpush},
-    {"rpush", -3, cmd_rpush},
-    {"llen", 2, cmd_llen},
-    {"lrange", 4, cmd_lrange},
-    {"dbsize", 1, cmd_dbsize},
-    {"flushall", -1, cmd_flushall},
-    {"config", -2, cmd_config},
-    {"command", -1, cmd_command},
-    {"quit", -1, cmd_quit},
+    /* clang-format off */
+    {"get", 2, cmd_get},          {"set", -3, cmd_set},          {"incr", 2, cmd_incr},
+    {"mget", -2, cmd_mget},       {"mset", -3, cmd_mset},        {"del", -2, cmd_del},
+    {"exists", -2, cmd_exists},   {"ping", -1, cmd_ping},        {"echo", 2, cmd_echo},
+    {"expire", -3, cmd_expire},   {"ttl", 2, cmd_ttl},           {"pttl", 2, cmd_pttl},
+    {"type", 2, cmd_type},        {"lpush", -3, cmd_lpush},      {"rpush", -3, cmd_rpush},
+    {"llen", 2, cmd_llen},        {"dbsize", 1, cmd_dbsize},     {"flushall", -1, cmd_flushall},
+    {"config", -2, cmd_config},   {"command", -1, cmd_command},  {"quit", -1, cmd_quit},
     {"shutdown", -1, cmd_shutdown},
+    /* clang-format on */
 };
 
 static int run_command(struct conn *c, int argc, struct item *argv) {
@@ -766,7 +731,7 @@ static int run_command(struct conn *c, int argc, struct item *argv) {
 }
 
 /* ---- parsing ---------------------------------------------------------------------------
- * parse() looks at the unread input [p, end) for one whole command. It returns
+ * parse() looks at the unread input [start, end) for one whole command. It returns
  * its length and fills c->argv (pointers into the input, so values are never
  * copied twice), or 0 when the command is not all there yet, or -1 on a
  * protocol error (with the error reply written and the connection closing). */

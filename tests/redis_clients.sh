@@ -113,8 +113,6 @@ expect -9223372036854775807 incr neg
 expect 2 rpush list a b
 expect 3 lpush list z
 expect 3 llen list
-expect "$(printf 'z\na\nb')" lrange list 0 -1
-expect "$(printf 'a\nb')" lrange list -2 10
 expect list type list
 expect string type k
 expect none type missing
