@@ -12,17 +12,19 @@
  * FLUSHALL, CONFIG GET (what redis-benchmark asks), COMMAND, QUIT, SHUTDOWN.
  * Replies and error texts are Redis 7's. Both request forms are read: RESP
  * arrays (what clients send) and inline commands (`PING\r\n`, split on
- * blanks; no quoting).
+ * blanks; no quoting). One database, kept in memory only. Port 0 picks a
+ * free port; the first line on stderr says which.
  *
  * How it is put together, top to bottom:
  *   the table      256 shards, each a hash table behind an async_mutex_t;
  *                  expiry is checked when a key is touched and by a sweeper
  *                  task that visits a bounded number of buckets per tick
  *   replies        appended to the connection's output buffer
- *   parsing        every complete command in the input buffer (pipelining)
  *   commands       one function each, found in a table by name
+ *   parsing        every complete command in the input buffer (pipelining)
  *   connections    recv, run every complete command, one send for all replies
- *   the server     accept loop, detached connection tasks, stop on a signal */
+ *   the server     accept loop, detached connection tasks, stop on a signal
+ *                  or SHUTDOWN */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
