@@ -267,18 +267,21 @@ struct conn {
     size_t in_len, in_cap, out_len, out_cap;
     struct item *argv; /* the command being run: pointers into `in` */
     size_t argv_cap;
-    int closing; /* QUIT, a protocol error, or no memory for a reply: close after sending */
+    int closing;    /* QUIT, a protocol error, or no memory for a reply: close after sending */
+    int out_failed; /* no memory for a reply: this batch's replies are dropped */
 };
 
-/* Appends bytes to the output. Out of memory drops the connection rather than
- * send it a reply with a hole. */
+/* Appends bytes to the output. Out of memory drops the batch's replies and
+ * then the connection, rather than send a reply with a hole in it. */
 static void put(struct conn *c, const void *p, size_t n) {
+    if (c->out_failed) return;
     if (c->out_cap - c->out_len < n) {
         size_t cap = c->out_cap;
         while (cap - c->out_len < n) cap *= 2;
         char *out = realloc(c->out, cap);
         if (!out) {
-            c->closing = 1;
+            c->out_failed = c->closing = 1;
+            c->out_len = 0;
             return;
         }
         c->out = out;
