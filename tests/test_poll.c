@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 
 static void nb_pipe(int p[2]) { cr_assert_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0); }
@@ -494,7 +495,8 @@ Test(poll, bad_input) {
     struct pollfd one = {.fd = -1};
     ASSERT_ERR(async_await(async_poll(&one, (nfds_t)rl.rlim_cur + 1, 0)), EINVAL);
     errno = 0;
-    cr_assert_eq(poll(&one, (nfds_t)rl.rlim_cur + 1, 0), -1);
+    /* the system call itself, past ASan's interceptor, which would read the array */
+    cr_assert_eq(syscall(SYS_poll, &one, (nfds_t)rl.rlim_cur + 1, 0), -1);
     cr_assert_eq(errno, EINVAL);
     ASSERT_ERR(async_await(async_fd_wait(-1, POLLIN, 0)), EBADF);
     ASSERT_VAL(async_await(async_poll(NULL, 0, 0)), 0);

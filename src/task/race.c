@@ -52,11 +52,13 @@ static void on_kid(intptr_t value, int err, void *arg) {
     k->err = err;
     k->done = true;
     r->pending--;
-    if (k == &r->timer)
+    /* either decide or maybe_finish, never both: each may free the race */
+    if (r->how == RACE_RUNNING && k == &r->timer)
         decide(r, err ? RACE_CANCELLED : RACE_TIMEOUT, NULL, 0); /* err: the worker is exiting */
-    else if (!r->ops->decides || r->ops->decides(r, k))
+    else if (r->how == RACE_RUNNING && (!r->ops->decides || r->ops->decides(r, k)))
         decide(r, RACE_WON, k, 0);
-    maybe_finish(r);
+    else
+        maybe_finish(r);
 }
 
 static void watch(async__race_t *r, async__race_kid_t *k, async_future_t *f) {
