@@ -5,6 +5,12 @@
  * many waiters at once, from tasks and from plain threads. */
 #include "helpers.h"
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -12,7 +18,6 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/timerfd.h>
 
 static void nb_pipe(int p[2]) { cr_assert_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0); }
@@ -489,15 +494,19 @@ Test(poll, many_waiters_on_many_fds) {
 Test(poll, bad_input) {
     rt_start();
     ASSERT_ERR(async_await(async_poll(NULL, 1, 0)), EFAULT);
-    ASSERT_ERR(async_await(async_poll((struct pollfd *)16, 1, 0)), EFAULT);
+    if (!RUNNING_ON_VALGRIND) /* which reports the bad pointer itself */
+        ASSERT_ERR(async_await(async_poll((struct pollfd *)16, 1, 0)), EFAULT);
     struct rlimit rl;
     cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    struct pollfd one = {.fd = -1};
-    ASSERT_ERR(async_await(async_poll(&one, (nfds_t)rl.rlim_cur + 1, 0)), EINVAL);
-    errno = 0;
-    /* the system call itself, past ASan's interceptor, which would read the array */
-    cr_assert_eq(syscall(SYS_poll, &one, (nfds_t)rl.rlim_cur + 1, 0), -1);
-    cr_assert_eq(errno, EINVAL);
+    /* more entries than RLIMIT_NOFILE: EINVAL from both (a real array, all ignored) */
+    nfds_t big = (nfds_t)rl.rlim_cur + 1;
+    struct pollfd *many = malloc(big * sizeof *many);
+    cr_assert_not_null(many);
+    for (nfds_t i = 0; i < big; i++) many[i] = (struct pollfd){.fd = -1};
+    ASSERT_ERR(async_await(async_poll(many, big, 0)), EINVAL);
+    if (!RUNNING_ON_VALGRIND) /* which reports a lower limit than the kernel applies */
+        ASSERT_ERR(poll(many, big, 0), EINVAL);
+    free(many);
     ASSERT_ERR(async_await(async_fd_wait(-1, POLLIN, 0)), EBADF);
     ASSERT_VAL(async_await(async_poll(NULL, 0, 0)), 0);
     rt_stop();
