@@ -73,7 +73,9 @@ struct timespec;
  * you left it unblocked there; in a job of async_spawn_blocking(), only if
  * the thread that started the runtime did not block it (pool threads keep
  * that thread's mask). Catching runs the handler for a moment on the thread
- * it interrupts (system calls are restarted, SA_RESTART).
+ * it interrupts, as any handler does: system calls are restarted
+ * (SA_RESTART), except those POSIX never restarts (nanosleep(2), poll(2),
+ * ...), which fail with EINTR there; asyncstd's own waits never do.
  *
  * **Not awaitable:** SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP and SIGSYS (a
  * set holding one fails with EINVAL, where sigwait(3) accepts them: a fault
