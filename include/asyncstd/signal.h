@@ -71,8 +71,8 @@ struct timespec;
  * signal sent to one thread (raise(3), pthread_kill(3)) is caught when that
  * thread does not block it: in a task, always; on a thread of yours, only if
  * you left it unblocked there; in a job of async_spawn_blocking(), only if
- * the thread that started the runtime did not block it (pool threads keep
- * that thread's mask). Catching runs the handler for a moment on the thread
+ * that pool thread does not block it (a pool thread inherits the mask of the
+ * thread whose job made it start). Catching runs the handler for a moment on the thread
  * it interrupts, as any handler does: system calls are restarted
  * (SA_RESTART), except those POSIX never restarts (nanosleep(2), poll(2),
  * ...), which fail with EINTR there; asyncstd's own waits never do.
