@@ -308,6 +308,70 @@ Test(poll, nonblocking_connect_and_so_error) {
     rt_stop();
 }
 
+/* TCP urgent data is POLLPRI, and a peer's shutdown(SHUT_WR) is POLLRDHUP:
+ * waits for either alone, on a loopback connection. */
+struct tcp_pair {
+    int a, b;
+};
+
+static struct tcp_pair tcp_pair(void) {
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(listen(lfd, 1), 0);
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    struct tcp_pair p;
+    p.a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(connect(p.a, (struct sockaddr *)&a, sizeof a), 0);
+    p.b = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    CHECK(p.b >= 0);
+    close(lfd);
+    return p;
+}
+
+struct sender {
+    int fd;
+    int what; /* 0 urgent byte, 1 shutdown(SHUT_WR) */
+};
+
+static intptr_t send_later(void *arg) {
+    struct sender *s = arg;
+    if (async_await(async_usleep(20000)) < 0) return -1;
+    if (s->what == 0) return send(s->fd, "!", 1, MSG_OOB) == 1 ? 0 : -1;
+    return shutdown(s->fd, SHUT_WR);
+}
+
+static intptr_t urgent_and_rdhup(void *arg) {
+    (void)arg;
+    struct tcp_pair p = tcp_pair();
+    struct sender s = {p.a, 0};
+    async_future_t *w = async_spawn(send_later, &s);
+    intptr_t rev = async_await(async_fd_wait(p.b, POLLPRI, 5000));
+    CHECK(rev > 0 && (rev & POLLPRI));
+    CHECK_EQ(rev, libc_revents(p.b, POLLPRI));
+    CHECK_EQ(async_await(w), 0);
+    char c;
+    CHECK_EQ(recv(p.b, &c, 1, MSG_OOB), 1);
+    s.what = 1;
+    w = async_spawn(send_later, &s);
+    rev = async_await(async_fd_wait(p.b, POLLRDHUP, 5000));
+    CHECK(rev > 0 && (rev & POLLRDHUP));
+    CHECK_EQ(rev, libc_revents(p.b, POLLRDHUP));
+    CHECK_EQ(async_await(w), 0);
+    close(p.a);
+    close(p.b);
+    return 0;
+}
+
+Test(poll, tcp_urgent_data_and_peer_shutdown) {
+    rt_start();
+    cr_assert_eq(async_await(async_spawn(urgent_and_rdhup, NULL)), 0);
+    cr_assert_eq(urgent_and_rdhup(NULL), 0);
+    rt_stop();
+}
+
 Test(poll, regular_file_is_ready_and_pollpri_times_out) {
     rt_start();
     char path[] = "/tmp/asyncstd-poll-XXXXXX";
