@@ -410,7 +410,7 @@ static void start_here(async__worker_t *w, async__io_op_t *op) {
             return;
         }
     }
-    e->ready &= ~(unsigned)op->events;
+    if (!op->probe) e->ready &= ~(unsigned)op->events; /* a probe's miss says nothing of it */
     if (!queued_ahead && (err = arm_fd(w, io, e, op->fd)) != 0) {
         finish(op, -1, err);
         return;
