@@ -123,31 +123,17 @@ static void on_unblock(async__worker_t *w, async__msg_t *m) {
     free(u);
 }
 
-/* Every worker unblocks `set` (the caller's own at once): a signal every
- * thread of the application blocks must still reach a thread. */
-static int unblock_everywhere(const sigset_t *set) {
+/* Catches every signal of `set` not caught yet, and has every worker unblock
+ * it (the caller's own at once): a signal every thread of the application
+ * blocks must still reach a thread. The messages are allocated before anything
+ * changes, so that ENOMEM leaves nothing half done. */
+static int catch_set(const sigset_t *set) {
     async__runtime_t *rt = async__runtime();
     if (!rt) return errno;
-    for (unsigned i = 0; i <= rt->nworkers; i++) {
-        async__worker_t *w = &rt->workers[i];
-        if (w == async__tls_worker) {
-            pthread_sigmask(SIG_UNBLOCK, set, NULL);
-            continue;
-        }
-        unblock_msg_t *u = malloc(sizeof *u);
-        if (!u) return ENOMEM;
-        u->set = *set;
-        u->msg.run = on_unblock;
-        async__worker_post(w, &u->msg);
-    }
-    return 0;
-}
-
-/* Catches every signal of `set` not caught yet; the eventfd first. */
-static int catch_set(const sigset_t *set) {
-    if (!async__runtime()) return errno;
     pthread_mutex_lock(&setup_lock);
     int err = 0;
+    unsigned nmsgs = rt->nworkers + 1;
+    unblock_msg_t **msgs = NULL;
     if (atomic_load(&event_fd) < 0) {
         int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (fd < 0) {
@@ -161,7 +147,26 @@ static int catch_set(const sigset_t *set) {
     sigemptyset(&fresh);
     bool any = false;
     for (int sig = 1; sig < NSIG; sig++) {
-        if (!sigismember(set, sig) || never_caught(sig) || sigismember(&caught, sig)) continue;
+        if (sigismember(set, sig) && !never_caught(sig) && !sigismember(&caught, sig)) {
+            sigaddset(&fresh, sig);
+            any = true;
+        }
+    }
+    if (!any) goto out;
+    msgs = calloc(nmsgs, sizeof *msgs);
+    for (unsigned i = 0; msgs && i < nmsgs; i++) {
+        if (!(msgs[i] = malloc(sizeof *msgs[i]))) {
+            for (unsigned j = 0; j < i; j++) free(msgs[j]);
+            free(msgs);
+            msgs = NULL;
+        }
+    }
+    if (!msgs) {
+        err = ENOMEM;
+        goto out;
+    }
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (!sigismember(&fresh, sig)) continue;
         struct sigaction sa = {.sa_sigaction = on_signal};
         sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
@@ -171,10 +176,19 @@ static int catch_set(const sigset_t *set) {
         if (sigaction(sig, &sa, NULL) != 0) continue;
         previous[sig] = old;
         sigaddset(&caught, sig);
-        sigaddset(&fresh, sig);
-        any = true;
     }
-    if (any) err = unblock_everywhere(&fresh);
+    for (unsigned i = 0; i < nmsgs; i++) {
+        async__worker_t *w = &rt->workers[i];
+        if (w == async__tls_worker) {
+            pthread_sigmask(SIG_UNBLOCK, &fresh, NULL);
+            free(msgs[i]);
+            continue;
+        }
+        msgs[i]->set = fresh;
+        msgs[i]->msg.run = on_unblock;
+        async__worker_post(w, &msgs[i]->msg);
+    }
+    free(msgs);
 out:
     pthread_mutex_unlock(&setup_lock);
     return err;
