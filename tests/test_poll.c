@@ -567,9 +567,11 @@ Test(poll, bad_input) {
     struct pollfd *many = malloc(big * sizeof *many);
     cr_assert_not_null(many);
     for (nfds_t i = 0; i < big; i++) many[i] = (struct pollfd){.fd = -1};
-    ASSERT_ERR(async_await(async_poll(many, big, 0)), EINVAL);
-    if (!RUNNING_ON_VALGRIND) /* which reports a lower limit than the kernel applies */
+    if (!RUNNING_ON_VALGRIND) { /* which reports a lower limit than the kernel applies */
+        ASSERT_ERR(async_await(async_poll(many, big, 0)), EINVAL);
         ASSERT_ERR(poll(many, big, 0), EINVAL);
+    }
+    ASSERT_ERR(async_await(async_poll(NULL, big, 0)), EINVAL); /* the limit first, as the kernel */
     free(many);
     ASSERT_ERR(async_await(async_fd_wait(-1, POLLIN, 0)), EBADF);
     ASSERT_VAL(async_await(async_poll(NULL, 0, 0)), 0);

@@ -128,11 +128,13 @@ static async_future_t *wait_for(struct pollfd *fds, nfds_t nfds, int timeout, bo
 }
 
 async_future_t *async_poll(struct pollfd *fds, nfds_t nfds, int timeout) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && nfds > rl.rlim_cur)
-        return async__future_failed(EINVAL); /* as poll(2) */
-    if (!fds && nfds) return async__future_failed(EFAULT);
-    int n = poll(fds, nfds, 0); /* also EFAULT for an array the kernel cannot read */
+    if (!fds && nfds) { /* poll(2) would say so too, but a sanitizer's poll reads the array */
+        struct rlimit rl;
+        bool over = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+                    nfds > rl.rlim_cur;
+        return async__future_failed(over ? EINVAL : EFAULT);
+    }
+    int n = poll(fds, nfds, 0); /* EINVAL over RLIMIT_NOFILE, EFAULT for an unreadable array */
     if (n != 0) return n > 0 ? async__future_done(n) : async__future_failed(errno);
     if (timeout == 0) return async__future_done(0);
     return wait_for(fds, nfds, timeout, false, -1, 0);
