@@ -28,11 +28,15 @@ static void plain_release(async_future_t *f) { async__obj_free(ASYNC_OBJ_FUTURE,
 static const async__future_ops_t user_ops = {NULL, plain_release};
 
 void async__futex_wait(void *word, int expected) {
+    int saved = errno; /* EAGAIN or EINTR here is no business of the caller's */
     syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+    errno = saved;
 }
 
 void async__futex_wake(void *word, int n) {
+    int saved = errno;
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    errno = saved;
 }
 
 void async__fatal(const char *fmt, ...) {
@@ -343,11 +347,13 @@ static inline __attribute__((always_inline)) intptr_t await_named(async_future_t
         return async__future_take(f);
     }
     if (attach(f, &w)) {
+        int saved = errno; /* a success leaves errno as the caller had it, as libc does */
         if (t) t->waiting = &w;
         block(&w);
         if (t) t->waiting = NULL;
         if (!async__future_is_settled(f)) finish_cancelled(f, &w); /* woken by cancellation */
         release_waiter(&w);
+        errno = saved;
     }
     return async__future_take(f);
 }
@@ -389,6 +395,7 @@ int async_await_any(async_future_t *const *fs, size_t n) {
             break;
         }
     }
+    int saved = errno;
     if (early) {
         claim_or_block(&w);
     } else {
@@ -398,6 +405,7 @@ int async_await_any(async_future_t *const *fs, size_t n) {
     }
     for (size_t i = 0; i < attached; i++) detach_waiter(fs[i], &w);
     release_waiter(&w);
+    errno = saved;
     for (size_t i = 0; i < n; i++)
         if (async__future_is_settled(fs[i])) return (int)i;
     errno = ECANCELED; /* woken by cancellation, nothing settled */
@@ -409,7 +417,7 @@ int async_await_all(async_future_t *const *fs, size_t n, intptr_t *results, int 
         errno = EINVAL;
         return -1;
     }
-    int first_err = 0;
+    int first_err = 0, saved = errno;
     for (size_t i = 0; i < n; i++) {
         errno = 0;
         intptr_t v = await_named(fs[i], "async_await_all");
@@ -423,6 +431,7 @@ int async_await_all(async_future_t *const *fs, size_t n, intptr_t *results, int 
         errno = first_err;
         return -1;
     }
+    errno = saved;
     return 0;
 }
 
@@ -441,10 +450,12 @@ intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms) {
     async_future_t *timer = async__timer((uint64_t)timeout_ms, NULL);
     if (!timer) return async_await(f); /* cannot time it: wait without limit rather than fail */
     async_future_t *fs[2] = {f, timer};
+    int saved = errno;
     int i = async_await_any(fs, 2);
     async_cancel(timer);
     async__future_wait(timer);
     async_future_free(timer);
+    errno = saved;
     if (i == 0) return async_await(f);
     int cancelled_task = i < 0; /* the awaiting task itself was cancelled */
     async_cancel(f);
