@@ -7,6 +7,7 @@
 #include "future.h"
 #include "net.h"
 #include "proc.h"
+#include "signal.h"
 #include "sync.h"
 #include "task.h"
 

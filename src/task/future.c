@@ -205,6 +205,11 @@ static void wake(async__waiter_t *w) {
         unref(f); /* the owner's role, which then() took over */
         break;
     }
+    case WAIT_HOOK: { /* w belongs to the hook's owner, who may free it in cb */
+        async_future_t *f = w->cb_future;
+        w->cb(f->value, f->err, w->cb_arg);
+        break;
+    }
     }
 }
 
@@ -507,6 +512,20 @@ int async_future_then(async_future_t *f, async_then_fn cb, void *arg) {
     cb(f->value, f->err, arg);
     unref(f);
     return 0;
+}
+
+bool async__future_hook(async_future_t *f, async__waiter_t *w, async_then_fn cb, void *arg) {
+    atomic_init(&w->fired, 0);
+    atomic_init(&w->holds, 0);
+    w->single = true;
+    w->kind = WAIT_HOOK;
+    w->task = NULL;
+    w->cb = cb;
+    w->cb_arg = arg;
+    w->cb_future = f;
+    uintptr_t expected = W_NONE;
+    return atomic_compare_exchange_strong_explicit(&f->waiter, &expected, (uintptr_t)w,
+                                                   memory_order_acq_rel, memory_order_acquire);
 }
 
 async_future_t *async_future_new(void) {
