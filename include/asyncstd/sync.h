@@ -316,8 +316,8 @@ ASYNC_EXTERN int async_cond_init(async_cond_t *c, const pthread_condattr_t *attr
  * result, when the future settles the mutex is held again (as pthreads do
  * on cancellation), except for the errors found before waiting, which leave
  * the mutex untouched. A cancellation point: a cancelled task's wait fails
- * with ECANCELED, once it holds the mutex again. Spurious wake-ups do not happen, but as with pthreads,
- * re-check your predicate in a loop.
+ * with ECANCELED, once it holds the mutex again. Spurious wake-ups do not
+ * happen, but as with pthreads, re-check your predicate in a loop.
  *
  * \param c  the condition variable.
  * \param m  the mutex, held by the caller.
