@@ -20,7 +20,8 @@
  *                 another (median of HANDOFFS round trips).
  *
  *   asyncstd-mutex [ITERS]   (default 2,000,000 uncontended; a tenth under contention)
- * Env THREADS: workers and contending threads (default 2); TABLE=0 skips the table. */
+ * Env THREADS: workers and contending threads (default 2); TABLE=0 skips the table,
+ * SHAPE=name runs only that row of it. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -212,7 +213,9 @@ static void table(unsigned t) {
     };
     printf("RESULT mutex table calibration iters_50ns=%llu iters_1us=%llu\n",
            (unsigned long long)spin_iters_50ns, (unsigned long long)spin_iters_1us);
+    const char *only = getenv("SHAPE"); /* one shape by name, or all */
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        if (only && strcmp(only, shapes[i].name) != 0) continue;
         cur_shape = shapes[i];
         printf("RESULT mutex table workers=%u shape=%s", t, shapes[i].name);
         for (int l = 0; l < L_KINDS; l++) {

@@ -30,9 +30,9 @@ extern "C" {
  *
  * Waiters are served first come, first served, with one exception: a mutex
  * lets a running caller take it while its oldest waiter is being woken (as
- * pthread and Go mutexes do), and turns strictly first come, first served
- * once a waiter has been passed over for a millisecond, so no waiter starves
- * (docs/sync.md has the details and the costs).
+ * pthread and Go mutexes do), and hands itself directly to a waiter that has
+ * been passed over for a millisecond, so no waiter starves (docs/sync.md has
+ * the details and the costs).
  *
  * Cancellation points are those of pthreads(7). The task's cancellation
  * (async_cancel() on the task) ends semaphore, condition, barrier, wait-group,
