@@ -118,9 +118,12 @@ ASYNC_EXTERN unsigned async_worker_id(void);
  *
  * Await the future to join the task (its value is what `fn` returned, or -1
  * with the task's `errno`), free it to detach the task, cancel it to ask the
- * task to stop: the task's pending await and every later one then fail with
- * ECANCELED, like a deferred pthread_cancel() (a task cancelled before it
- * started never runs). Callable from a task (the new task starts on the same
+ * task to stop: like a deferred pthread_cancel(), the task's pending await and
+ * every later one then fail with ECANCELED, at the cancellation points of
+ * pthreads(7): I/O, sleeps, joins, condition, semaphore and channel waits, but
+ * not lock waits (async_mutex_lock(), the rwlock locks), which complete. A task
+ * cancelled before it started never runs; async_setcancelstate() holds a
+ * cancellation back. Callable from a task (the new task starts on the same
  * worker, and may be taken by an idle one) or any plain thread.
  *
  * \param fn   the function to run; must not be NULL.
@@ -189,6 +192,41 @@ ASYNC_EXTERN const char *async_task_name(const async_task_t *task);
  *         Outside a task, always 0.
  */
 ASYNC_EXTERN int async_testcancel(void);
+
+/** async_setcancelstate(): cancellation requests act at cancellation points. */
+#define ASYNC_CANCEL_ENABLE 0
+/** async_setcancelstate(): cancellation requests wait until enabled again. */
+#define ASYNC_CANCEL_DISABLE 1
+
+/**
+ * Async equivalent of pthread_setcancelstate(3).
+ *
+ * With ASYNC_CANCEL_DISABLE, a cancellation of the calling task (async_cancel()
+ * on its future, a group's cancel, runtime shutdown) stays pending: no await
+ * fails with ECANCELED for it and async_testcancel() reports 0. With
+ * ASYNC_CANCEL_ENABLE again, a pending request acts at the next cancellation
+ * point (an await that is one, async_testcancel(), async_yield()), as with
+ * pthreads. Use it around a section that must not be interrupted halfway, such
+ * as a write and the bookkeeping that goes with it. A task starts enabled.
+ *
+ * Cancelling one future (async_cancel() on it, async_await_timeout()) is not
+ * held back: that is not the task's cancellation.
+ *
+ * \param state     ASYNC_CANCEL_ENABLE or ASYNC_CANCEL_DISABLE.
+ * \param oldstate  if not NULL, receives the previous state.
+ * \return 0, or -1 with `errno` EINVAL (another `state`). Outside a task, where
+ *         nothing is cancelled, it succeeds, has no effect and reports
+ *         ASYNC_CANCEL_ENABLE.
+ *
+ * \code
+ * int old;
+ * async_setcancelstate(ASYNC_CANCEL_DISABLE, &old);
+ * async_await(async_write(log_fd, rec, len)); // completes even if cancelled now
+ * index_add(rec);
+ * async_setcancelstate(old, NULL);
+ * \endcode
+ */
+ASYNC_EXTERN int async_setcancelstate(int state, int *oldstate);
 
 /**
  * Async equivalent of sched_yield(): lets the other ready tasks and the

@@ -338,7 +338,10 @@ static inline __attribute__((always_inline)) intptr_t await_named(async_future_t
         errno = EDEADLK;
         return -1;
     }
-    if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+    /* a lock wait is no cancellation point: the task's cancellation neither
+     * stops it nor wakes it (t->waiting stays NULL); only a cancel of f does */
+    bool interruptible = t && !(atomic_load_explicit(&f->flags, memory_order_relaxed) & F_NOCANCEL);
+    if (interruptible && async__task_cancel_pending(t)) {
         if (attach(f, &w)) {
             atomic_store(&w.fired, 1);
             finish_cancelled(f, &w);
@@ -348,9 +351,9 @@ static inline __attribute__((always_inline)) intptr_t await_named(async_future_t
     }
     if (attach(f, &w)) {
         int saved = errno; /* a success leaves errno as the caller had it, as libc does */
-        if (t) t->waiting = &w;
+        if (interruptible) t->waiting = &w;
         block(&w);
-        if (t) t->waiting = NULL;
+        if (interruptible) t->waiting = NULL;
         if (!async__future_is_settled(f)) finish_cancelled(f, &w); /* woken by cancellation */
         release_waiter(&w);
         errno = saved;
@@ -365,7 +368,9 @@ void *async_await_ptr(async_future_t *f) {
     return v == -1 ? NULL : (void *)v; /* no object lives at address -1 */
 }
 
-int async_await_any(async_future_t *const *fs, size_t n) {
+/* `interruptible`: whether the task's cancellation ends the wait (false when
+ * async_await_timeout waits for a lock). */
+static int await_any(async_future_t *const *fs, size_t n, bool interruptible) {
     if (!fs || n == 0) {
         errno = EINVAL;
         return -1;
@@ -383,7 +388,8 @@ int async_await_any(async_future_t *const *fs, size_t n) {
         if (!fs[i] || async__future_is_settled(fs[i])) return (int)i;
     async__waiter_t w;
     waiter_init(&w, false);
-    if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+    if (!t) interruptible = false;
+    if (interruptible && async__task_cancel_pending(t)) {
         errno = ECANCELED;
         return -1;
     }
@@ -399,9 +405,9 @@ int async_await_any(async_future_t *const *fs, size_t n) {
     if (early) {
         claim_or_block(&w);
     } else {
-        if (t) t->waiting = &w;
+        if (interruptible) t->waiting = &w;
         block(&w);
-        if (t) t->waiting = NULL;
+        if (interruptible) t->waiting = NULL;
     }
     for (size_t i = 0; i < attached; i++) detach_waiter(fs[i], &w);
     release_waiter(&w);
@@ -411,6 +417,8 @@ int async_await_any(async_future_t *const *fs, size_t n) {
     errno = ECANCELED; /* woken by cancellation, nothing settled */
     return -1;
 }
+
+int async_await_any(async_future_t *const *fs, size_t n) { return await_any(fs, n, true); }
 
 int async_await_all(async_future_t *const *fs, size_t n, intptr_t *results, int *errors) {
     if (!fs && n > 0) {
@@ -451,7 +459,8 @@ intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms) {
     if (!timer) return async_await(f); /* cannot time it: wait without limit rather than fail */
     async_future_t *fs[2] = {f, timer};
     int saved = errno;
-    int i = async_await_any(fs, 2);
+    bool nocancel = atomic_load_explicit(&f->flags, memory_order_relaxed) & F_NOCANCEL;
+    int i = await_any(fs, 2, !nocancel);
     async_cancel(timer);
     async__future_wait(timer);
     async_future_free(timer);

@@ -50,6 +50,9 @@ enum {
     F_CANCELLED = 2,    /* async_cancel was called (once is enough) */
     F_STATIC = 4,       /* never released: awaiting it drops no reference (sync.c's done futures) */
     F_SETTLER_DONE = 8, /* a user future's resolve/reject came: its settler role is over */
+    /* Awaiting it is not a cancellation point (a lock wait, as pthread_mutex_lock is
+     * not): a cancelled task's await of it waits on; async_cancel on it still works. */
+    F_NOCANCEL = 16,
 };
 
 /* `owner`: where the owner's role stands, so that misuse (awaiting twice,
@@ -181,8 +184,14 @@ typedef struct async__task {
     atomic_int state; /* T_*: written by the task's worker, read by cancel messages */
     int saved_errno;
     bool pinned;
+    bool cancel_disabled; /* async_setcancelstate(DISABLE): requests wait (task's thread only) */
     char name[16];
 } async__task_t;
+
+/* Whether a cancellation request should act now: it came and is not held back. */
+static inline bool async__task_cancel_pending(async__task_t *t) {
+    return !t->cancel_disabled && atomic_load_explicit(&t->cancel_requested, memory_order_acquire);
+}
 
 void async__task_ready(async__task_t *t);   /* any thread: make a suspended task runnable */
 void async__task_suspend(async__task_t *t); /* from inside t: switch to the scheduler */
