@@ -1,12 +1,15 @@
 /* echo: the canonical asyncstd TCP server. It listens on HOST:PORT (default
- * 127.0.0.1:7777), runs one task per connection that sends back whatever it
- * receives, and stops cleanly on SIGINT or SIGTERM, awaited with
- * async_sigwait(): the listening socket is closed (which wakes the accept
- * loop with EBADF) and the connections' tasks are cancelled through their
- * group.
+ * 127.0.0.1:7777), serves each connection in a task of its own that sends
+ * back whatever it receives, and stops cleanly on SIGINT or SIGTERM.
  *
  *     build/examples/echo 127.0.0.1 7777 &
  *     printf 'hello\n' | nc -q1 127.0.0.1 7777
+ *
+ * The accept loop is async_tcp_serve(): it backs off when fds run out and
+ * keeps connections independent, so a connection that fails ends only
+ * itself (a task group would be the wrong tool here: one failing member
+ * cancels the rest). The main task awaits the signal with async_sigwait()
+ * and cancels the server, which cancels the connections and waits for them.
  *
  * With `--check N` it instead starts itself on a free port, runs N clients
  * against itself, verifies every echo and exits 0 (the test suite runs it so). */
@@ -23,71 +26,53 @@
 
 /* ---- the server ------------------------------------------------------------------ */
 
-static intptr_t serve(void *arg) {
-    int fd = (int)(intptr_t)arg;
+/* One connection. async_tcp_serve closes the fd when this returns. */
+static intptr_t echo_conn(int fd, void *arg) {
+    (void)arg;
     char buf[4096];
     for (;;) {
         intptr_t n = async_await(async_recv(fd, buf, sizeof buf, 0));
         if (n <= 0) break; /* 0: the client is done; -1: reset, or cancelled */
         if (async_await(async_send(fd, buf, (size_t)n, 0)) < 0) break; /* sends it all */
     }
-    async_await(async_close(fd));
     return 0;
 }
 
-/* Accepts until the listening socket is closed. Running out of fds (EMFILE)
- * leaves the connection queued: pause, so the loop does not spin. */
-static intptr_t accept_loop(int lfd, async_group_t *conns) {
-    for (;;) {
-        int fd = (int)async_await(async_accept(lfd, NULL, NULL));
-        if (fd >= 0) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            if (async_group_spawn(conns, serve, (void *)(intptr_t)fd, NULL) < 0) close(fd);
-        } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            if (async_await(async_usleep(10000)) < 0) return -1;
-        } else if (errno != ECONNABORTED && errno != EINTR) {
-            return errno == EBADF ? 0 : -1; /* EBADF: closed by the signal watcher */
-        }
-    }
-}
-
-/* ---- stopping on a signal ----------------------------------------------------------
- * A task awaits SIGINT or SIGTERM like any other event; when one comes it
- * closes the listening socket, which wakes the accept loop with EBADF. The
- * signals need no handler and no blocking: from the first wait on, asyncstd
- * catches them and keeps one that comes early pending for the wait. */
-static intptr_t watch_signals(void *arg) {
-    int lfd = (int)(intptr_t)arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    int sig;
-    if (async_await(async_sigwait(&set, &sig)) == 0)
-        fprintf(stderr, "echo: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    async_await(async_close(lfd)); /* wakes the accept loop with EBADF */
-    return 0;
-}
-
+/* Serves until SIGINT or SIGTERM. The signals need no handler and no
+ * blocking: from the first wait on, asyncstd catches them and keeps one that
+ * comes early pending for the wait. */
 static int run_server(const char *host, const char *port) {
     int lfd = (int)async_await(async_tcp_listen(host, port, 0));
     if (lfd < 0) {
         perror("echo: listen");
         return 1;
     }
-    async_future_t *watcher = async_spawn(watch_signals, (void *)(intptr_t)lfd);
+    int one = 1; /* accepted sockets inherit it: small echoes go out at once */
+    setsockopt(lfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    async_serve_opts_t opts = {.on_stop = ASYNC_SERVE_CANCEL};
+    async_future_t *server = async_tcp_serve(lfd, echo_conn, NULL, &opts);
     fprintf(stderr, "echo: listening on %s:%s\n", host ? host : "*", port);
 
-    async_group_t *conns = async_group_new();
-    intptr_t r = conns ? accept_loop(lfd, conns) : -1;
-    if (r < 0) perror("echo: accept");
-    async_group_cancel(conns); /* every connection's recv/send fails with ECANCELED */
-    async_await(async_group_wait(conns));
-    async_group_free(conns);
-    async_cancel(watcher); /* it has ended if a signal stopped us */
-    async_await(watcher);
-    return r < 0;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig;
+    async_future_t *fs[2] = {server, async_sigwait(&set, &sig)};
+    int r = 0;
+    if (async_await_any(fs, 2) == 0) { /* the server stopped by itself: its listener failed */
+        async_await(server);
+        perror("echo: accept");
+        r = 1;
+        async_cancel(fs[1]);
+    } else {
+        fprintf(stderr, "echo: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        async_cancel(server); /* cancels the connections, then settles */
+        async_await(server);
+    }
+    async_await(fs[1]);
+    async_await(async_close(lfd));
+    return r;
 }
 
 /* ---- --check: clients against our own server ---------------------------------------- */

@@ -394,6 +394,12 @@ ASYNC_EXTERN int async_setspecific(async_key_t key, const void *value);
  * Structured concurrency: spawn tasks into a group, await them all, and let
  * the first failure cancel the rest (Tokio's JoinSet, Trio's nursery).
  * A group may be used from any thread.
+ *
+ * **When a group is the wrong tool.** A group is for tasks that succeed or
+ * fail together: the parts of one request, a fan-out whose answer needs every
+ * part. A server's connections are independent: in a group, one connection
+ * whose handler fails would cancel every other connection. Serve them with
+ * async_tcp_serve() (or detach each one with async_future_free()) instead.
  * @{
  */
 
