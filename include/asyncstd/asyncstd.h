@@ -4,6 +4,7 @@
 #define ASYNCSTD_H
 
 #include "fs.h"
+#include "stream.h"
 #include "future.h"
 #include "net.h"
 #include "sync.h"
