@@ -270,8 +270,13 @@ Test(fs_stream_glibc, setvbuf_modes) {
     cr_assert_eq(async_setvbuf(f, NULL, _IOFBF, 0), 0);
     ASSERT_VAL(async_await(async_fputs("h\n", f)), 1);
     cr_assert_eq(file_size(P("vbuf")), 8, "fully buffered");
+    cr_assert_eq(async_setvbuf(f, NULL, _IONBF, 0), 0); /* with "h\n" still buffered */
+    ASSERT_VAL(async_await(async_fputs("", f)), 1);
+    cr_assert_eq(file_size(P("vbuf")), 10, "unbuffered: what was pending goes too");
+    ASSERT_VAL(async_await(async_fputs("ij", f)), 1);
+    cr_assert_eq(file_size(P("vbuf")), 12);
     ASSERT_VAL(async_await(async_fclose(f)), 0);
-    cr_assert_eq(file_size(P("vbuf")), 10);
+    cr_assert_eq(file_size(P("vbuf")), 12);
     /* a small buffer set before any I/O: a write larger than it goes through */
     f = async_await_ptr(async_fopen(P("vbuf"), "w"));
     cr_assert_eq(async_setvbuf(f, NULL, _IOFBF, 4), 0);

@@ -317,7 +317,9 @@ static intptr_t fill(async_file_t *f, size_t want) {
 static size_t put(async_file_t *f, const char *p, size_t n) {
     size_t cap = out_cap(f), done = 0;
     while (done < n) {
-        if (n - done <= cap - f->wlen) {
+        /* the mode may have become _IONBF with output still buffered */
+        size_t room = cap > f->wlen ? cap - f->wlen : 0;
+        if (n - done <= room) {
             memcpy(f->wbuf + f->wlen, p + done, n - done);
             f->wlen += n - done;
             return n;
@@ -656,7 +658,7 @@ static async_future_t *write_start(async_file_t *f, const char *p1, size_t n1, c
          * (a retry after an ENOMEM must not find the data buffered already) */
         async_future_t *res = reserve_or_unclaim(f);
         if (!res) return NULL;
-        memcpy(f->wbuf + f->wlen, p1, n1);
+        if (n1) memcpy(f->wbuf + f->wlen, p1, n1);
         if (n2) memcpy(f->wbuf + f->wlen + n1, p2, n2);
         f->wlen += n1 + n2;
         return done_unclaim(f, res, value, 0);
