@@ -446,3 +446,38 @@ Test(fs_stream_glibc, bad_input) {
     (void)buf;
     rt_stop();
 }
+
+/* What the buffers hold is served on the calling thread: the future comes
+ * back settled (no task, no switch). */
+Test(fs_stream_glibc, buffered_calls_settle_at_once) {
+    int fd = open(P("lines"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    for (int i = 0; i < 100; i++) cr_assert_eq(write(fd, "0123456789abcde\n", 16), 16);
+    close(fd);
+    async_file_t *f = async_await_ptr(async_fopen(P("lines"), "r+"));
+    cr_assert_not_null(f);
+    char buf[64];
+    cr_assert_eq(async_await_ptr(async_fgets(buf, sizeof buf, f)), buf); /* reads ahead */
+    async_future_t *a = async_fgets(buf, sizeof buf, f);
+    cr_assert(async_future_settled(a), "fgets of a buffered line");
+    cr_assert_eq(async_await_ptr(a), buf);
+    a = async_fread(buf, 16, 1, f);
+    cr_assert(async_future_settled(a), "fread of a buffered record");
+    ASSERT_VAL(async_await(a), 1);
+    a = async_fgetc(f);
+    cr_assert(async_future_settled(a), "fgetc");
+    ASSERT_VAL(async_await(a), '0');
+    char *line = NULL;
+    size_t n = 0;
+    cr_assert_eq(async_await(async_getline(&line, &n, f)), 15); /* grows the caller's buffer */
+    a = async_getline(&line, &n, f);
+    cr_assert(async_future_settled(a), "getline into a buffer large enough");
+    ASSERT_VAL(async_await(a), 16);
+    free(line);
+    ASSERT_VAL(async_await(async_fseek(f, 0, SEEK_END)), 0);
+    ASSERT_VAL(async_await(async_fwrite("x", 1, 1, f)), 1); /* makes the write buffer */
+    a = async_fwrite("record!\n", 8, 1, f);
+    cr_assert(async_future_settled(a), "fwrite that fits the buffer");
+    ASSERT_VAL(async_await(a), 1);
+    ASSERT_VAL(async_await(async_fclose(f)), 0);
+    rt_stop();
+}
