@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
         gw = best(glibc_fwrite(out), gw);
         aw = best(in_task(async_fwrite_task), aw);
     }
-    printf("fgets, 40-byte lines:   glibc %6.1f ns  asyncstd %6.1f ns  (%.2fx)\n", gf, af, af / gf);
+    printf("fgets, 41-byte lines:   glibc %6.1f ns  asyncstd %6.1f ns  (%.2fx)\n", gf, af, af / gf);
     printf("fread, 16-byte records: glibc %6.1f ns  asyncstd %6.1f ns  (%.2fx)\n", gr, ar, ar / gr);
     printf("fwrite, 16-byte records: glibc %6.1f ns  asyncstd %6.1f ns  (%.2fx)\n", gw, aw,
            aw / gw);
