@@ -4,9 +4,9 @@
 #define ASYNCSTD_H
 
 #include "fs.h"
-#include "stream.h"
 #include "future.h"
 #include "net.h"
+#include "stream.h"
 #include "sync.h"
 #include "task.h"
 
