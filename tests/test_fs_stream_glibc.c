@@ -481,3 +481,40 @@ Test(fs_stream_glibc, buffered_calls_settle_at_once) {
     ASSERT_VAL(async_await(async_fclose(f)), 0);
     rt_stop();
 }
+
+/* A write that waits on a full pipe: other calls get EBUSY; a cancel ends it
+ * without setting the error indicator, and what it had not written goes out
+ * with the next flush once the reader drains the pipe. */
+Test(fs_stream_glibc, pending_write_cancel) {
+    int p[2];
+    cr_assert_eq(pipe2(p, O_NONBLOCK), 0);
+    char junk[4096];
+    memset(junk, 'j', sizeof junk);
+    size_t filled = 0;
+    for (ssize_t n; (n = write(p[1], junk, sizeof junk)) > 0;) filled += (size_t)n;
+    async_file_t *w = async_fdopen(p[1], "w");
+    cr_assert_not_null(w);
+    ASSERT_VAL(async_await(async_fputs("queued\n", w)), 1);
+    async_future_t *fl = async_fflush(w);
+    cr_assert(!async_future_settled(fl), "waits for room in the pipe");
+    ASSERT_ERR(async_await(async_fputc('x', w)), EBUSY);
+    ASSERT_ERR(async_await(async_fseek(w, 0, SEEK_SET)), EBUSY);
+    async_cancel(fl);
+    ASSERT_ERR(async_await(fl), ECANCELED);
+    cr_assert_eq(async_ferror(w), 0);
+    char *drain = malloc(filled);
+    size_t got = 0;
+    while (got < filled) {
+        ssize_t n = read(p[0], drain + got, filled - got);
+        cr_assert(n > 0);
+        got += (size_t)n;
+    }
+    free(drain);
+    ASSERT_VAL(async_await(async_fflush(w)), 0);
+    char buf[16] = "";
+    cr_assert_eq(read(p[0], buf, sizeof buf), 7);
+    cr_assert_str_eq(buf, "queued\n");
+    ASSERT_VAL(async_await(async_fclose(w)), 0);
+    close(p[0]);
+    rt_stop();
+}
