@@ -183,5 +183,5 @@ async_future_t *async_tcp_serve(int fd, async_serve_fn handler, void *arg,
     s->nodelay = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) == 0 && nodelay;
     pthread_mutex_init(&s->lock, NULL);
     async_waitgroup_init(&s->live);
-    return async__net_spawn(serve_main, s); /* frees s once the task has settled */
+    return async__spawn_owned(serve_main, s, free, NULL); /* s is freed as the task ends */
 }

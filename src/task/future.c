@@ -281,8 +281,12 @@ static void block(async__waiter_t *w) {
         async__task_suspend(w->task);
         return;
     }
+    /* futex(2) says EAGAIN or EINTR on the way: a result that leaves errno
+     * untouched (fgetc's end of file) must find the caller's errno */
+    int saved = errno;
     while (atomic_load_explicit(&w->fired, memory_order_acquire) == 0)
         async__futex_wait(&w->fired, 0);
+    errno = saved;
 }
 
 /* After attaching `w` to futures of which some had already settled, either
