@@ -17,18 +17,30 @@
  *  - a socket without O_NONBLOCK: setting the flag would change it for every
  *    holder of the open file description, so the file is read into a buffer
  *    (async_pread) and sent with async_write (MSG_DONTWAIT): one copy, but
- *    no pool thread waits for the peer. */
+ *    no pool thread waits for the peer.
+ *
+ * Before any of that, a short transfer to a non-blocking stream socket is
+ * tried on the calling thread: preadv2(2) with RWF_NOWAIT, which says EAGAIN
+ * rather than wait for the disk, into a buffer on the stack, then send(2)
+ * with MSG_DONTWAIT. Cached data the socket takes at once is then sent with
+ * no task and no pool hop (two system calls instead of a spawn and a pool
+ * round trip: docs/fs.md). The transfer task takes over whatever is left.
+ * Rejected: sendfile(2) inline after cachestat(2) said the pages were
+ * cached, which saves the copy but may still wait for the disk if the pages
+ * go in between. */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 #define MAX_RW 0x7ffff000 /* the most one sendfile(2) moves (Linux's MAX_RW_COUNT) */
 #define COPY_BUF (128 * 1024)
+#define INLINE_BUF (16 * 1024) /* the most sent inline, from a buffer on the caller's stack */
 
 enum { ROUTE_POOL, ROUTE_SOCKET, ROUTE_PIPE, ROUTE_COPY };
 
@@ -81,6 +93,7 @@ typedef struct sendfile_op {
     size_t count;
     char *buf; /* ROUTE_COPY: bytes read, [head, tail) not yet sent */
     size_t head, tail;
+    size_t done; /* sent inline before the task started */
 } sendfile_op_t;
 
 /* One pool job: what the kernel takes at once; -1/EAGAIN when the reader must
@@ -151,7 +164,7 @@ static int copy_begin(sendfile_op_t *s) {
 static intptr_t sendfile_task(void *arg) {
     sendfile_op_t *s = arg;
     if (s->route == ROUTE_COPY && copy_begin(s) < 0) return -1;
-    size_t done = 0;
+    size_t done = s->done;
     int err = 0;
     while (done < s->count) {
         if (async_testcancel() < 0) {
@@ -178,6 +191,44 @@ static intptr_t sendfile_task(void *arg) {
     if (done || !err) return (intptr_t)done;
     errno = err;
     return -1;
+}
+
+/* ---- inline ---------------------------------------------------------------------- */
+
+enum { INLINE_MORE, INLINE_END };
+
+/* Sends what is cached and what the socket takes at once, from `pos`, up to
+ * INLINE_BUF bytes: INLINE_END when the call is answered (*result: the count,
+ * or -1 with errno), else INLINE_MORE with *sent bytes gone, the rest for
+ * the task. Errors before any byte is sent are left to the task, which meets
+ * them again and reports them as sendfile(2) would. */
+static int send_inline(int out, int in, off_t pos, size_t count, size_t *sent, intptr_t *result) {
+    char buf[INLINE_BUF];
+    *sent = 0;
+    if (count > INLINE_BUF) return INLINE_MORE;
+    ssize_t n = preadv2(in, &(struct iovec){buf, count}, 1, pos, RWF_NOWAIT);
+    if (n < 0) return INLINE_MORE; /* EAGAIN (the disk), or an error the task reports */
+    if (n == 0) {
+        *result = 0; /* the end of the file */
+        return INLINE_END;
+    }
+    ssize_t m = send(out, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (m <= 0) return INLINE_MORE; /* full, or an error the task meets again */
+    *sent = (size_t)m;
+    /* a short read is the end of the file or pages not cached: the task tells which */
+    if ((size_t)m == count) {
+        *result = m;
+        return INLINE_END;
+    }
+    return INLINE_MORE;
+}
+
+/* A stream socket: a datagram socket would get one datagram per send(2),
+ * where sendfile(2) makes its own. */
+static bool stream_socket(int fd) {
+    int type;
+    socklen_t len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
 }
 
 static async_future_t *task_done(fs_seq_t *seq, intptr_t v, int err) {
@@ -224,8 +275,30 @@ async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t coun
         op->count = count;
         return async__fs_submit(op);
     }
+    if (count > MAX_RW) count = MAX_RW;
+    off_t pos = offset ? *offset : 0; /* read now, as sendfile(2) would */
+    size_t sent = 0;
+    if (route == ROUTE_SOCKET && count <= INLINE_BUF && pos >= 0 && stream_socket(out_fd) &&
+        (offset || (pos = lseek(in_fd, 0, SEEK_CUR)) >= 0)) {
+        /* the result's future first: bytes sent inline must be reported */
+        async_future_t *res = async__future_reserve();
+        if (!res) return NULL;
+        intptr_t result;
+        int how = send_inline(out_fd, in_fd, pos, count, &sent, &result);
+        if (sent) {
+            pos += (off_t)sent;
+            if (offset)
+                *offset = pos;
+            else
+                lseek(in_fd, pos, SEEK_SET);
+        }
+        if (how == INLINE_END) return async__future_fill(res, result, 0);
+        async__future_unreserve(res);
+    }
     sendfile_op_t *s = calloc(1, sizeof *s);
     if (!s) {
+        /* bytes sent inline are the result, as a short count */
+        if (sent) return async__fs_result((intptr_t)sent);
         errno = ENOMEM;
         return NULL;
     }
@@ -233,8 +306,9 @@ async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t coun
     s->out = out_fd;
     s->in = in_fd;
     s->offset = offset;
-    s->pos = offset ? *offset : 0; /* read now, as sendfile(2) would */
-    s->count = count > MAX_RW ? MAX_RW : count;
+    s->pos = offset ? *offset : 0;
+    s->count = count;
+    s->done = sent;
     async__fs_seq_init(&s->seq, task_done, task_release);
     async_spawn_opts_t opts = {.name = "sendfile"};
     return async__fs_seq_start(&s->seq, async_spawn_opts(sendfile_task, s, &opts));
