@@ -9,18 +9,18 @@
  * open: openat2(2) with RESOLVE_CACHED walks the path only through the
  * dentry cache and says EAGAIN when it would have to read a directory from
  * the disk or ask a network filesystem (Linux 5.12; on older kernels, which
- * lack it, every open goes to the pool). It refuses O_CREAT,
- * O_TRUNC and O_TMPFILE with EAGAIN, so those go straight to the pool. What
- * the walk cannot tell is the file's type, and opening a FIFO waits for the
+ * lack it, every open goes to the pool). It refuses O_CREAT, O_TRUNC and
+ * O_TMPFILE with EAGAIN, so those go straight to the pool. What the walk
+ * does not check is what the open then does: opening a FIFO waits for the
  * other end, opening a device runs its driver (a tape rewinds, a watchdog
- * starts). So unless the flags keep the open away from the driver (O_PATH,
- * O_DIRECTORY), the name is first opened with O_PATH (which never opens the
- * file itself), its type read, and only a regular file, a directory or a
- * symbolic link (O_NOFOLLOW's ELOOP) is opened inline. Rejected: adding
- * O_NONBLOCK to the open and clearing it after, one walk instead of two, as
- * io_uring does, since for a FIFO or a device that open is already the side
- * effect. The check and the open are two walks of the same name: a FIFO or
- * device renamed over a regular file between the two is opened inline.
+ * starts), and opening a file on NFSv4 or FUSE asks the server. So a name is
+ * first opened with O_PATH (which never opens the file itself), and only a
+ * regular file or a directory on a local mount is then opened inline; O_PATH
+ * opens themselves are always safe. That is two walks of the name; a name
+ * this thread opened inline before takes one, with O_NONBLOCK added and the
+ * type checked after (see `seen` below). Rejected: that one walk for every
+ * name, as io_uring's own non-blocking open does, since for a FIFO or a
+ * device the open is already the side effect.
  *
  * fstat: statx(2) of the fd with AT_STATX_DONT_SYNC, which on a local
  * filesystem reads the in-memory inode, the same answer fstat(2) gives; on a
@@ -52,67 +52,6 @@
 #ifndef STATX_MNT_ID_UNIQUE
 #define STATX_MNT_ID_UNIQUE 0x4000U
 #endif
-
-/* ---- open ------------------------------------------------------------------ */
-
-/* Flags openat2(2) takes as openat(2) does. openat(2) drops unknown bits
- * that openat2(2) refuses with EINVAL; such calls keep to the pool. */
-#define OPEN_KNOWN                                                                        \
-    (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | O_SYNC | \
-     O_DSYNC | O_ASYNC | O_DIRECT | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH)
-/* O_PATH with anything else is EINVAL from openat2(2), ignored by openat(2). */
-#define OPATH_KNOWN (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-
-static int openat2_cached(int dirfd, const char *path, int flags) {
-    struct open_how how = {.flags = (uint64_t)(unsigned)flags, .resolve = RESOLVE_CACHED};
-    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-}
-
-/* Before Linux 5.12 openat2(2) is missing (ENOSYS) or refuses RESOLVE_CACHED
- * (EINVAL): asked once, with a name that is always cached. */
-static bool have_cached_walk;
-static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
-
-static void probe(void) {
-    int fd = openat2_cached(AT_FDCWD, "/", O_PATH | O_CLOEXEC);
-    have_cached_walk = fd >= 0;
-    if (fd >= 0) close(fd);
-}
-
-int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd) {
-    /* O_TMPFILE's own bit: the flag includes O_DIRECTORY's */
-    if (flags & (O_CREAT | O_TRUNC | (O_TMPFILE & ~O_DIRECTORY))) return FS_POOL;
-    if (flags & ~OPEN_KNOWN) return FS_POOL;
-    if ((flags & O_PATH) && (flags & ~OPATH_KNOWN)) return FS_POOL;
-    pthread_once(&probe_once, probe);
-    if (!have_cached_walk) return FS_POOL;
-    if (!(flags & (O_PATH | O_DIRECTORY))) {
-        /* the type first, without opening the file */
-        int p = openat2_cached(dirfd, path, O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW));
-        if (p < 0) {
-            int err = errno;
-            if (err == EAGAIN) return FS_POOL; /* the walk would wait */
-            /* The walk's own error (ENOENT, ENOTDIR, EACCES, ELOOP, ...),
-             * which the open would meet the same way; EMFILE and ENFILE
-             * only because this needs one fd more than the open. */
-            if (err == EMFILE || err == ENFILE) return FS_POOL;
-            *fd = -1;
-            errno = err;
-            return FS_DONE;
-        }
-        struct stat st;
-        int r = fstat(p, &st);
-        close(p);
-        if (r < 0) return FS_POOL;
-        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) return FS_POOL;
-    }
-    /* EAGAIN: the walk would wait, or a lease is being broken under
-     * O_NONBLOCK, which the pool's open reports in its turn */
-    int r = openat2_cached(dirfd, path, flags);
-    if (r < 0 && errno == EAGAIN) return FS_POOL;
-    *fd = r;
-    return FS_DONE;
-}
 
 /* ---- local mounts -------------------------------------------------------------
  * A small open-addressed table of mount ids and what they are, filled on the
@@ -205,6 +144,117 @@ void async__fs_learn_mount(int fd) {
     struct statfs sf;
     if (fstatfs(fd, &sf) < 0) return;
     mount_learn(id, local_fs((long)sf.f_type) ? MNT_LOCAL : MNT_REMOTE);
+}
+
+/* ---- open ------------------------------------------------------------------ */
+
+/* Flags openat2(2) takes as openat(2) does. openat(2) drops unknown bits
+ * that openat2(2) refuses with EINVAL; such calls keep to the pool, and so
+ * does O_ASYNC, which open(2) records without arming. */
+#define OPEN_KNOWN                                                                        \
+    (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | O_SYNC | \
+     O_DSYNC | O_DIRECT | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH)
+/* O_PATH with anything else is EINVAL from openat2(2), ignored by openat(2). */
+#define OPATH_KNOWN (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+/* The status flags fcntl(F_SETFL) sets, but O_NONBLOCK (and O_ASYNC, never here). */
+#define SETFL_KEEP (O_APPEND | O_DIRECT | O_NOATIME)
+
+static int openat2_cached(int dirfd, const char *path, int flags) {
+    struct open_how how = {.flags = (uint64_t)(unsigned)flags, .resolve = RESOLVE_CACHED};
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+/* Before Linux 5.12 openat2(2) is missing (ENOSYS) or refuses RESOLVE_CACHED
+ * (EINVAL): asked once, with a name that is always cached. */
+static bool have_cached_walk;
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+
+static void probe(void) {
+    int fd = openat2_cached(AT_FDCWD, "/", O_PATH | O_CLOEXEC);
+    have_cached_walk = fd >= 0;
+    if (fd >= 0) close(fd);
+}
+
+/* A file this may open inline: a regular file or a directory on a local
+ * mount, or a symbolic link (which only O_NOFOLLOW's ELOOP meets). */
+static bool openable(const struct statx *sx) {
+    if (S_ISLNK(sx->stx_mode)) return true;
+    if (!S_ISREG(sx->stx_mode) && !S_ISDIR(sx->stx_mode)) return false;
+    return mount_kind(unique_mount(sx)) == MNT_LOCAL;
+}
+
+/* Names this thread opened inline lately, by a hash of (dirfd, O_NOFOLLOW,
+ * path): such a name is opened in one walk, with O_NONBLOCK added so that
+ * no FIFO or device open can wait, and checked after. A name that has since
+ * become a FIFO or a device, or moved to a network mount, has then been
+ * opened once without waiting and is closed again before the pool opens it
+ * for real: the one way this differs from open(2), for names replaced
+ * between two opens. */
+#define SEEN 64
+static __thread uint64_t seen[SEEN];
+
+static uint64_t name_hash(int dirfd, const char *path, int flags) {
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint32_t)dirfd ^ ((uint64_t)(flags & O_NOFOLLOW) << 32);
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+        h = (h ^ *c) * 0x100000001b3ull;
+    return h | 1; /* never 0, which marks a free slot */
+}
+
+/* One walk for a name seen before: FS_DONE with *fd, or FS_POOL. */
+static int open_seen(int dirfd, const char *path, int flags, uint64_t h, int *fd) {
+    int r = openat2_cached(dirfd, path, flags | O_NONBLOCK);
+    struct statx sx;
+    if (r >= 0 && statx_fd(r, STATX_TYPE, &sx) == 0 && !S_ISLNK(sx.stx_mode) && openable(&sx) &&
+        ((flags & O_NONBLOCK) || fcntl(r, F_SETFL, flags & SETFL_KEEP) == 0)) {
+        *fd = r;
+        return FS_DONE;
+    }
+    /* anything else, errors included (with O_NONBLOCK a FIFO may say ENXIO,
+     * a lease EAGAIN), is answered by the pool */
+    if (r >= 0) close(r);
+    seen[h % SEEN] = 0;
+    return FS_POOL;
+}
+
+int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd) {
+    /* O_TMPFILE's own bit: the flag includes O_DIRECTORY's */
+    if (flags & (O_CREAT | O_TRUNC | (O_TMPFILE & ~O_DIRECTORY))) return FS_POOL;
+    if (flags & ~OPEN_KNOWN) return FS_POOL;
+    if ((flags & O_PATH) && (flags & ~OPATH_KNOWN)) return FS_POOL;
+    pthread_once(&probe_once, probe);
+    if (!have_cached_walk) return FS_POOL;
+    uint64_t h = 0;
+    if (!(flags & O_PATH)) {
+        h = name_hash(dirfd, path, flags);
+        if (seen[h % SEEN] == h) return open_seen(dirfd, path, flags, h, fd);
+        /* the type and the mount first, without opening the file */
+        int p = openat2_cached(dirfd, path, O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW));
+        if (p < 0) {
+            int err = errno;
+            if (err == EAGAIN) return FS_POOL; /* the walk would wait */
+            /* The walk's own error (ENOENT, ENOTDIR, EACCES, ELOOP, ...),
+             * which the open would meet the same way; EMFILE and ENFILE
+             * only because this needs one fd more than the open. */
+            if (err == EMFILE || err == ENFILE) return FS_POOL;
+            *fd = -1;
+            errno = err;
+            return FS_DONE;
+        }
+        struct statx sx;
+        int r = statx_fd(p, STATX_TYPE, &sx);
+        close(p);
+        if (r < 0 || !openable(&sx)) return FS_POOL;
+        if (!S_ISLNK(sx.stx_mode)) seen[h % SEEN] = h;
+    }
+    /* EAGAIN: the walk would wait, or a lease is being broken under
+     * O_NONBLOCK, which the pool's open reports in its turn */
+    int r = openat2_cached(dirfd, path, flags);
+    if (r < 0 && errno == EAGAIN) {
+        if (h) seen[h % SEEN] = 0;
+        return FS_POOL;
+    }
+    *fd = r;
+    return FS_DONE;
 }
 
 /* ---- fstat ------------------------------------------------------------------ */

@@ -13,7 +13,10 @@ static bool takes_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFI
 
 static intptr_t run_openat(fs_op_t *op) {
     int fd = openat(op->fd, op->path, op->flags, (mode_t)op->mode);
-    if (fd >= 0) async__io_fd_new(fd); /* a FIFO may be waited on: no stale readiness */
+    if (fd >= 0) {
+        async__io_fd_new(fd);      /* a FIFO may be waited on: no stale readiness */
+        async__fs_learn_mount(fd); /* so that the next open there may be inline */
+    }
     return fd;
 }
 
