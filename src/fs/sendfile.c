@@ -19,8 +19,8 @@
  *    (async_pread) and sent with async_write (MSG_DONTWAIT): one copy, but
  *    no pool thread waits for the peer.
  *
- * Before any of that, a short transfer to a non-blocking stream socket is
- * tried on the calling thread: preadv2(2) with RWF_NOWAIT, which says EAGAIN
+ * Before any of that, a short transfer to a stream socket is tried on the
+ * calling thread: preadv2(2) with RWF_NOWAIT, which says EAGAIN
  * rather than wait for the disk, into a buffer on the stack, then send(2)
  * with MSG_DONTWAIT. Cached data the socket takes at once is then sent with
  * no task and no pool hop (two system calls instead of a spawn and a pool
@@ -264,25 +264,22 @@ static int route_of(int out_fd, int in_fd, size_t count) {
     return fl >= 0 && (fl & O_NONBLOCK) ? ROUTE_SOCKET : ROUTE_COPY;
 }
 
+/* A regular file or a block device: what the inline attempt reads from. */
+static bool file_source(int fd) {
+    unsigned t = file_type(fd);
+    return t == S_IFREG || t == S_IFBLK;
+}
+
 async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
-    int route = route_of(out_fd, in_fd, count);
-    if (route == ROUTE_POOL) {
-        fs_op_t *op = async__fs_op_new(run_sendfile, NULL, NULL);
-        if (!op) return NULL;
-        op->fd = out_fd;
-        op->fd2 = in_fd;
-        op->buf = offset;
-        op->count = count;
-        return async__fs_submit(op);
-    }
     if (count > MAX_RW) count = MAX_RW;
     off_t pos = offset ? *offset : 0; /* read now, as sendfile(2) would */
     size_t sent = 0;
-    if (route == ROUTE_SOCKET && count <= INLINE_BUF && pos >= 0 && stream_socket(out_fd) &&
+    async_future_t *res = NULL;
+    /* Inline first: MSG_DONTWAIT, so the socket's own O_NONBLOCK does not matter. */
+    if (count && count <= INLINE_BUF && pos >= 0 && stream_socket(out_fd) && file_source(in_fd) &&
         (offset || (pos = lseek(in_fd, 0, SEEK_CUR)) >= 0)) {
         /* the result's future first: bytes sent inline must be reported */
-        async_future_t *res = async__future_reserve();
-        if (!res) return NULL;
+        if (!(res = async__future_reserve())) return NULL;
         intptr_t result;
         int how = send_inline(out_fd, in_fd, pos, count, &sent, &result);
         if (sent) {
@@ -293,15 +290,28 @@ async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t coun
                 lseek(in_fd, pos, SEEK_SET);
         }
         if (how == INLINE_END) return async__future_fill(res, result, 0);
-        async__future_unreserve(res);
+    }
+    int route = route_of(out_fd, in_fd, count - sent);
+    if (route == ROUTE_POOL) {
+        if (sent) return async__future_fill(res, (intptr_t)sent, 0);
+        if (res) async__future_unreserve(res);
+        fs_op_t *op = async__fs_op_new(run_sendfile, NULL, NULL);
+        if (!op) return NULL;
+        op->fd = out_fd;
+        op->fd2 = in_fd;
+        op->buf = offset;
+        op->count = count;
+        return async__fs_submit(op);
     }
     sendfile_op_t *s = calloc(1, sizeof *s);
     if (!s) {
         /* bytes sent inline are the result, as a short count */
-        if (sent) return async__fs_result((intptr_t)sent);
+        if (sent) return async__future_fill(res, (intptr_t)sent, 0);
+        if (res) async__future_unreserve(res);
         errno = ENOMEM;
         return NULL;
     }
+    if (res) async__future_unreserve(res);
     s->route = route;
     s->out = out_fd;
     s->in = in_fd;
