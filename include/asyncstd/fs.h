@@ -843,10 +843,10 @@ ASYNC_EXTERN async_future_t *async_mkdtemp(char *template_) ASYNC_WARN_UNUSED;
  * is held: only reads that may wait for the disk run on the pool, and the
  * wait for the reader is on a worker's loop.
  * Up to 16 KiB to a stream socket are first tried on the calling thread
- * (with MSG_DONTWAIT, whatever the socket's O_NONBLOCK): what is in the page cache and what the socket takes at
- * once is sent there (through a buffer), and only the rest goes the ways
- * below. A non-blocking socket and a pipe get the data straight from the page cache
- * (sendfile(2), splice(2)); a blocking socket, which sendfile(2) cannot be
+ * (with MSG_DONTWAIT, whatever the socket's O_NONBLOCK): what is in the
+ * page cache and what the socket takes at once is sent there (through a
+ * buffer), and only the rest goes the ways below. A non-blocking socket and
+ * a pipe get the data straight from the page cache (sendfile(2), splice(2)); a blocking socket, which sendfile(2) cannot be
  * told not to wait on, gets it through a buffer (one copy). A socket whose
  * peer has gone gives EPIPE without raising SIGPIPE, as every socket call of
  * the library (see net.h); a pipe whose reader has gone gives EPIPE and
