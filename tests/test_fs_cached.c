@@ -6,8 +6,10 @@
  * returned, and a pool call's only once the FIFO gets a writer. */
 #include "fs_helpers.h"
 
+#include <linux/openat2.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 TestSuite(fs_cached, .init = fs_init, .fini = fs_fini, .timeout = 30);
 
@@ -373,6 +375,17 @@ static void route_init(void) {
 
 TestSuite(fs_cached_route, .init = route_init, .fini = scratch_remove, .timeout = 30);
 
+/* Whether this kernel walks with RESOLVE_CACHED (Linux 5.12; valgrind 3.19
+ * does not know openat2): without it every open goes to the pool, which the
+ * route tests then check instead. */
+static bool cached_walk(void) {
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_CACHED};
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof how);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+}
+
 #define INLINE(f) cr_assert(async_future_settled(f), "%s: answered inline", #f)
 #define POOLED(f) cr_assert(!async_future_settled(f), "%s: waits for the pool", #f)
 
@@ -394,9 +407,14 @@ Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
 
     /* the mount is known now: every call of a file server's request inline */
     fifo = hold_pool(&o1, &o2);
-    fo = async_open(f, O_RDONLY);
-    INLINE(fo);
-    fd = (int)async_await(fo);
+    bool walk = cached_walk();
+    if (walk) {
+        fo = async_open(f, O_RDONLY);
+        INLINE(fo);
+        fd = (int)async_await(fo);
+    } else {
+        fd = open(f, O_RDONLY);
+    }
     memset(&st, 0, sizeof st);
     async_future_t *fs = async_fstat(fd, &st);
     INLINE(fs);
@@ -415,18 +433,20 @@ Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
     cr_assert_eq(off, 100);
     cr_assert_eq(recv(sv[1], buf, sizeof buf, 0), 100);
     cr_assert_eq(buf[0], 'a');
-    async_future_t *dir = async_open(scratch, O_RDONLY | O_DIRECTORY);
-    INLINE(dir);
-    async_future_t *again = async_open(f, O_RDWR); /* a name seen before: one walk */
-    INLINE(again);
-    int g = (int)async_await(again);
-    cr_assert_geq(g, 0);
-    cr_assert_eq(fcntl(g, F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDWR, "no O_NONBLOCK left");
-    close(g);
+    if (walk) {
+        async_future_t *dir = async_open(scratch, O_RDONLY | O_DIRECTORY);
+        INLINE(dir);
+        close((int)async_await(dir));
+        async_future_t *again = async_open(f, O_RDWR); /* a name seen before: one walk */
+        INLINE(again);
+        int g = (int)async_await(again);
+        cr_assert_geq(g, 0);
+        cr_assert_eq(fcntl(g, F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDWR, "no O_NONBLOCK left");
+        close(g);
+    }
     async_future_t *fc = async_close(fd);
     INLINE(fc);
     ASSERT_VAL(async_await(fc), 0);
-    close((int)async_await(dir));
 
     /* what the kernel cannot answer at once goes to the pool, and still
      * answers right: sysfs names are revalidated, which RESOLVE_CACHED
@@ -438,7 +458,9 @@ Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
     async_future_t *creat = async_open(P("new"), O_WRONLY | O_CREAT, 0600);
     async_future_t *dev = async_open("/dev/null", O_RDONLY);
     async_future_t *nb = async_open(P("fifo"), O_RDONLY | O_NONBLOCK);
+    async_future_t *plain = walk ? NULL : async_open(f, O_RDONLY); /* no cached walk: the pool */
     sleep_ms(20);
+    if (plain) POOLED(plain);
     POOLED(proc);
     POOLED(never);
     POOLED(creat);
@@ -462,6 +484,11 @@ Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
     int nfd = (int)async_await(nb);
     cr_assert_geq(nfd, 0);
     close(nfd);
+    if (plain) {
+        int pl = (int)async_await(plain);
+        cr_assert_geq(pl, 0);
+        close(pl);
+    }
     close(sv[0]);
     close(sv[1]);
     rt_stop();
@@ -490,12 +517,14 @@ Test(fs_cached_route, cancel_a_pooled_open_and_close) {
     close(fd);
     fifo = hold_pool(&o1, &o2);
     /* an inline open is settled before the caller can cancel it */
-    async_future_t *fo = async_open(f, O_RDONLY);
-    INLINE(fo);
-    async_cancel(fo);
-    int g = (int)async_await(fo);
-    cr_assert_geq(g, 0, "an inline call has its result");
-    close(g);
+    if (cached_walk()) {
+        async_future_t *fo = async_open(f, O_RDONLY);
+        INLINE(fo);
+        async_cancel(fo);
+        int g = (int)async_await(fo);
+        cr_assert_geq(g, 0, "an inline call has its result");
+        close(g);
+    }
     release_pool(fifo, o1, o2);
     rt_stop();
 }
