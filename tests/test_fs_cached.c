@@ -256,8 +256,10 @@ Test(fs_cached, fstat_same_as_glibc) {
         SAME_FSTAT(fds[i]); /* the first on a mount learns it on the pool */
         SAME_FSTAT(fds[i]); /* then inline where it is local */
     }
-    SAME_FSTAT(-1);   /* EBADF */
-    SAME_FSTAT(1000); /* EBADF: not open */
+    struct stat *bad = (struct stat *)(uintptr_t)16 + (null_ptr != NULL); /* unmapped */
+    SAME_BAD(fstat(fds[0], bad), async_fstat(fds[0], bad));               /* EFAULT, not a crash */
+    SAME_FSTAT(-1);                                                       /* EBADF */
+    SAME_FSTAT(1000);                                                     /* EBADF: not open */
     for (int i = 0; i < n; i++) close(fds[i]);
     close(p[1]);
     close(sv[1]);

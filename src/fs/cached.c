@@ -22,12 +22,11 @@
  * name, as io_uring's own non-blocking open does, since for a FIFO or a
  * device the open is already the side effect.
  *
- * fstat: statx(2) of the fd with AT_STATX_DONT_SYNC, which on a local
- * filesystem reads the in-memory inode, the same answer fstat(2) gives; on a
- * network filesystem (NFS, CIFS, FUSE, Ceph) fstat(2) may ask the server,
- * and AT_STATX_DONT_SYNC would answer from a cache instead: a different
- * answer. So the inline answer is used only when the fd's mount is known to
- * be local, learnt on the pool the first time a mount is met (fstatfs(2),
+ * fstat: on a local filesystem fstat(2) reads the in-memory inode; on a
+ * network filesystem (NFS, CIFS, FUSE, Ceph) it may ask the server. So a
+ * statx(2) of the fd with AT_STATX_DONT_SYNC (which never asks) first reads
+ * the fd's mount, and fstat(2) is made inline only when that mount is known
+ * to be local, learnt on the pool the first time a mount is met (fstatfs(2),
  * which on NFS asks the server too). Mounts are keyed by their 64-bit unique
  * id (STATX_MNT_ID_UNIQUE, Linux 6.8), never reused; without it every fstat
  * goes to the pool.
@@ -41,10 +40,8 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
-#include <string.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cached.h"
@@ -259,29 +256,14 @@ int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd) {
 
 /* ---- fstat ------------------------------------------------------------------ */
 
+/* The status itself comes from fstat(2) into the caller's buffer, not from
+ * the statx that decided: converting would be one system call fewer, but a
+ * bad pointer must give the kernel's EFAULT, not a crash here. */
 int async__fs_fstat_cached(int fd, struct stat *st) {
     struct statx sx;
-    if (statx_fd(fd, STATX_BASIC_STATS, &sx) < 0) return FS_POOL; /* the pool gives fstat's errno */
-    if ((sx.stx_mask & STATX_BASIC_STATS) != STATX_BASIC_STATS) return FS_POOL;
+    if (statx_fd(fd, STATX_TYPE, &sx) < 0) return FS_POOL; /* the pool gives fstat's errno */
     if (mount_kind(unique_mount(&sx)) != MNT_LOCAL) return FS_POOL;
-    memset(st, 0, sizeof *st);
-    st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
-    st->st_ino = sx.stx_ino;
-    st->st_mode = sx.stx_mode;
-    st->st_nlink = sx.stx_nlink;
-    st->st_uid = sx.stx_uid;
-    st->st_gid = sx.stx_gid;
-    st->st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
-    st->st_size = (off_t)sx.stx_size;
-    st->st_blksize = (blksize_t)sx.stx_blksize;
-    st->st_blocks = (blkcnt_t)sx.stx_blocks;
-    st->st_atim.tv_sec = sx.stx_atime.tv_sec;
-    st->st_atim.tv_nsec = sx.stx_atime.tv_nsec;
-    st->st_mtim.tv_sec = sx.stx_mtime.tv_sec;
-    st->st_mtim.tv_nsec = sx.stx_mtime.tv_nsec;
-    st->st_ctim.tv_sec = sx.stx_ctime.tv_sec;
-    st->st_ctim.tv_nsec = sx.stx_ctime.tv_nsec;
-    return FS_DONE;
+    return fstat(fd, st) == 0 ? FS_DONE : FS_POOL;
 }
 
 /* ---- close ------------------------------------------------------------------- */
