@@ -394,6 +394,8 @@ static bool cached_walk(void) {
 Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
     const char *f = make_file("f", 100);
     cr_assert_eq(mkfifo(P("fifo"), 0600), 0);
+    int pv = (int)async_await(async_open("/proc/version", O_RDONLY)); /* learns /proc's mount */
+    cr_assert_geq(pv, 0);
     async_future_t *o1, *o2;
     const char *fifo = hold_pool(&o1, &o2);
 
@@ -449,6 +451,9 @@ Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
     async_future_t *fc = async_close(fd);
     INLINE(fc);
     ASSERT_VAL(async_await(fc), 0);
+    async_future_t *pvs = async_fstat(pv, &st); /* /proc: fstat inline, as for pipes and sockets */
+    INLINE(pvs);
+    ASSERT_VAL(async_await(pvs), 0);
 
     /* what the kernel cannot answer at once goes to the pool, and still
      * answers right: sysfs names are revalidated, which RESOLVE_CACHED
@@ -460,6 +465,8 @@ Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
     async_future_t *creat = async_open(P("new"), O_WRONLY | O_CREAT, 0600);
     async_future_t *dev = async_open("/dev/null", O_RDONLY);
     async_future_t *nb = async_open(P("fifo"), O_RDONLY | O_NONBLOCK);
+    async_future_t *pvo =
+        async_open("/proc/version", O_RDONLY); /* a pseudo-file's open runs its code */
     async_future_t *plain = walk ? NULL : async_open(f, O_RDONLY); /* no cached walk: the pool */
     sleep_ms(20);
     if (plain) POOLED(plain);
@@ -468,6 +475,7 @@ Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
     POOLED(creat);
     POOLED(dev);
     POOLED(nb);
+    POOLED(pvo);
     release_pool(fifo, o1, o2);
     int pfd = (int)async_await(proc);
     cr_assert_geq(pfd, 0);
@@ -483,6 +491,10 @@ Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
     int dfd = (int)async_await(dev);
     cr_assert_geq(dfd, 0);
     close(dfd);
+    int pvo_fd = (int)async_await(pvo);
+    cr_assert_geq(pvo_fd, 0);
+    close(pvo_fd);
+    close(pv);
     int nfd = (int)async_await(nb);
     cr_assert_geq(nfd, 0);
     close(nfd);

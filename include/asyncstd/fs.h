@@ -70,11 +70,11 @@ struct timespec;
  * Async equivalent of open(2).
  *
  * A name whose path is in the kernel's dentry cache, naming a regular file
- * or a directory on a local filesystem, is opened on the calling thread and
- * the future is settled when it is returned; anything else (a name the
- * kernel would have to read from the disk or ask a server for, `O_CREAT`,
- * `O_TRUNC`, `O_TMPFILE`, a FIFO, a device, a file on NFS or FUSE) is opened
- * on the pool, as open(2) would open it. One deviation, for a name replaced
+ * or a directory on a local disk filesystem or tmpfs, is opened on the
+ * calling thread and the future is settled when it is returned; anything
+ * else (a name the kernel would have to read from the disk or ask a server
+ * for, `O_CREAT`, `O_TRUNC`, `O_TMPFILE`, a FIFO, a device, a file in /proc
+ * or on NFS or FUSE) is opened on the pool, as open(2) would open it. One deviation, for a name replaced
  * between two opens: a name this thread opened inline before is opened once
  * with `O_NONBLOCK` and checked after, so if it has become a FIFO or a
  * device since, that FIFO or device is opened and closed once, without

@@ -57,7 +57,14 @@
  * Full, it simply learns no more (those mounts keep to the pool). */
 
 #define MOUNTS 256
-enum { MNT_UNKNOWN = 0, MNT_LOCAL = 1, MNT_REMOTE = 2 };
+/* MNT_FILES: a local filesystem of plain files (ext4, tmpfs...), whose
+ * opens, getattrs and closes wait for nothing but memory; MNT_PSEUDO: a
+ * local pseudo-filesystem (proc, sysfs, pipes, sockets...), whose getattr
+ * and close are as cheap but whose files' opens run whatever code the
+ * kernel attached to them, so opens there stay on the pool. */
+enum { MNT_UNKNOWN = 0, MNT_FILES, MNT_PSEUDO, MNT_REMOTE };
+
+static bool mount_local(int kind) { return kind == MNT_FILES || kind == MNT_PSEUDO; }
 
 static struct {
     _Atomic uint64_t id; /* 0: free */
@@ -92,10 +99,9 @@ static void mount_learn(uint64_t id, int kind) {
     pthread_mutex_unlock(&lock);
 }
 
-/* Filesystems whose getattr and close never wait for anything but memory
- * and local locks. Anything else (NFS, CIFS, FUSE, Ceph, 9p, ...) counts as
- * remote, which is only slower. */
-static bool local_fs(long type) {
+/* What a filesystem type is; anything not named (NFS, CIFS, FUSE, Ceph,
+ * 9p, ...) counts as remote, which is only slower. */
+static int fs_kind(long type) {
     switch ((unsigned long)type) {
     case EXT4_SUPER_MAGIC: /* also ext2 and ext3 */
     case XFS_SUPER_MAGIC:
@@ -108,6 +114,7 @@ static bool local_fs(long type) {
     case SQUASHFS_MAGIC:
     case ISOFS_SUPER_MAGIC:
     case MSDOS_SUPER_MAGIC:
+        return MNT_FILES;
     case PROC_SUPER_MAGIC:
     case SYSFS_MAGIC:
     case DEVPTS_SUPER_MAGIC:
@@ -119,9 +126,9 @@ static bool local_fs(long type) {
     case TRACEFS_MAGIC:
     case BPF_FS_MAGIC:
     case NSFS_MAGIC:
-        return true;
+        return MNT_PSEUDO;
     default:
-        return false;
+        return MNT_REMOTE;
     }
 }
 
@@ -140,7 +147,7 @@ void async__fs_learn_mount(int fd) {
     if (!id || mount_kind(id) != MNT_UNKNOWN) return;
     struct statfs sf;
     if (fstatfs(fd, &sf) < 0) return;
-    mount_learn(id, local_fs((long)sf.f_type) ? MNT_LOCAL : MNT_REMOTE);
+    mount_learn(id, fs_kind((long)sf.f_type));
 }
 
 /* ---- open ------------------------------------------------------------------ */
@@ -173,11 +180,12 @@ static void probe(void) {
 }
 
 /* A file this may open inline: a regular file or a directory on a local
- * mount, or a symbolic link (which only O_NOFOLLOW's ELOOP meets). */
+ * filesystem of plain files, or a symbolic link (which only O_NOFOLLOW's
+ * ELOOP meets). */
 static bool openable(const struct statx *sx) {
     if (S_ISLNK(sx->stx_mode)) return true;
     if (!S_ISREG(sx->stx_mode) && !S_ISDIR(sx->stx_mode)) return false;
-    return mount_kind(unique_mount(sx)) == MNT_LOCAL;
+    return mount_kind(unique_mount(sx)) == MNT_FILES;
 }
 
 /* Names this thread opened inline lately, by a hash of (dirfd, O_NOFOLLOW,
@@ -262,7 +270,7 @@ int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd) {
 int async__fs_fstat_cached(int fd, struct stat *st) {
     struct statx sx;
     if (statx_fd(fd, STATX_TYPE, &sx) < 0) return FS_POOL; /* the pool gives fstat's errno */
-    if (mount_kind(unique_mount(&sx)) != MNT_LOCAL) return FS_POOL;
+    if (!mount_local(mount_kind(unique_mount(&sx)))) return FS_POOL;
     return fstat(fd, st) == 0 ? FS_DONE : FS_POOL;
 }
 
@@ -272,5 +280,5 @@ bool async__fs_close_may_wait(int fd) {
     struct statx sx;
     if (statx_fd(fd, STATX_TYPE, &sx) < 0) return false; /* close(2) says why, at once */
     if (!S_ISREG(sx.stx_mode)) return false;
-    return mount_kind(unique_mount(&sx)) != MNT_LOCAL;
+    return !mount_local(mount_kind(unique_mount(&sx)));
 }
