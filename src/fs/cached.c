@@ -267,11 +267,12 @@ int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd) {
 /* The status itself comes from fstat(2) into the caller's buffer, not from
  * the statx that decided: converting would be one system call fewer, but a
  * bad pointer must give the kernel's EFAULT, not a crash here. */
-int async__fs_fstat_cached(int fd, struct stat *st) {
+int async__fs_fstat_cached(int fd, struct stat *st, int *r) {
     struct statx sx;
     if (statx_fd(fd, STATX_TYPE, &sx) < 0) return FS_POOL; /* the pool gives fstat's errno */
     if (!mount_local(mount_kind(unique_mount(&sx)))) return FS_POOL;
-    return fstat(fd, st) == 0 ? FS_DONE : FS_POOL;
+    *r = fstat(fd, st); /* its errors too (EFAULT) are fstat's answer */
+    return FS_DONE;
 }
 
 /* ---- close ------------------------------------------------------------------- */

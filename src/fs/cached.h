@@ -13,9 +13,9 @@ enum { FS_POOL = 0, FS_DONE = 1 };
  * not a regular file or a directory unless O_PATH or O_DIRECTORY keeps the
  * open from the file's driver. */
 int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd);
-/* fstat(2) of an fd whose mount is known to be local (st must not be NULL);
- * errors are left to the pool, which gives fstat(2)'s own. */
-int async__fs_fstat_cached(int fd, struct stat *st);
+/* fstat(2) of an fd whose mount is known to be local (st must not be NULL):
+ * *r is its result, with errno set when -1. */
+int async__fs_fstat_cached(int fd, struct stat *st, int *r);
 /* Whether close(2) of fd may wait for a server: a regular file whose mount
  * is not known to be local. */
 bool async__fs_close_may_wait(int fd);
