@@ -5,14 +5,27 @@
  *   contended     T plain threads hammering one mutex with a tiny critical
  *                 section (total time / total lock+unlock pairs);
  *   tasks         T tasks on the runtime's workers doing the same with
- *                 async_mutex (pthread has no counterpart: a task blocking in
- *                 pthread_mutex_lock would stall its worker).
+ *                 async_mutex;
+ *   table         50 tasks spread over the T workers, all on one lock, in five
+ *                 shapes: critical sections of ~50 ns and ~1 us, back to back
+ *                 or with an await (a yield) between holds, and the hot-key
+ *                 pipeline (16 holds of ~50 ns back to back, then an await).
+ *                 Each shape with async_mutex_t, and with a pthread mutex and
+ *                 a pthread spinlock taken inside the same tasks (which block
+ *                 their worker while they wait). ns per hold, all tasks
+ *                 together. bench/tokio-mutex runs the same table.
+ *
+ *   handoff       the time from an unlock to the moment a queued waiter runs
+ *                 holding the mutex, waiter on the unlocker's worker and on
+ *                 another (median of HANDOFFS round trips).
  *
  *   asyncstd-mutex [ITERS]   (default 2,000,000 uncontended; a tenth under contention)
- * Env THREADS: workers and contending threads (default 2). */
+ * Env THREADS: workers and contending threads (default 2); TABLE=0 skips the table,
+ * SHAPE=name runs only that row of it. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +33,8 @@
 #include <time.h>
 
 #include <asyncstd/asyncstd.h>
+
+#include <sched.h>
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -89,6 +104,179 @@ static intptr_t task_fn(void *arg) {
     return 0;
 }
 
+/* ---- the table ------------------------------------------------------------ */
+
+#define TABLE_TASKS 50
+
+/* A critical section's work: a chain of multiplications the compiler cannot drop. */
+static volatile uint64_t sink;
+static uint64_t spin_iters_50ns, spin_iters_1us;
+
+static void section_work(uint64_t n) {
+    uint64_t x = sink;
+    for (uint64_t i = 0; i < n; i++) x = x * 6364136223846793005u + 1442695040888963407u;
+    sink = x;
+}
+
+/* The fastest of several timed runs: a run that was preempted (other builds
+ * share these cores) would make the sections too short. */
+static void calibrate(void) {
+    const uint64_t n = 200000;
+    double best = 1e9;
+    for (int r = 0; r < 20; r++) {
+        uint64_t t0 = now_ns();
+        section_work(n);
+        double per = (double)(now_ns() - t0) / (double)n;
+        if (per < best) best = per;
+    }
+    spin_iters_50ns = (uint64_t)(50.0 / best + 0.5);
+    spin_iters_1us = (uint64_t)(1000.0 / best + 0.5);
+}
+
+enum { L_ASYNC, L_PMUTEX, L_SPIN, L_KINDS };
+static const char *const lock_names[L_KINDS] = {"async_mutex", "pthread_mutex", "pthread_spin"};
+static pthread_spinlock_t spin;
+
+typedef struct {
+    const char *name;
+    uint64_t section; /* iterations of section_work */
+    int burst;        /* holds back to back */
+    bool await;       /* a yield after each burst */
+    long holds;       /* per task */
+} shape_t;
+
+static shape_t cur_shape;
+static int cur_lock;
+
+static intptr_t table_task(void *arg) {
+    (void)arg;
+    const shape_t *sh = &cur_shape;
+    for (long i = 0; i < sh->holds; i += sh->burst) {
+        for (int k = 0; k < sh->burst; k++) {
+            switch (cur_lock) {
+            case L_ASYNC:
+                if (async_await(async_mutex_lock(&am)) != 0) fail("async_mutex_lock");
+                break;
+            case L_PMUTEX:
+                pthread_mutex_lock(&pm);
+                break;
+            default:
+                pthread_spin_lock(&spin);
+                break;
+            }
+            section_work(sh->section);
+            counter++;
+            switch (cur_lock) {
+            case L_ASYNC:
+                async_mutex_unlock(&am);
+                break;
+            case L_PMUTEX:
+                pthread_mutex_unlock(&pm);
+                break;
+            default:
+                pthread_spin_unlock(&spin);
+                break;
+            }
+        }
+        if (sh->await && async_yield() != 0) fail("async_yield");
+    }
+    return 0;
+}
+
+static double table_run(unsigned t) {
+    async_future_t *tasks[TABLE_TASKS];
+    counter = 0;
+    uint64_t t0 = now_ns();
+    for (unsigned i = 0; i < TABLE_TASKS; i++) {
+        async_spawn_opts_t o = {.worker = 1 + i % t};
+        tasks[i] = async_spawn_opts(table_task, NULL, &o);
+    }
+    if (async_await_all(tasks, TABLE_TASKS, NULL, NULL) != 0) fail("table tasks");
+    double ns = (double)(now_ns() - t0);
+    long total = (long)TABLE_TASKS * cur_shape.holds;
+    if (counter != total) {
+        fprintf(stderr, "asyncstd-mutex: table lost updates (%ld of %ld)\n", counter, total);
+        exit(1);
+    }
+    return ns / (double)total;
+}
+
+static void table(unsigned t) {
+    calibrate();
+    pthread_spin_init(&spin, PTHREAD_PROCESS_PRIVATE);
+    const shape_t shapes[] = {
+        {"50ns", spin_iters_50ns, 1, false, 10000},
+        {"1us", spin_iters_1us, 1, false, 1000},
+        {"50ns+await", spin_iters_50ns, 1, true, 10000},
+        {"1us+await", spin_iters_1us, 1, true, 1000},
+        {"pipeline16", spin_iters_50ns, 16, true, 10000 - 10000 % 16},
+    };
+    printf("RESULT mutex table calibration iters_50ns=%llu iters_1us=%llu\n",
+           (unsigned long long)spin_iters_50ns, (unsigned long long)spin_iters_1us);
+    const char *only = getenv("SHAPE"); /* one shape by name, or all */
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        if (only && strcmp(only, shapes[i].name) != 0) continue;
+        cur_shape = shapes[i];
+        printf("RESULT mutex table workers=%u shape=%s", t, shapes[i].name);
+        for (int l = 0; l < L_KINDS; l++) {
+            cur_lock = l;
+            printf(" %s_ns=%.1f", lock_names[l], table_run(t));
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+}
+
+/* ---- hand-off ----------------------------------------------------------- */
+
+#define HANDOFFS 1000
+static async_sem_t go, done;
+static uint64_t handoff_t0, handoff_ns[HANDOFFS];
+
+static intptr_t handoff_holder(void *arg) {
+    (void)arg;
+    for (int i = 0; i < HANDOFFS; i++) {
+        if (async_await(async_mutex_lock(&am)) != 0) fail("lock");
+        async_sem_post(&go);
+        /* long enough for the waiter to queue */
+        if (async_await(async_usleep(200)) != 0) fail("usleep");
+        handoff_t0 = now_ns();
+        async_mutex_unlock(&am);
+        if (async_await(async_sem_wait(&done)) != 0) fail("sem_wait");
+    }
+    return 0;
+}
+
+static intptr_t handoff_waiter(void *arg) {
+    (void)arg;
+    for (int i = 0; i < HANDOFFS; i++) {
+        if (async_await(async_sem_wait(&go)) != 0) fail("sem_wait");
+        if (async_await(async_mutex_lock(&am)) != 0) fail("lock");
+        handoff_ns[i] = now_ns() - handoff_t0;
+        async_mutex_unlock(&am);
+        async_sem_post(&done);
+    }
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void handoff(unsigned holder_worker, unsigned waiter_worker, const char *name) {
+    async_sem_init(&go, 0, 0);
+    async_sem_init(&done, 0, 0);
+    async_spawn_opts_t oh = {.worker = holder_worker}, ow = {.worker = waiter_worker};
+    async_future_t *f[2] = {async_spawn_opts(handoff_holder, NULL, &oh),
+                            async_spawn_opts(handoff_waiter, NULL, &ow)};
+    if (async_await_all(f, 2, NULL, NULL) != 0) fail("handoff tasks");
+    qsort(handoff_ns, HANDOFFS, sizeof handoff_ns[0], cmp_u64);
+    printf("RESULT mutex handoff %s median_ns=%llu p90_ns=%llu\n", name,
+           (unsigned long long)handoff_ns[HANDOFFS / 2],
+           (unsigned long long)handoff_ns[HANDOFFS * 9 / 10]);
+}
+
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 2000000;
     if (n <= 0) n = 2000000;
@@ -123,6 +311,12 @@ int main(int argc, char **argv) {
     printf("RESULT mutex contended threads=%u pthread_ns=%.1f async_ns=%.1f ratio=%.2f\n", t, p_con,
            a_con, a_con / p_con);
     printf("RESULT mutex tasks workers=%u async_ns=%.1f\n", t, a_tasks);
+    fflush(stdout);
+    handoff(1, 1, "same_worker");
+    if (t > 1) handoff(1, 2, "cross_worker");
+    fflush(stdout);
+    const char *tb = getenv("TABLE");
+    if (!tb || strcmp(tb, "0") != 0) table(t);
     if (async_runtime_shutdown() != 0) fail("async_runtime_shutdown");
     return 0;
 }

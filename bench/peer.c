@@ -36,6 +36,7 @@
 
 #include "peer_fs.h"
 #include "peer_net.h"
+#include "peer_proc.h"
 #include "peer_util.h"
 
 #define IMPL "asyncstd"
@@ -209,6 +210,7 @@ static void idle_wl(int argc, char **argv) {
 static void fileread_wl(int argc, char **argv) { peer_fileread(argc, argv, nthreads); }
 static void pread_wl(int argc, char **argv) { peer_pread(argc, argv, nthreads); }
 static void stat_wl(int argc, char **argv) { peer_stat(argc, argv, nthreads); }
+static void procspawn_wl(int argc, char **argv) { peer_procspawn(argc, argv, nthreads); }
 
 /* ---------------- main ---------------- */
 typedef struct {
@@ -246,6 +248,8 @@ int main(int argc, char **argv) {
         root.fn = stat_wl;
     else if (!strcmp(wl, "echo-server"))
         root.fn = peer_echo_server;
+    else if (!strcmp(wl, "procspawn"))
+        root.fn = procspawn_wl;
     else { /* a workload this program does not know */
         printf("RESULT %s " IMPL " skipped=1\n", wl);
         return 0;

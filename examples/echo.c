@@ -1,8 +1,9 @@
 /* echo: the canonical asyncstd TCP server. It listens on HOST:PORT (default
  * 127.0.0.1:7777), runs one task per connection that sends back whatever it
- * receives, and stops cleanly on SIGINT or SIGTERM: the listening socket is
- * closed (which wakes the accept loop with EBADF) and the connections' tasks
- * are cancelled through their group.
+ * receives, and stops cleanly on SIGINT or SIGTERM, awaited with
+ * async_sigwait(): the listening socket is closed (which wakes the accept
+ * loop with EBADF) and the connections' tasks are cancelled through their
+ * group.
  *
  *     build/examples/echo 127.0.0.1 7777 &
  *     printf 'hello\n' | nc -q1 127.0.0.1 7777
@@ -52,27 +53,20 @@ static intptr_t accept_loop(int lfd, async_group_t *conns) {
 }
 
 /* ---- stopping on a signal ----------------------------------------------------------
- * A handler may only make async-signal-safe calls; send(2) is one. It writes a
- * byte to a socket pair whose other end a task is waiting on. */
-static int signal_pair[2] = {-1, -1};
-
-static void on_signal(int sig) {
-    int saved = errno;
-    char c = (char)sig;
-    (void)send(signal_pair[1], &c, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-    errno = saved;
-}
-
-struct watcher {
-    int lfd;
-};
-
+ * A task awaits SIGINT or SIGTERM like any other event; when one comes it
+ * closes the listening socket, which wakes the accept loop with EBADF. The
+ * signals need no handler and no blocking: from the first wait on, asyncstd
+ * catches them and keeps one that comes early pending for the wait. */
 static intptr_t watch_signals(void *arg) {
-    struct watcher *w = arg;
-    char c;
-    if (async_await(async_recv(signal_pair[0], &c, 1, 0)) == 1)
-        fprintf(stderr, "echo: signal %d, stopping\n", c);
-    async_await(async_close(w->lfd)); /* wakes the accept loop with EBADF */
+    int lfd = (int)(intptr_t)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig;
+    if (async_await(async_sigwait(&set, &sig)) == 0)
+        fprintf(stderr, "echo: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    async_await(async_close(lfd)); /* wakes the accept loop with EBADF */
     return 0;
 }
 
@@ -82,15 +76,7 @@ static int run_server(const char *host, const char *port) {
         perror("echo: listen");
         return 1;
     }
-    if (async_await(async_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, signal_pair)) < 0) {
-        perror("echo: socketpair");
-        return 1;
-    }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    struct watcher w = {lfd};
-    async_future_t *watcher = async_spawn(watch_signals, &w);
+    async_future_t *watcher = async_spawn(watch_signals, (void *)(intptr_t)lfd);
     fprintf(stderr, "echo: listening on %s:%s\n", host ? host : "*", port);
 
     async_group_t *conns = async_group_new();
@@ -99,9 +85,8 @@ static int run_server(const char *host, const char *port) {
     async_group_cancel(conns); /* every connection's recv/send fails with ECANCELED */
     async_await(async_group_wait(conns));
     async_group_free(conns);
-    async_cancel(watcher);
+    async_cancel(watcher); /* it has ended if a signal stopped us */
     async_await(watcher);
-    /* The pair stays open until exit: a signal handler may still be sending on it. */
     return r < 0;
 }
 

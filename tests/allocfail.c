@@ -21,6 +21,8 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -406,6 +408,63 @@ static void step_dns(void) {
     async_freeaddrinfo(ai);
 }
 
+/* ---- waiting on any fd, and signals ------------------------------------------------- */
+
+static intptr_t fd_waiter(helper_t *h) {
+    int fd = *(int *)h->p;
+    intptr_t r;
+    RETRY(r, async_await(async_fd_wait(fd, POLLIN, 5000)));
+    return r == POLLIN ? 0 : -1;
+}
+
+static void step_poll(void) {
+    int p[2];
+    CHECK(pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0);
+    helper_t h;
+    start(&h, fd_waiter, &p[0]); /* it parks on an empty pipe */
+    pause_ms(2);
+    CHECK(write(p[1], "x", 1) == 1);
+    CHECK(finish(&h) == 0);
+    struct pollfd pfd[2] = {{.fd = p[0], .events = POLLIN}, {.fd = p[1], .events = POLLOUT}};
+    intptr_t r;
+    RETRY(r, async_await(async_poll(pfd, 2, 1000)));
+    CHECK(r == 2 && pfd[0].revents == POLLIN && pfd[1].revents == POLLOUT);
+    char c;
+    CHECK(read(p[0], &c, 1) == 1);
+    pfd[1].events = POLLPRI; /* nothing will come: the timer ends the race */
+    RETRY(r, async_await(async_poll(pfd, 2, 2)));
+    CHECK(r == 0);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* RETRY for a call whose expected result is EAGAIN: only ENOMEM is retried. */
+#define RETRY_NOMEM(var, expr)                                    \
+    do {                                                          \
+        for (int try_ = 0;; try_++) {                             \
+            errno = 0;                                            \
+            var = (expr);                                         \
+            if (var != -1 || errno != ENOMEM || try_ == 3) break; \
+            atomic_fetch_add(&transients, 1);                     \
+        }                                                         \
+    } while (0)
+
+static void step_signal(void) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR1);
+    struct timespec zero = {0, 0}, short_wait = {0, 2000000};
+    intptr_t r;
+    RETRY_NOMEM(r, async_await(async_sigtimedwait(&s, NULL, &zero))); /* catching starts */
+    CHECK(r == -1 && errno == EAGAIN);
+    raise(SIGUSR1);
+    int sig = 0;
+    RETRY(r, async_await(async_sigwait(&s, &sig)));
+    CHECK(r == 0 && sig == SIGUSR1);
+    RETRY_NOMEM(r, async_await(async_sigtimedwait(&s, NULL, &short_wait)));
+    CHECK(r == -1 && errno == EAGAIN);
+}
+
 /* ---- the program -------------------------------------------------------------------- */
 
 static intptr_t body(void *arg) {
@@ -421,6 +480,8 @@ static intptr_t body(void *arg) {
     step_socketpair();
     step_tcp();
     step_dns();
+    step_poll();
+    step_signal();
     return 0;
 }
 

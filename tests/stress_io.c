@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include <sys/wait.h>
+
 #include "stress.h"
 
 
@@ -207,10 +209,44 @@ static void cached_files(void) {
     rmdir(file_dir);
 }
 
+/* Children spawned and awaited from tasks on every worker at once, half the
+ * waits cancelled and done again: proc.c's tasks, pidfd waits and the pool's
+ * spawns under TSan. */
+extern char **environ;
+
+static intptr_t child_task(void *arg) {
+    intptr_t i = (intptr_t)arg;
+    char *argv[] = {"true", NULL};
+    pid_t pid;
+    CHECK(async_await(async_posix_spawn(&pid, "/bin/true", NULL, NULL, argv, environ)) == 0);
+    int st = -1;
+    if (i % 2) {
+        async_future_t *w = async_waitpid(pid, &st, 0);
+        async_cancel(w);
+        intptr_t r = async_await(w);
+        CHECK(r == pid || (r == -1 && errno == ECANCELED));
+        if (r == pid) return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+    }
+    CHECK(async_await(async_waitpid(pid, &st, 0)) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    return 0;
+}
+
+static void children(void) {
+    int n = 400 / scale;
+    async_future_t **fs = calloc((size_t)n, sizeof *fs);
+    for (int i = 0; i < n; i++) fs[i] = async_spawn(child_task, (void *)(intptr_t)i);
+    for (int i = 0; i < n; i++) CHECK(async_await(fs[i]) == 0);
+    free(fs);
+    int st;
+    CHECK(waitpid(-1, &st, WNOHANG) == -1 && errno == ECHILD);
+}
+
 int main(int argc, char **argv) {
     static const stress_scenario_t scenarios[] = {{"streams", streams},
                                                   {"closes", closes},
                                                   {"cancels", cancels},
+                                                  {"children", children},
                                                   {"cached_files", cached_files}};
     return stress_main(argc, argv, scenarios, sizeof scenarios / sizeof *scenarios,
                        STRESS_FRESH_RUNTIME);

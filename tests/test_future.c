@@ -782,3 +782,68 @@ Test(future, then_null_future_calls_back_with_enomem) {
     cr_assert_eq(r.err, ENOMEM);
     rt_stop();
 }
+
+/* ---- errno across a successful wait -------------------------------------------- */
+
+/* While one task waits, another on the same worker fails a call: the waiter
+ * must come back with the errno it had, as from a libc call that succeeds
+ * (`errno = 0; while ((e = readdir(d))) ...; if (errno)` depends on it). */
+static intptr_t clobber_errno(void *arg) {
+    (void)arg;
+    errno = 0;
+    close(-1); /* EBADF on this worker's thread */
+    return errno;
+}
+
+static intptr_t errno_kept_fn(void *arg) {
+    (void)arg;
+    intptr_t fails = 0;
+    for (int round = 0; round < 4; round++) {
+        async_spawn_opts_t here = {.worker = async_worker_id()};
+        async_future_t *other = async_spawn_opts(clobber_errno, NULL, &here);
+        errno = 4321;
+        intptr_t v;
+        switch (round) {
+        case 0:
+            v = async_await(async_sleep(5));
+            break;
+        case 1: {
+            async_future_t *fs[1] = {async_sleep(5)};
+            v = async_await_any(fs, 1);
+            async_future_free(fs[0]);
+            break;
+        }
+        case 2: {
+            async_future_t *fs[1] = {async_sleep(5)};
+            v = async_await_all(fs, 1, NULL, NULL);
+            break;
+        }
+        default:
+            v = async_await_timeout(async_sleep(5), 5000);
+            break;
+        }
+        if (v != 0 || errno != 4321) fails++;
+        if (async_await(other) != EBADF) fails += 100; /* the clobber really ran */
+    }
+    return fails;
+}
+
+Test(future, errno_kept_across_a_successful_wait_in_a_task) {
+    async_spawn_opts_t o = {.worker = 1};
+    ASSERT_VAL(async_await(async_spawn_opts(errno_kept_fn, NULL, &o)), 0);
+    rt_stop();
+}
+
+Test(future, errno_kept_across_a_successful_wait_on_a_thread) {
+    for (int i = 0; i < 20; i++) {
+        errno = 4321;
+        intptr_t v = async_await(async_usleep(200));
+        cr_assert_eq(v, 0);
+        cr_assert_eq(errno, 4321, "round %d: errno %d", i, errno);
+        async_future_t *fs[1] = {async_usleep(200)};
+        errno = 4321;
+        cr_assert_eq(async_await_all(fs, 1, NULL, NULL), 0);
+        cr_assert_eq(errno, 4321, "round %d: errno %d after await_all", i, errno);
+    }
+    rt_stop();
+}

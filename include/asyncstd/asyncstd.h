@@ -6,6 +6,8 @@
 #include "fs.h"
 #include "future.h"
 #include "net.h"
+#include "proc.h"
+#include "signal.h"
 #include "sync.h"
 #include "task.h"
 

@@ -61,7 +61,10 @@ typedef void (*async_then_fn)(intptr_t value, int err, void *arg);
  *         -1/EDEADLK when `f` is the calling task's own future (it settles only
  *         when the task ends; like pthread_join(pthread_self()), `f` is not
  *         consumed). -1/EINVAL for a future already consumed, when debug
- *         checks are off (see \ref future).
+ *         checks are off (see \ref future). On success `errno` is left as
+ *         the caller had it, as by a libc call that succeeds, however long
+ *         the wait (so `errno = 0; while ((e = readdir(d)))` ports as is);
+ *         the same holds for the other awaits.
  *
  * Callable from a task (suspends the task) or any plain thread (blocks it).
  *

@@ -555,6 +555,82 @@ ASYNC_EXTERN async_future_t *async_unix_connect(const char *path) ASYNC_WARN_UNU
  */
 ASYNC_EXTERN async_future_t *async_unix_listen(const char *path, int backlog) ASYNC_WARN_UNUSED;
 
+/** async_serve_opts_t.on_stop: a stopped server waits for its connections to end. */
+#define ASYNC_SERVE_WAIT 0
+/** async_serve_opts_t.on_stop: a stopped server cancels its connections, then waits for them. */
+#define ASYNC_SERVE_CANCEL 1
+
+/** Options of async_tcp_serve(); all-zero (or NULL) gives the defaults. */
+typedef struct async_serve_opts {
+    /** ASYNC_SERVE_WAIT (the default) or ASYNC_SERVE_CANCEL. */
+    int on_stop;
+    /** Stack size of each connection's task; 0 for the runtime's default. */
+    size_t stack_size;
+} async_serve_opts_t;
+
+/** A connection handler: runs in its own task with the accepted socket. */
+typedef intptr_t (*async_serve_fn)(int fd, void *arg);
+
+/**
+ * Serves connections on the listening socket `fd`: accepts them and runs
+ * `handler(conn_fd, arg)` for each in a task of its own.
+ *
+ * The accept loop every server needs, with its error handling:
+ * - EMFILE, ENFILE, ENOBUFS and ENOMEM (from accept(2), or no memory for a
+ *   connection's task) back off: the loop sleeps 5 ms, doubling up to 1 s
+ *   while the error lasts, instead of spinning on a listener that stays
+ *   readable; the pending connection is accepted once an fd is free.
+ * - ECONNABORTED, EINTR, EPROTO, EPERM and the network errors accept(2) may
+ *   pass on for one connection are retried at once.
+ * - Any other error (EBADF, EINVAL: the listener is unusable) stops the server.
+ *
+ * Each connection is independent: whatever its handler returns, and however
+ * long it runs, the others and the accept loop go on. When the handler
+ * returns, the connection's fd is closed (do not close it yourself; shutdown(2)
+ * is fine). Accepted sockets are non-blocking and close-on-exec. TCP_NODELAY:
+ * when the listener has it, every accepted socket gets it (set it on the
+ * listener with setsockopt(2) before serving; Linux also passes it on by
+ * itself); otherwise accepted sockets keep the kernel's default (Nagle on).
+ * Also serves Unix-domain stream listeners.
+ *
+ * Stopping: cancel the returned future. The server stops accepting, then
+ * waits for its connections to end (ASYNC_SERVE_WAIT) or cancels them first
+ * (ASYNC_SERVE_CANCEL: their pending and later awaits fail with ECANCELED),
+ * and settles when the last one has ended. The listening fd stays yours:
+ * close it after the future settles.
+ *
+ * \param fd       a listening stream socket; made non-blocking if it is not.
+ * \param handler  the connection handler; must not be NULL. Its result is
+ *                 ignored.
+ * \param arg      passed to every handler call.
+ * \param opts     options, or NULL for the defaults.
+ * \return a future that settles once the server has stopped: -1 with `errno`
+ *         ECANCELED (it was cancelled), or the accept error that stopped it.
+ *         A future already failed with EBADF (`fd` negative or not open),
+ *         ENOTSOCK, EINVAL (not listening, `handler` NULL, a bad `on_stop`
+ *         or a stack size over 1 GiB); NULL with ENOMEM.
+ *
+ * Callable from a task or any thread.
+ *
+ * \code
+ * static intptr_t echo(int fd, void *arg) {
+ *     char buf[4096];
+ *     ssize_t n;
+ *     while ((n = async_await(async_recv(fd, buf, sizeof buf, 0))) > 0)
+ *         if (async_await(async_send(fd, buf, (size_t)n, 0)) < 0) return -1;
+ *     return 0;
+ * }
+ * int lfd = async_await(async_tcp_listen(NULL, "7000", 0));
+ * async_future_t *server = async_tcp_serve(lfd, echo, NULL, NULL);
+ * ...
+ * async_cancel(server);            // stop: waits for open connections
+ * async_await(server);             // -1, ECANCELED
+ * async_await(async_close(lfd));
+ * \endcode
+ */
+ASYNC_EXTERN async_future_t *async_tcp_serve(int fd, async_serve_fn handler, void *arg,
+                                             const async_serve_opts_t *opts) ASYNC_WARN_UNUSED;
+
 /** @} */
 
 #ifdef __cplusplus

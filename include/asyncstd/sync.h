@@ -28,16 +28,23 @@ extern "C" {
  * without allocating, so `async_await(async_mutex_lock(&m))` costs a few
  * atomic operations.
  *
- * Waiters are served first come, first served: a release hands the primitive
- * straight to the oldest waiter, and a new caller never overtakes a queued one,
- * so no waiter starves (docs/sync.md has the details and the costs).
+ * Waiters are served first come, first served, with one exception: a mutex
+ * lets a running caller take it while its oldest waiter is being woken (as
+ * pthread and Go mutexes do), and hands itself directly to a waiter that has
+ * been passed over for a millisecond, so no waiter starves (docs/sync.md has
+ * the details and the costs).
  *
- * Every wait can be cancelled (async_cancel(), a cancelled task, or
- * async_await_timeout()) and the timed variants expire; either way the
- * primitive stays consistent. A wait that was granted at the moment it was
- * cancelled keeps the grant and reports success: so after async_cancel(),
- * always await the future and check what it says (a lock you were granted
- * must still be unlocked).
+ * Cancellation points are those of pthreads(7). The task's cancellation
+ * (async_cancel() on the task) ends semaphore, condition, barrier, wait-group,
+ * channel and pool waits with ECANCELED, but not lock waits: a cancelled
+ * task's async_mutex_lock() and rwlock locks complete, as pthread_mutex_lock()
+ * is no cancellation point, and the cancellation acts at the task's next
+ * cancellation point. A wait's own future can always be cancelled
+ * (async_cancel() on it, async_await_timeout()), and the timed variants
+ * expire; either way the primitive stays consistent. A wait that was granted
+ * at the moment it was cancelled keeps the grant and reports success: so
+ * after async_cancel(), always await the future and check what it says (a
+ * lock you were granted must still be unlocked).
  *
  * Unlike the pthread functions, which return an error number, these return
  * -1 and set `errno`, like the rest of asyncstd. The types have a fixed size
@@ -84,15 +91,20 @@ ASYNC_EXTERN int async_mutex_init(async_mutex_t *m, const pthread_mutexattr_t *a
  * Async equivalent of pthread_mutex_lock(3).
  *
  * An unlocked mutex is taken at once and the future returned is already
- * settled (no allocation). Otherwise the caller is queued and the future
- * settles when the mutex is handed to it. If the wait is cancelled, the future
- * settles with ECANCELED and the mutex is not held.
+ * settled (no allocation). Otherwise the caller spins briefly when the holder
+ * may be running on another thread, then queues; the future settles when the
+ * caller holds the mutex.
+ *
+ * Not a cancellation point: in a cancelled task the await goes on until the
+ * mutex is held and returns 0. Cancelling the future itself (async_cancel()
+ * on it, async_await_timeout()) stops the wait: it settles with ECANCELED (or
+ * ETIMEDOUT) and the mutex is not held.
  *
  * \param m  the mutex.
  * \return a future with value 0 (the mutex is held), or -1 with `errno`
  *         EINVAL (`m` NULL or destroyed), EDEADLK (error-checking mutex already
- *         held by the caller), EAGAIN (recursive count overflow) or ECANCELED.
- *         NULL with ENOMEM.
+ *         held by the caller), EAGAIN (recursive count overflow) or ECANCELED
+ *         (the future was cancelled). NULL with ENOMEM.
  *
  * Callable from a task or any thread.
  *
@@ -119,8 +131,8 @@ async_mutex_timedlock(async_mutex_t *m, const struct timespec *abstime) ASYNC_WA
 /**
  * Async equivalent of pthread_mutex_trylock(3).
  *
- * Fails instead of waiting. It does not overtake queued waiters: while anyone
- * waits, the mutex is busy.
+ * Fails instead of waiting. Like async_mutex_lock(), it takes a mutex that is
+ * free while its oldest waiter is being woken, unless a waiter has starved.
  *
  * \param m  the mutex.
  * \return 0, or -1 with `errno` EBUSY, EINVAL or EAGAIN (recursive overflow).
@@ -130,9 +142,14 @@ ASYNC_EXTERN int async_mutex_trylock(async_mutex_t *m);
 /**
  * Async equivalent of pthread_mutex_unlock(3).
  *
- * With waiters queued, the mutex passes directly to the oldest one, whose
- * future settles (the caller does not wait). A normal mutex may be unlocked
- * from another task or thread than the one that locked it.
+ * With waiters queued, the oldest one is woken to take it (the caller does not
+ * wait); when a waiter has starved, the mutex passes directly to it.
+ *
+ * Who may unlock: an error-checking or recursive mutex refuses (EPERM) an
+ * unlock by any task or thread but its owner. A default (normal) mutex records
+ * no owner, so that locking it stays one atomic operation: an unlock from
+ * another task releases it, as glibc's default mutex does (POSIX leaves this
+ * undefined). Use PTHREAD_MUTEX_ERRORCHECK to have such bugs reported.
  *
  * \param m  the mutex.
  * \return 0, or -1 with `errno` EINVAL (`m` NULL) or EPERM (not locked, or
@@ -187,19 +204,25 @@ ASYNC_EXTERN int async_rwlock_init(async_rwlock_t *rw, const void *attr);
 /**
  * Async equivalent of pthread_rwlock_rdlock(3).
  *
+ * Not a cancellation point, like async_mutex_lock(): a cancelled task's
+ * wait completes; cancelling the future itself stops it.
+ *
  * \param rw  the lock.
  * \return a future with value 0 (read lock held), or -1 with `errno` EINVAL,
  *         EDEADLK (the caller holds the write lock), EAGAIN (too many readers)
- *         or ECANCELED; NULL with ENOMEM.
+ *         or ECANCELED (the future was cancelled); NULL with ENOMEM.
  */
 ASYNC_EXTERN async_future_t *async_rwlock_rdlock(async_rwlock_t *rw) ASYNC_WARN_UNUSED;
 
 /**
  * Async equivalent of pthread_rwlock_wrlock(3).
  *
+ * Not a cancellation point, like async_mutex_lock().
+ *
  * \param rw  the lock.
  * \return a future with value 0 (write lock held), or -1 with `errno` EINVAL,
- *         EDEADLK (the caller holds the write lock) or ECANCELED; NULL with ENOMEM.
+ *         EDEADLK (the caller holds the write lock) or ECANCELED (the future
+ *         was cancelled); NULL with ENOMEM.
  */
 ASYNC_EXTERN async_future_t *async_rwlock_wrlock(async_rwlock_t *rw) ASYNC_WARN_UNUSED;
 
@@ -292,8 +315,9 @@ ASYNC_EXTERN int async_cond_init(async_cond_t *c, const pthread_condattr_t *attr
  * the future settles once the mutex has been taken again. Whatever the
  * result, when the future settles the mutex is held again (as pthreads do
  * on cancellation), except for the errors found before waiting, which leave
- * the mutex untouched. Spurious wake-ups do not happen, but as with pthreads,
- * re-check your predicate in a loop.
+ * the mutex untouched. A cancellation point: a cancelled task's wait fails
+ * with ECANCELED, once it holds the mutex again. Spurious wake-ups do not
+ * happen, but as with pthreads, re-check your predicate in a loop.
  *
  * \param c  the condition variable.
  * \param m  the mutex, held by the caller.

@@ -1,9 +1,10 @@
 /** \file
- * Tasks, the runtime, sleeping, task-local storage, task groups and the
- * blocking-offload pool. */
+ * Tasks, the runtime, sleeping, waiting on any fd, task-local storage, task
+ * groups and the blocking-offload pool. */
 #ifndef ASYNCSTD_TASK_H
 #define ASYNCSTD_TASK_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -117,9 +118,12 @@ ASYNC_EXTERN unsigned async_worker_id(void);
  *
  * Await the future to join the task (its value is what `fn` returned, or -1
  * with the task's `errno`), free it to detach the task, cancel it to ask the
- * task to stop: the task's pending await and every later one then fail with
- * ECANCELED, like a deferred pthread_cancel() (a task cancelled before it
- * started never runs). Callable from a task (the new task starts on the same
+ * task to stop: like a deferred pthread_cancel(), the task's pending await and
+ * every later one then fail with ECANCELED, at the cancellation points of
+ * pthreads(7): I/O, sleeps, joins, condition, semaphore and channel waits, but
+ * not lock waits (async_mutex_lock(), the rwlock locks), which complete. A task
+ * cancelled before it started never runs; async_setcancelstate() holds a
+ * cancellation back. Callable from a task (the new task starts on the same
  * worker, and may be taken by an idle one) or any plain thread.
  *
  * \param fn   the function to run; must not be NULL.
@@ -189,6 +193,41 @@ ASYNC_EXTERN const char *async_task_name(const async_task_t *task);
  */
 ASYNC_EXTERN int async_testcancel(void);
 
+/** async_setcancelstate(): cancellation requests act at cancellation points. */
+#define ASYNC_CANCEL_ENABLE 0
+/** async_setcancelstate(): cancellation requests wait until enabled again. */
+#define ASYNC_CANCEL_DISABLE 1
+
+/**
+ * Async equivalent of pthread_setcancelstate(3).
+ *
+ * With ASYNC_CANCEL_DISABLE, a cancellation of the calling task (async_cancel()
+ * on its future, a group's cancel, runtime shutdown) stays pending: no await
+ * fails with ECANCELED for it and async_testcancel() reports 0. With
+ * ASYNC_CANCEL_ENABLE again, a pending request acts at the next cancellation
+ * point (an await that is one, async_testcancel(), async_yield()), as with
+ * pthreads. Use it around a section that must not be interrupted halfway, such
+ * as a write and the bookkeeping that goes with it. A task starts enabled.
+ *
+ * Cancelling one future (async_cancel() on it, async_await_timeout()) is not
+ * held back: that is not the task's cancellation.
+ *
+ * \param state     ASYNC_CANCEL_ENABLE or ASYNC_CANCEL_DISABLE.
+ * \param oldstate  if not NULL, receives the previous state.
+ * \return 0, or -1 with `errno` EINVAL (another `state`). Outside a task, where
+ *         nothing is cancelled, it succeeds, has no effect and reports
+ *         ASYNC_CANCEL_ENABLE.
+ *
+ * \code
+ * int old;
+ * async_setcancelstate(ASYNC_CANCEL_DISABLE, &old);
+ * async_await(async_write(log_fd, rec, len)); // completes even if cancelled now
+ * index_add(rec);
+ * async_setcancelstate(old, NULL);
+ * \endcode
+ */
+ASYNC_EXTERN int async_setcancelstate(int state, int *oldstate);
+
 /**
  * Async equivalent of sched_yield(): lets the other ready tasks and the
  * worker's I/O run, then continues.
@@ -232,6 +271,85 @@ ASYNC_EXTERN async_future_t *async_usleep(unsigned long usec) ASYNC_WARN_UNUSED;
  */
 ASYNC_EXTERN async_future_t *async_nanosleep(const struct timespec *req,
                                              struct timespec *rem) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of poll(2): waits until one of the fds is ready, or the
+ * timeout passes.
+ *
+ * Same arguments and results as poll(2): `revents` of every entry is filled
+ * in (POLLIN, POLLOUT, POLLPRI, POLLRDHUP, ... as asked in `events`, and
+ * POLLERR, POLLHUP and POLLNVAL whether asked or not: POLLNVAL for an fd that
+ * is not open); an entry whose fd is negative is ignored and gets 0.
+ * It works on any fd poll(2) accepts, including fds the library never
+ * created (a C library's own non-blocking sockets, pipes, eventfds, timerfds),
+ * and an fd may be waited on here while the library's own reads and writes
+ * wait on it too: the wait takes nothing from the fd.
+ *
+ * What is ready at the call costs one poll(2) on the calling thread; a wait
+ * parks on the calling task's worker (a plain thread's on the runtime's
+ * waiter) with no thread of its own, and the fd table is checked again as a
+ * whole when one fd becomes ready, so `revents` says all that is ready then.
+ * An fd that epoll(7) cannot watch (a regular file) is ready for reading and
+ * writing at once, as with poll(2); waiting on it for anything else lasts
+ * until another fd is ready or the timeout passes. An fd closed with
+ * async_close() while it is waited on ends the wait with POLLNVAL for it.
+ * Closing it with plain close(2) during the wait is the caller's bug, as with
+ * every readiness-based runtime.
+ *
+ * Timers have millisecond resolution: the wait lasts at least `timeout`.
+ * Unlike poll(2), a signal never interrupts the wait (no EINTR).
+ *
+ * \param fds      the entries; the array must stay valid until the future
+ *                 settles (`revents` is written when it does).
+ * \param nfds     how many entries; 0 with a timeout is a sleep.
+ * \param timeout  milliseconds to wait at most; a negative value waits
+ *                 without limit, 0 only looks.
+ * \return a future with the number of entries whose `revents` is not 0, 0
+ *         when the timeout passed first, or -1 with `errno` EFAULT (`fds`
+ *         NULL or unreadable with `nfds` > 0), EINVAL (`nfds` over
+ *         RLIMIT_NOFILE), ENOMEM, or ECANCELED (cancelled: async_cancel(), a
+ *         cancelled task, async_await_timeout(); revents are then not filled
+ *         in). NULL with ENOMEM.
+ *
+ * Callable from a task or a plain thread.
+ *
+ * \code
+ * struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+ * int n = (int)async_await(async_poll(p, 2, 5000));
+ * \endcode
+ */
+ASYNC_EXTERN async_future_t *async_poll(struct pollfd *fds, nfds_t nfds,
+                                        int timeout) ASYNC_WARN_UNUSED;
+
+/**
+ * Waits until one fd is ready: async_poll() of one entry, giving its
+ * `revents`. The call for wrapping a C library's non-blocking API (OpenSSL's
+ * SSL_ERROR_WANT_READ, libpq's PQsocket(), c-ares, libcurl's multi
+ * interface): wait for what it asks, then call it again.
+ *
+ * \param fd          the fd; any kind async_poll() accepts.
+ * \param events      what to wait for, as poll(2)'s `events` (POLLIN,
+ *                    POLLOUT, both, POLLPRI, ...).
+ * \param timeout_ms  milliseconds to wait at most; negative: no limit; 0: only look.
+ * \return a future with the fd's `revents` (not 0; POLLNVAL when fd is not
+ *         open, POLLERR or POLLHUP whether asked or not), 0 when the timeout
+ *         passed first, or -1 with `errno` EBADF (`fd` negative, where poll(2)
+ *         would ignore the entry), ENOMEM or ECANCELED. NULL with ENOMEM.
+ *
+ * Callable from a task or a plain thread.
+ *
+ * \code
+ * for (;;) {
+ *     int n = SSL_read(ssl, buf, sizeof buf);
+ *     if (n > 0) break;
+ *     int e = SSL_get_error(ssl, n);
+ *     if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return -1;
+ *     if (async_await(async_fd_wait(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, -1)) < 0)
+ *         return -1;
+ * }
+ * \endcode
+ */
+ASYNC_EXTERN async_future_t *async_fd_wait(int fd, short events, int timeout_ms) ASYNC_WARN_UNUSED;
 
 /**
  * Async equivalent of pthread_key_create(): a key for task-local values.

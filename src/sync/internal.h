@@ -55,6 +55,10 @@ enum {
     SW_EXPIRED, /* its timer fired before it was queued: the enqueuer completes it */
     SW_QUEUED,  /* in a queue: whoever unlinks it completes it */
     SW_DONE,    /* out of every queue, result recorded */
+    /* mutexes: taken out of the queue to try again on its own worker; the
+     * retry message completes it (or queues it again) */
+    SW_WOKEN,
+    SW_WOKEN_ABORTED, /* cancelled or expired meanwhile: the retry reports `err` */
 };
 
 /* One blocked call. The future comes first (the op is its memory); the op is
@@ -77,9 +81,12 @@ struct async__sw {
     int state; /* SW_*, changed under `lock` */
     int kind;  /* per primitive: read/write, send/recv */
     unsigned count;
-    void *buf;   /* channels: the item */
-    void *owner; /* mutexes and rwlocks: the caller's identity */
-    void *extra; /* cond: the mutex */
+    void *buf;                  /* channels: the item */
+    void *owner;                /* mutexes and rwlocks: the caller's identity */
+    void *extra;                /* cond: the mutex */
+    struct async__worker *home; /* the waiting task's worker, NULL for a plain thread */
+    async__msg_t msg;           /* mutexes: the retry sent to `home` */
+    uint64_t since;             /* mutexes: when it first queued (ns, monotonic) */
 };
 
 void async__wq_push(async__wq_t *q, async__sw_t *w);
@@ -134,6 +141,12 @@ void *async__sync_self(void);
 /* Milliseconds from now until `abstime` on `clock`, rounded up; 0 if past.
  * -1 with errno EINVAL for a bad timespec. */
 int64_t async__abstime_ms(clockid_t clock, const struct timespec *abstime);
+
+/* A waiter whose await in a task is no cancellation point (lock waits, as
+ * pthread_mutex_lock is none); cancelling its future still works. */
+static inline void async__sw_no_cancel_point(async__sw_t *w) {
+    atomic_fetch_or_explicit(&w->future.flags, F_NOCANCEL, memory_order_relaxed);
+}
 
 /* Internal entry points shared between primitives. */
 async_future_t *async__sem_wait_ms(async_sem_t *sem, int64_t ms); /* ms < 0: no limit */

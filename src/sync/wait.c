@@ -132,6 +132,8 @@ async__sw_t *async__sw_new(void *prim, async__slock_t *lock, async__wq_t *q,
     w->kind = 0;
     w->count = 0;
     w->buf = w->owner = w->extra = NULL;
+    w->home = async__task_current() ? async__tls_worker : NULL;
+    w->since = 0;
     return w;
 }
 
@@ -190,6 +192,12 @@ void async__sw_abort(async__sw_t *w, int err) {
     async__slock_lock(w->lock);
     if (w->state == SW_INIT) { /* a timer that fired before the enqueue */
         w->state = SW_EXPIRED;
+        w->err = err;
+        async__slock_unlock(w->lock);
+        return;
+    }
+    if (w->state == SW_WOKEN) { /* out of the queue to retry: the retry reports it */
+        w->state = SW_WOKEN_ABORTED;
         w->err = err;
         async__slock_unlock(w->lock);
         return;

@@ -28,11 +28,15 @@ static void plain_release(async_future_t *f) { async__obj_free(ASYNC_OBJ_FUTURE,
 static const async__future_ops_t user_ops = {NULL, plain_release};
 
 void async__futex_wait(void *word, int expected) {
+    int saved = errno; /* EAGAIN or EINTR here is no business of the caller's */
     syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+    errno = saved;
 }
 
 void async__futex_wake(void *word, int n) {
+    int saved = errno;
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    errno = saved;
 }
 
 void async__fatal(const char *fmt, ...) {
@@ -201,6 +205,11 @@ static void wake(async__waiter_t *w) {
         unref(f); /* the owner's role, which then() took over */
         break;
     }
+    case WAIT_HOOK: { /* w belongs to the hook's owner, who may free it in cb */
+        async_future_t *f = w->cb_future;
+        w->cb(f->value, f->err, w->cb_arg);
+        break;
+    }
     }
 }
 
@@ -329,7 +338,10 @@ static inline __attribute__((always_inline)) intptr_t await_named(async_future_t
         errno = EDEADLK;
         return -1;
     }
-    if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+    /* a lock wait is no cancellation point: the task's cancellation neither
+     * stops it nor wakes it (t->waiting stays NULL); only a cancel of f does */
+    bool interruptible = t && !(atomic_load_explicit(&f->flags, memory_order_relaxed) & F_NOCANCEL);
+    if (interruptible && async__task_cancel_pending(t)) {
         if (attach(f, &w)) {
             atomic_store(&w.fired, 1);
             finish_cancelled(f, &w);
@@ -338,11 +350,13 @@ static inline __attribute__((always_inline)) intptr_t await_named(async_future_t
         return async__future_take(f);
     }
     if (attach(f, &w)) {
-        if (t) t->waiting = &w;
+        int saved = errno; /* a success leaves errno as the caller had it, as libc does */
+        if (interruptible) t->waiting = &w;
         block(&w);
-        if (t) t->waiting = NULL;
+        if (interruptible) t->waiting = NULL;
         if (!async__future_is_settled(f)) finish_cancelled(f, &w); /* woken by cancellation */
         release_waiter(&w);
+        errno = saved;
     }
     return async__future_take(f);
 }
@@ -354,7 +368,9 @@ void *async_await_ptr(async_future_t *f) {
     return v == -1 ? NULL : (void *)v; /* no object lives at address -1 */
 }
 
-int async_await_any(async_future_t *const *fs, size_t n) {
+/* `interruptible`: whether the task's cancellation ends the wait (false when
+ * async_await_timeout waits for a lock). */
+static int await_any(async_future_t *const *fs, size_t n, bool interruptible) {
     if (!fs || n == 0) {
         errno = EINVAL;
         return -1;
@@ -372,7 +388,8 @@ int async_await_any(async_future_t *const *fs, size_t n) {
         if (!fs[i] || async__future_is_settled(fs[i])) return (int)i;
     async__waiter_t w;
     waiter_init(&w, false);
-    if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+    if (!t) interruptible = false;
+    if (interruptible && async__task_cancel_pending(t)) {
         errno = ECANCELED;
         return -1;
     }
@@ -384,27 +401,31 @@ int async_await_any(async_future_t *const *fs, size_t n) {
             break;
         }
     }
+    int saved = errno;
     if (early) {
         claim_or_block(&w);
     } else {
-        if (t) t->waiting = &w;
+        if (interruptible) t->waiting = &w;
         block(&w);
-        if (t) t->waiting = NULL;
+        if (interruptible) t->waiting = NULL;
     }
     for (size_t i = 0; i < attached; i++) detach_waiter(fs[i], &w);
     release_waiter(&w);
+    errno = saved;
     for (size_t i = 0; i < n; i++)
         if (async__future_is_settled(fs[i])) return (int)i;
     errno = ECANCELED; /* woken by cancellation, nothing settled */
     return -1;
 }
 
+int async_await_any(async_future_t *const *fs, size_t n) { return await_any(fs, n, true); }
+
 int async_await_all(async_future_t *const *fs, size_t n, intptr_t *results, int *errors) {
     if (!fs && n > 0) {
         errno = EINVAL;
         return -1;
     }
-    int first_err = 0;
+    int first_err = 0, saved = errno;
     for (size_t i = 0; i < n; i++) {
         errno = 0;
         intptr_t v = await_named(fs[i], "async_await_all");
@@ -418,6 +439,7 @@ int async_await_all(async_future_t *const *fs, size_t n, intptr_t *results, int 
         errno = first_err;
         return -1;
     }
+    errno = saved;
     return 0;
 }
 
@@ -436,10 +458,13 @@ intptr_t async_await_timeout(async_future_t *f, int64_t timeout_ms) {
     async_future_t *timer = async__timer((uint64_t)timeout_ms, NULL);
     if (!timer) return async_await(f); /* cannot time it: wait without limit rather than fail */
     async_future_t *fs[2] = {f, timer};
-    int i = async_await_any(fs, 2);
+    int saved = errno;
+    bool nocancel = atomic_load_explicit(&f->flags, memory_order_relaxed) & F_NOCANCEL;
+    int i = await_any(fs, 2, !nocancel);
     async_cancel(timer);
     async__future_wait(timer);
     async_future_free(timer);
+    errno = saved;
     if (i == 0) return async_await(f);
     int cancelled_task = i < 0; /* the awaiting task itself was cancelled */
     async_cancel(f);
@@ -496,6 +521,20 @@ int async_future_then(async_future_t *f, async_then_fn cb, void *arg) {
     cb(f->value, f->err, arg);
     unref(f);
     return 0;
+}
+
+bool async__future_hook(async_future_t *f, async__waiter_t *w, async_then_fn cb, void *arg) {
+    atomic_init(&w->fired, 0);
+    atomic_init(&w->holds, 0);
+    w->single = true;
+    w->kind = WAIT_HOOK;
+    w->task = NULL;
+    w->cb = cb;
+    w->cb_arg = arg;
+    w->cb_future = f;
+    uintptr_t expected = W_NONE;
+    return atomic_compare_exchange_strong_explicit(&f->waiter, &expected, (uintptr_t)w,
+                                                   memory_order_acq_rel, memory_order_acquire);
 }
 
 async_future_t *async_future_new(void) {

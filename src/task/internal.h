@@ -50,6 +50,9 @@ enum {
     F_CANCELLED = 2,    /* async_cancel was called (once is enough) */
     F_STATIC = 4,       /* never released: awaiting it drops no reference (sync.c's done futures) */
     F_SETTLER_DONE = 8, /* a user future's resolve/reject came: its settler role is over */
+    /* Awaiting it is not a cancellation point (a lock wait, as pthread_mutex_lock is
+     * not): a cancelled task's await of it waits on; async_cancel on it still works. */
+    F_NOCANCEL = 16,
 };
 
 /* `owner`: where the owner's role stands, so that misuse (awaiting twice,
@@ -80,7 +83,7 @@ struct async_future {
     const async__future_ops_t *ops;
 };
 
-enum { WAIT_TASK, WAIT_THREAD, WAIT_CALLBACK };
+enum { WAIT_TASK, WAIT_THREAD, WAIT_CALLBACK, WAIT_HOOK };
 
 /* Who waits: a task (rescheduled on its worker), a plain thread (futex on
  * `fired`), or a then-callback. `fired` makes a waiter registered on several
@@ -130,6 +133,11 @@ static inline async_future_t *async__future_fill(async_future_t *f, intptr_t val
     async__future_complete(f, value, err);
     return f;
 }
+/* Calls cb(value, err, arg) on the settling thread when `f` settles, through
+ * `w`, which the caller owns and keeps alive until then (nothing is
+ * allocated, unlike async_future_then). The caller keeps the owner's role.
+ * False if f had already settled: nothing is attached and cb is not called. */
+bool async__future_hook(async_future_t *f, async__waiter_t *w, async_then_fn cb, void *arg);
 /* Waits for `f` to settle (never interrupted by cancellation); f is not consumed. */
 void async__future_wait(async_future_t *f);
 /* Result of a settled future, as (value, errno); then frees the owner's role. */
@@ -176,8 +184,14 @@ typedef struct async__task {
     atomic_int state; /* T_*: written by the task's worker, read by cancel messages */
     int saved_errno;
     bool pinned;
+    bool cancel_disabled; /* async_setcancelstate(DISABLE): requests wait (task's thread only) */
     char name[16];
 } async__task_t;
+
+/* Whether a cancellation request should act now: it came and is not held back. */
+static inline bool async__task_cancel_pending(async__task_t *t) {
+    return !t->cancel_disabled && atomic_load_explicit(&t->cancel_requested, memory_order_acquire);
+}
 
 void async__task_ready(async__task_t *t);   /* any thread: make a suspended task runnable */
 void async__task_suspend(async__task_t *t); /* from inside t: switch to the scheduler */
@@ -342,6 +356,15 @@ struct async__io_op {
      * the wait re-arms the fd, and the kernel reports data or an end of
      * stream that is still there. Ignored on plain threads. */
     bool drained;
+    /* The attempt only looks (poll(2) with no timeout, a pending signal) and
+     * takes nothing from the fd: its failing says nothing about the fd to the
+     * other ops. So a probe is tried whenever it starts, and on every edge
+     * whatever stands ahead of it, and a failing one neither stops the retries
+     * of the ops behind it nor clears a ready mark. Set before async__io_start. */
+    bool probe;
+    /* io.c's: the result of an attempt made while retrying, until it is settled */
+    intptr_t result;
+    int result_err;
 };
 
 /* An op of `size` bytes whose first member is an async__io_op_t (the caller's
@@ -361,6 +384,67 @@ void async__io_worker_init(struct async__worker *w); /* before the worker's thre
  * when libuv's own fd was ready too: the caller then runs its loop. */
 bool async__io_poll(struct async__worker *w, int timeout_ms);
 void async__io_worker_exit(struct async__worker *w); /* at worker exit: cancel parked ops */
+
+/* ---- the first of several waits (race.c) ----------------------------------
+ * A race waits for the first of its kids (io ops, most often probes) or a
+ * timeout, then ends the others, and settles once every kid has settled, so
+ * nothing of it outlives its future. It runs on one worker (the caller's, or
+ * the waiter for a plain thread), where its kids park and their hooks run,
+ * so its state needs no lock; a cancel from elsewhere travels as a message.
+ * async_poll and async_sigtimedwait are races. */
+enum { RACE_RUNNING, RACE_WON, RACE_TIMEOUT, RACE_CANCELLED, RACE_FAILED };
+
+typedef struct async__race async__race_t;
+
+typedef struct async__race_kid {
+    async_future_t *f;
+    async__waiter_t hook;
+    async__race_t *race;
+    intptr_t value; /* its result, once `done` */
+    int err;
+    bool done;
+} async__race_kid_t;
+
+typedef struct async__race_ops {
+    /* On the worker: adds the kids with async__race_add. 0, or an errno that
+     * fails the race (the kids added so far are ended first). */
+    int (*start)(async__race_t *r);
+    /* Whether a kid's result ends the race (NULL: any result does). */
+    bool (*decides)(async__race_t *r, async__race_kid_t *k);
+    /* On the worker, once every kid has settled: the race's result, from
+     * r->how, r->winner and the kids. */
+    void (*end)(async__race_t *r, intptr_t *value, int *err);
+    void (*release)(async__race_t *r); /* frees the memory holding the race */
+} async__race_ops_t;
+
+struct async__race {
+    async_future_t future; /* first */
+    async__msg_t start_msg, cancel_msg;
+    const async__race_ops_t *ops;
+    struct async__worker *worker;
+    int64_t timeout_ms;        /* < 0: none */
+    int how;                   /* RACE_* */
+    int fail_err;              /* RACE_FAILED's errno */
+    async__race_kid_t *winner; /* RACE_WON's kid */
+    async__race_kid_t timer;
+    async__race_kid_t *kids; /* room for `cap` kids, given by the race's owner */
+    size_t nkids, cap;
+    int pending; /* kids not settled yet, plus holds while the race is being changed */
+    bool finished;
+};
+
+/* Sets up a race whose memory (zeroed, with room for `cap` kids at `kids`) the
+ * caller allocated; async__race_run then starts it and returns its future. */
+void async__race_init(async__race_t *r, const async__race_ops_t *ops, async__race_kid_t *kids,
+                      size_t cap, int64_t timeout_ms);
+async_future_t *async__race_run(async__race_t *r);
+/* From ops->start: adds a kid (NULL: ENOMEM). 0, or ENOMEM / ENOSPC (no room). */
+int async__race_add(async__race_t *r, async_future_t *f);
+
+/* ---- signals (signal.c) ------------------------------------------------------ */
+/* At runtime shutdown, after the workers: puts back the dispositions the
+ * library replaced and forgets what it caught. */
+void async__signal_shutdown(void);
 
 /* ---- tables indexed by fd number (fdtable.c) ------------------------------- */
 #define ASYNC_FD_TABLE_MAX (1u << 20) /* entries at most; higher fds are not in the table */

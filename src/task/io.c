@@ -69,6 +69,7 @@ typedef struct io_fd {
     bool registered;                   /* added to this worker's epoll (a hint: see above) */
     bool tcp;                          /* learned when added: a short read empties it */
     bool arming;                       /* a re-arm is queued in the ring, not yet reaped */
+    unsigned probes[2];                /* parked ops that are probes, per direction */
     struct epoll_event arm_ev;         /* what it asks for: read by the kernel at submission */
 } io_fd_t;
 
@@ -212,6 +213,7 @@ static io_fd_t *io_fd(struct async__io_worker *io, int fd, int *err) {
 
 static void unlink_op(io_fd_t *e, async__io_op_t *op) {
     int d = dir_index(op->events);
+    if (op->probe) e->probes[d]--;
     if (op->prev)
         op->prev->next = op->next;
     else
@@ -239,6 +241,7 @@ static void drop_fd(struct async__io_worker *io, io_fd_t *e, int fd, int err) {
     e->gen++;
     async__io_op_t *list[2] = {e->head[0], e->head[1]};
     e->head[0] = e->head[1] = e->tail[0] = e->tail[1] = NULL;
+    e->probes[0] = e->probes[1] = 0;
     for (int d = 0; d < 2; d++) {
         for (async__io_op_t *op = list[d], *next; op; op = next) {
             next = op->next;
@@ -266,7 +269,7 @@ static io_fd_t *current_fd(struct async__io_worker *io, int fd, int *err) {
  * with its generation as the event's data (events of an older one are ignored). */
 static struct epoll_event fd_event(int fd, uint32_t gen) {
     return (struct epoll_event){
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET, /* PRI: async_poll */
         .data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)gen << 32,
     };
 }
@@ -367,6 +370,7 @@ static void flush_arms(async__worker_t *w, struct async__io_worker *io) {
 
 static void park(io_fd_t *e, async__io_op_t *op) {
     int d = dir_index(op->events);
+    if (op->probe) e->probes[d]++;
     op->state = OP_PARKED;
     op->next = NULL;
     op->prev = e->tail[d];
@@ -394,7 +398,7 @@ static void start_here(async__worker_t *w, async__io_op_t *op) {
     }
     int d = dir_index(op->events);
     bool queued_ahead = e->head[d] != NULL;
-    if (op->nowait || (!queued_ahead && (!e->registered || (e->ready & op->events)))) {
+    if (op->nowait || op->probe || (!queued_ahead && (!e->registered || (e->ready & op->events)))) {
         intptr_t value = 0;
         if (op->attempt(op, &value, &err)) {
             if (op->drained && e->tcp) e->ready &= ~(unsigned)op->events;
@@ -406,7 +410,7 @@ static void start_here(async__worker_t *w, async__io_op_t *op) {
             return;
         }
     }
-    e->ready &= ~(unsigned)op->events;
+    if (!op->probe) e->ready &= ~(unsigned)op->events; /* a probe's miss says nothing of it */
     if (!queued_ahead && (err = arm_fd(w, io, e, op->fd)) != 0) {
         finish(op, -1, err);
         return;
@@ -417,20 +421,35 @@ static void start_here(async__worker_t *w, async__io_op_t *op) {
 /* Retries parked ops in order while the direction stays ready. A drained
  * mark is not trusted while ops are still parked: they are tried until one
  * sees EAGAIN, which the kernel has checked (an end of stream left behind a
- * short read must reach the next reader). */
+ * short read must reach the next reader). Probes are tried whatever the
+ * ops ahead of them saw (see async__io_op_t).
+ *
+ * Every attempt is made before any op is settled: settling may run code
+ * (async_poll's, a then callback) that cancels or starts ops on this fd, so
+ * the list is walked only while nothing else can change it. */
 static void run_ready_ops(io_fd_t *e, int events) {
     int d = dir_index(events);
-    while ((e->ready & (unsigned)events) && e->head[d]) {
-        async__io_op_t *op = e->head[d];
-        intptr_t value = 0;
-        int err = 0;
-        if (!op->attempt(op, &value, &err)) {
-            e->ready &= ~(unsigned)events;
-            return;
+    async__io_op_t *done = NULL, **done_tail = &done;
+    for (async__io_op_t *op = e->head[d], *next; op; op = next) {
+        next = op->next;
+        if (!op->probe && !(e->ready & (unsigned)events)) {
+            if (!e->probes[d]) break;
+            continue; /* only probes now */
+        }
+        if (!op->attempt(op, &op->result, &op->result_err)) {
+            if (!op->probe) e->ready &= ~(unsigned)events;
+            continue;
         }
         unlink_op(e, op);
+        op->state = OP_DONE; /* a cancel made while settling the others leaves it be */
         if (op->drained && e->tcp && !e->head[d]) e->ready &= ~(unsigned)events;
-        finish(op, value, err);
+        *done_tail = op;
+        done_tail = &op->next;
+    }
+    for (async__io_op_t *op = done, *next; op; op = next) {
+        next = op->next;
+        op->next = NULL;
+        finish(op, op->result, op->result_err);
     }
 }
 
@@ -461,7 +480,7 @@ bool async__io_poll(async__worker_t *w, int timeout_ms) {
             if (e->gen != gen || !e->registered) continue;
             uint32_t got = evs[i].events;
             if (got & (EPOLLERR | EPOLLHUP)) got |= EPOLLIN | EPOLLOUT;
-            if (got & (EPOLLIN | EPOLLRDHUP)) e->ready |= ASYNC_IO_READ;
+            if (got & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) e->ready |= ASYNC_IO_READ;
             if (got & EPOLLOUT) e->ready |= ASYNC_IO_WRITE;
             run_ready_ops(e, ASYNC_IO_READ);
             if (e->gen == gen) run_ready_ops(e, ASYNC_IO_WRITE);

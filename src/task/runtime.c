@@ -226,6 +226,7 @@ int async_runtime_shutdown(void) {
     for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_exit(&rt->workers[i]);
     for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_join(&rt->workers[i]);
     async__pool_shutdown();
+    async__signal_shutdown();
     async__io_global_free();
     async__stack_global_free();
     free(rt->workers);

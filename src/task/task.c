@@ -43,8 +43,10 @@ static void on_cancel_msg(async__worker_t *w, async__msg_t *m) {
         async__worker_post(home, m);
         return;
     }
-    /* an unstarted task needs only the flag; a suspended one is woken to see it */
+    /* an unstarted task needs only the flag; a suspended one is woken to see it,
+     * unless it holds cancellation back (it looks again when it enables it) */
     if (atomic_load_explicit(&t->state, memory_order_relaxed) == T_WAITING && t->waiting &&
+        !t->cancel_disabled &&
         atomic_exchange_explicit(&t->waiting->fired, 1, memory_order_acq_rel) == 0)
         async__task_ready(t);
     async__future_unref(&t->future);
@@ -175,6 +177,7 @@ void async__task_cancel_all(async__worker_t *w) {
     for (async__task_t *t = w->tasks; t; t = t->next) {
         atomic_store_explicit(&t->cancel_requested, 1, memory_order_release);
         if (atomic_load_explicit(&t->state, memory_order_relaxed) == T_WAITING && t->waiting &&
+            !t->cancel_disabled &&
             atomic_exchange_explicit(&t->waiting->fired, 1, memory_order_acq_rel) == 0)
             async__task_ready(t);
     }
@@ -242,17 +245,29 @@ const char *async_task_name(const async_task_t *task) {
 
 int async_testcancel(void) {
     async__task_t *t = async__task_current();
-    if (t && atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+    if (t && async__task_cancel_pending(t)) {
         errno = ECANCELED;
         return -1;
     }
     return 0;
 }
 
+int async_setcancelstate(int state, int *oldstate) {
+    if (state != ASYNC_CANCEL_ENABLE && state != ASYNC_CANCEL_DISABLE) {
+        errno = EINVAL;
+        return -1;
+    }
+    async__task_t *t = async__task_current();
+    if (oldstate) *oldstate = t && t->cancel_disabled ? ASYNC_CANCEL_DISABLE : ASYNC_CANCEL_ENABLE;
+    /* a request that came meanwhile is acted on at the next cancellation point */
+    if (t) t->cancel_disabled = state == ASYNC_CANCEL_DISABLE;
+    return 0;
+}
+
 int async_yield(void) {
     async__task_t *t = async__task_current();
     if (!t) return sched_yield();
-    if (atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+    if (async__task_cancel_pending(t)) {
         errno = ECANCELED;
         return -1;
     }

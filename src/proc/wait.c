@@ -1,0 +1,155 @@
+/* Waiting for children: waitpid(2) and waitid(2) as futures.
+ *
+ * A wait first asks the kernel with WNOHANG on the calling thread; a child
+ * that has already changed state costs one system call and no task. Only
+ * otherwise does a task take the wait over, as straight-line code: look with
+ * WNOHANG, sleep, look again. What it sleeps on:
+ *  - one child, exits only: a pidfd (pidfd_open(2)), readable once the child
+ *    has exited, waited on by the worker's event loop like a socket. The
+ *    pidfd is opened before the next look, so a child reaped by someone else
+ *    and its pid reused shows up as ECHILD at that look, not as a wait on a
+ *    stranger.
+ *  - anything else (any child, a process group, stops and continues, or a
+ *    kernel without pidfds): a timer, 1 ms doubling to 50 ms. A SIGCHLD
+ *    handler could wake these waits sooner, but it would take the signal
+ *    from applications that handle it themselves (see docs/design.md).
+ * The child is reaped only by the look that finds it, which is the call the
+ * caller asked for: nothing is reaped behind the application's back. */
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../net/internal.h" /* async__net_spawn: a task whose argument is freed when it ends */
+#include "internal.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define BACKOFF_MAX_MS 50
+
+/* ---- a pidfd's readiness -------------------------------------------------- */
+
+static bool readable_attempt(async__io_op_t *op, intptr_t *value, int *err) {
+    struct pollfd p = {.fd = op->fd, .events = POLLIN};
+    int n = poll(&p, 1, 0);
+    if (n == 0) return false;
+    *value = n < 0 ? -1 : 0;
+    *err = n < 0 ? errno : 0;
+    return true;
+}
+
+/* Settles once the pidfd is readable: the child has exited. */
+static async_future_t *pidfd_readable(int pidfd) {
+    async__io_op_t *op = async__io_op_new(sizeof *op, pidfd, ASYNC_IO_READ, readable_attempt);
+    return op ? async__io_start(op) : NULL;
+}
+
+/* ---- one look ----------------------------------------------------------- */
+
+/* Looks once without blocking. True when the wait is over, with *value and
+ * *err set; false when nothing has changed state yet. */
+static bool look(wait_req_t *r, intptr_t *value, int *err) {
+    int opts = r->options | WNOHANG;
+    if (r->kind == WAIT_ID) {
+        siginfo_t si;
+        si.si_pid = 0; /* waitid leaves it alone when nothing is ready on old kernels */
+        if (waitid(r->idtype, r->id, &si, opts) < 0) {
+            *value = -1;
+            *err = errno;
+            return true;
+        }
+        if (si.si_pid == 0 && !(r->options & WNOHANG)) return false;
+        if (si.si_pid == 0) memset(&si, 0, sizeof si); /* as the kernel does for WNOHANG */
+        if (r->infop) *r->infop = si;
+        *value = 0;
+        *err = 0;
+        return true;
+    }
+    int status = 0;
+    pid_t pid = waitpid(r->pid, &status, opts);
+    if (pid < 0) {
+        *value = -1;
+        *err = errno;
+        return true;
+    }
+    if (pid == 0 && !(r->options & WNOHANG)) return false;
+    if (pid > 0 && r->wstatus) *r->wstatus = status;
+    *value = r->kind == WAIT_SYSTEM ? status : pid;
+    *err = 0;
+    return true;
+}
+
+/* The pid a wait can hold a pidfd for, or 0 when it cannot sleep on one. */
+static pid_t single_child(const wait_req_t *r) {
+    if (r->kind == WAIT_ID)
+        return r->idtype == P_PID && (r->options & (WSTOPPED | WCONTINUED)) == 0 ? (pid_t)r->id : 0;
+    return r->pid > 0 && (r->options & (WUNTRACED | WCONTINUED)) == 0 ? r->pid : 0;
+}
+
+static intptr_t wait_task(void *arg) {
+    wait_req_t *r = arg;
+    int pidfd = -1;
+    bool own_fd = false;
+    if (r->kind == WAIT_ID && r->idtype == P_PIDFD && (r->options & (WSTOPPED | WCONTINUED)) == 0) {
+        pidfd = (int)r->id; /* the caller's: sleep on it, never close it */
+    } else if (single_child(r)) {
+        pidfd = (int)syscall(SYS_pidfd_open, single_child(r), 0);
+        own_fd = pidfd >= 0;
+        if (own_fd) async__io_fd_new(pidfd);
+    }
+    unsigned delay = 1;
+    intptr_t value;
+    int err;
+    while (!look(r, &value, &err)) {
+        intptr_t rc =
+            pidfd >= 0 ? async_await(pidfd_readable(pidfd)) : async_await(async_sleep(delay));
+        if (rc < 0 && errno == ECANCELED) {
+            value = -1;
+            err = ECANCELED;
+            break;
+        }
+        if (rc < 0 &&
+            pidfd >= 0) { /* no memory, or a pidfd the caller closed: fall back to looking */
+            if (own_fd) close(pidfd);
+            pidfd = -1;
+            own_fd = false;
+        }
+        if (pidfd < 0 && delay < BACKOFF_MAX_MS)
+            delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+    }
+    if (own_fd) close(pidfd);
+    errno = err;
+    return value;
+}
+
+async_future_t *async__proc_wait(const wait_req_t *req) {
+    wait_req_t local = *req;
+    intptr_t value;
+    int err;
+    if (look(&local, &value, &err))
+        return err ? async__future_failed(err) : async__future_done(value);
+    wait_req_t *r = malloc(sizeof *r);
+    if (!r) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    *r = *req;
+    return async__net_spawn(wait_task, r); /* frees r however the task ends */
+}
+
+/* ---- the calls ------------------------------------------------------------ */
+
+async_future_t *async_waitpid(pid_t pid, int *wstatus, int options) {
+    if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE | __WNOTHREAD))
+        return async__future_failed(EINVAL);
+    wait_req_t r = {.kind = WAIT_PID, .pid = pid, .wstatus = wstatus, .options = options};
+    return async__proc_wait(&r);
+}
+
+async_future_t *async_waitid(idtype_t idtype, id_t id, siginfo_t *infop, int options) {
+    wait_req_t r = {
+        .kind = WAIT_ID, .idtype = idtype, .id = id, .infop = infop, .options = options};
+    return async__proc_wait(&r);
+}
