@@ -1,16 +1,19 @@
 /* fd readiness under cross-thread pressure, in plain C (CI runs it in the TSan
  * build, where Criterion cannot start; see stress.h): many pipes read and
  * written by tasks on different workers, buffered streams over pipes, closes
- * that wake readers parked on other workers, and cancels from plain threads
- * racing with data.
+ * that wake readers parked on other workers, cancels from plain threads
+ * racing with data, and cached file calls from every worker while pool
+ * threads learn the mounts (src/fs/cached.c).
  *
  *   stress_io [SCALE]   SCALE divides the iteration counts (default 1) */
 #define _GNU_SOURCE
+#include <asyncstd/fs.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -225,6 +228,57 @@ static void cancels(void) {
     CHECK(async_await(async__io_close(p[1])) == 0);
 }
 
+/* ---- 4. cached file calls from every worker at once ------------------------------ */
+
+#define FILES 8
+static char file_dir[64];
+
+static intptr_t file_user(void *arg) {
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    char path[128], buf[1024];
+    for (int i = 0; i < 2000 / scale; i++) {
+        seed = seed * 1103515245u + 12345u;
+        snprintf(path, sizeof path, "%s/f%u", file_dir, (seed >> 16) % FILES);
+        int fd = (int)async_await(async_open(path, O_RDONLY | O_CLOEXEC));
+        CHECK(fd >= 0);
+        if (fd < 0) continue;
+        struct stat st;
+        CHECK(async_await(async_fstat(fd, &st)) == 0 && st.st_size == 4096);
+        CHECK(async_await(async_read(fd, buf, sizeof buf)) == sizeof buf && buf[0] == 'c');
+        CHECK(async_await(async_close(fd)) == 0);
+    }
+    return 0;
+}
+
+static void cached_files(void) {
+    snprintf(file_dir, sizeof file_dir, "/tmp/asyncstd-stress-io.XXXXXX");
+    CHECK(mkdtemp(file_dir) != NULL);
+    char path[128], data[4096];
+    memset(data, 'c', sizeof data);
+    for (int i = 0; i < FILES; i++) {
+        snprintf(path, sizeof path, "%s/f%d", file_dir, i);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        CHECK(fd >= 0 && write(fd, data, sizeof data) == sizeof data);
+        close(fd);
+    }
+    unsigned n = (unsigned)async_worker_count();
+    async_future_t *users[2 * 64];
+    unsigned k = 0;
+    for (unsigned w = 1; w <= n && k + 2 <= 2 * 64; w++) {
+        users[k] = spawn_on(file_user, (void *)(uintptr_t)(k + 1), w);
+        k++;
+        users[k] = spawn_on(file_user, (void *)(uintptr_t)(k + 1), w);
+        k++;
+    }
+    file_user((void *)(uintptr_t)999); /* and a plain thread */
+    for (unsigned i = 0; i < k; i++) CHECK(async_await(users[i]) == 0);
+    for (int i = 0; i < FILES; i++) {
+        snprintf(path, sizeof path, "%s/f%d", file_dir, i);
+        unlink(path);
+    }
+    rmdir(file_dir);
+}
+
 /* Children spawned and awaited from tasks on every worker at once, half the
  * waits cancelled and done again: proc.c's tasks, pidfd waits and the pool's
  * spawns under TSan. */
@@ -259,11 +313,9 @@ static void children(void) {
 }
 
 int main(int argc, char **argv) {
-    static const stress_scenario_t scenarios[] = {{"streams", streams},
-                                                  {"line_streams", line_streams},
-                                                  {"closes", closes},
-                                                  {"cancels", cancels},
-                                                  {"children", children}};
+    static const stress_scenario_t scenarios[] = {
+        {"streams", streams}, {"line_streams", line_streams}, {"closes", closes},
+        {"cancels", cancels}, {"children", children},         {"cached_files", cached_files}};
     return stress_main(argc, argv, scenarios, sizeof scenarios / sizeof *scenarios,
                        STRESS_FRESH_RUNTIME);
 }

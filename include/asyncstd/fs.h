@@ -70,6 +70,17 @@ struct timespec;
 /**
  * Async equivalent of open(2).
  *
+ * A name whose path is in the kernel's dentry cache, naming a regular file
+ * or a directory on a local disk filesystem or tmpfs, is opened on the
+ * calling thread and the future is settled when it is returned; anything
+ * else (a name the kernel would have to read from the disk or ask a server
+ * for, `O_CREAT`, `O_TRUNC`, `O_TMPFILE`, a FIFO, a device, a file in /proc
+ * or on NFS or FUSE) is opened on the pool, as open(2) would open it. One deviation, for a name replaced
+ * between two opens: a name this thread opened inline before is opened once
+ * with `O_NONBLOCK` and checked after, so if it has become a FIFO or a
+ * device since, that FIFO or device is opened and closed once, without
+ * waiting, before the pool opens it as asked.
+ *
  * \param path   the file; copied.
  * \param flags  as for open(2); `O_CLOEXEC` is not added for you.
  * \param ...    the `mode_t` mode, read when `flags` has `O_CREAT` or `O_TMPFILE`.
@@ -84,7 +95,8 @@ struct timespec;
 ASYNC_EXTERN async_future_t *async_open(const char *path, int flags, ...) ASYNC_WARN_UNUSED;
 
 /**
- * Async equivalent of openat(2).
+ * Async equivalent of openat(2). Cached names are opened inline, as for
+ * async_open().
  *
  * \param dirfd  the directory relative paths start from, or `AT_FDCWD`.
  * \param path   the file; copied.
@@ -101,6 +113,12 @@ ASYNC_EXTERN async_future_t *async_openat(int dirfd, const char *path, int flags
  *
  * Operations of other tasks waiting for readiness on `fd` are woken first
  * and fail with EBADF, so closing never leaves a task waiting forever.
+ *
+ * Runs on the calling thread, except for a regular file on a filesystem
+ * not known to be local (NFS, CIFS, FUSE...), whose close(2) may wait for
+ * the server to take dirty pages or a flush: that one runs on the pool,
+ * which learns whether the filesystem is local for the next close.
+ * A close on the pool that is cancelled still closes the fd.
  *
  * As with close(2) on Linux, the fd is released even when the result is an
  * error: do not close it again, as its number may already be another
@@ -347,6 +365,11 @@ ASYNC_EXTERN async_future_t *async_stat(const char *path, struct stat *statbuf) 
 
 /**
  * Async equivalent of fstat(2).
+ *
+ * On a local filesystem (ext4, xfs, btrfs, tmpfs, proc, pipes, sockets...)
+ * the status is read on the calling thread, from the in-memory inode, and
+ * the future is settled when it is returned; on a filesystem whose fstat(2)
+ * may ask a server, or one met for the first time, the call runs on the pool.
  *
  * \param fd       the descriptor.
  * \param statbuf  receives the status; must stay valid until the future settles.
@@ -820,8 +843,11 @@ ASYNC_EXTERN async_future_t *async_mkdtemp(char *template_) ASYNC_WARN_UNUSED;
  * with EAGAIN nor changes the flag. While the reader is slow no pool thread
  * is held: only reads that may wait for the disk run on the pool, and the
  * wait for the reader is on a worker's loop.
- * A non-blocking socket and a pipe get the data straight from the page cache
- * (sendfile(2), splice(2)); a blocking socket, which sendfile(2) cannot be
+ * Up to 16 KiB to a stream socket are first tried on the calling thread
+ * (with MSG_DONTWAIT, whatever the socket's O_NONBLOCK): what is in the
+ * page cache and what the socket takes at once is sent there (through a
+ * buffer), and only the rest goes the ways below. A non-blocking socket and
+ * a pipe get the data straight from the page cache (sendfile(2), splice(2)); a blocking socket, which sendfile(2) cannot be
  * told not to wait on, gets it through a buffer (one copy). A socket whose
  * peer has gone gives EPIPE without raising SIGPIPE, as every socket call of
  * the library (see net.h); a pipe whose reader has gone gives EPIPE and

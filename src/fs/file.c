@@ -1,22 +1,36 @@
 /* Descriptor calls that may wait for the disk: open, openat, close, fsync,
  * fdatasync, syncfs, ftruncate, fallocate, posix_fadvise and copy_file_range, each one pool job
- * (op.c). sendfile, which may also wait for a reader, has sendfile.c. */
+ * (op.c). An open of a cached name and a close that waits for no server are
+ * answered inline instead (cached.c). sendfile, which may also wait for a
+ * reader, has sendfile.c. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "cached.h"
 
 static bool takes_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
 
 static intptr_t run_openat(fs_op_t *op) {
     int fd = openat(op->fd, op->path, op->flags, (mode_t)op->mode);
-    if (fd >= 0) async__io_fd_new(fd); /* a FIFO may be waited on: no stale readiness */
+    if (fd >= 0) {
+        async__io_fd_new(fd);      /* a FIFO may be waited on: no stale readiness */
+        async__fs_learn_mount(fd); /* so that the next open there may be inline */
+    }
     return fd;
 }
 
 static async_future_t *open_common(int dirfd, const char *path, int flags, mode_t mode) {
     if (!path) return async__future_failed(EFAULT);
+    /* the result's future first: an fd opened inline must be reported */
+    async_future_t *res = async__future_reserve();
+    if (!res) return NULL;
+    int fd;
+    if (async__fs_open_cached(dirfd, path, flags, &fd) == FS_DONE) {
+        if (fd >= 0) async__io_fd_new(fd);
+        return async__future_fill(res, fd, fd < 0 ? errno : 0);
+    }
+    async__future_unreserve(res);
     fs_op_t *op = async__fs_op_new(run_openat, path, NULL);
     if (!op) return NULL;
     op->fd = dirfd;
@@ -47,8 +61,36 @@ async_future_t *async_openat(int dirfd, const char *path, int flags, ...) {
     return open_common(dirfd, path, flags, mode);
 }
 
-/* Through the core, which first wakes every op parked on fd with EBADF. */
-async_future_t *async_close(int fd) { return async__io_close(fd); }
+/* On the pool, the mount is learnt first (cached.c), so that the next close
+ * of a file there is made inline when it is local. */
+static intptr_t run_close(fs_op_t *op) {
+    async__fs_learn_mount(op->fd);
+    async_future_t *f = async__io_close(op->fd);
+    if (f) return async_await(f);
+    async__io_fd_new(op->fd); /* no memory to tell the workers: a file has no waits to end */
+    return close(op->fd);
+}
+
+/* Cancelled in the queue, or no runner: close(2) is not interrupted either,
+ * and the caller must be able to count on the fd being released. */
+static intptr_t unrun_close(fs_op_t *op) {
+    async__io_fd_new(op->fd);
+    return close(op->fd);
+}
+
+/* Through the core, which first wakes every op parked on fd with EBADF; on
+ * the pool when close(2) may wait for a server (cached.c). */
+async_future_t *async_close(int fd) {
+    if (fd >= 0 && async__fs_close_may_wait(fd)) {
+        fs_op_t *op = async__fs_op_new(run_close, NULL, NULL);
+        if (op) {
+            op->fd = fd;
+            op->unrun = unrun_close;
+            return async__fs_submit(op);
+        }
+    }
+    return async__io_close(fd);
+}
 
 static intptr_t run_fsync(fs_op_t *op) { return op->flags ? fdatasync(op->fd) : fsync(op->fd); }
 

@@ -1,6 +1,7 @@
 /* Metadata calls: the stat family and statx, access and faccessat, statvfs,
  * and the permission, owner and time setters with their *at forms, each one
- * pool job (op.c).
+ * pool job (op.c); fstat of an fd on a local filesystem is answered inline
+ * (cached.c).
  *
  * A NULL result pointer is the kernel's EFAULT, but glibc declares these
  * arguments nonnull, so the call is made with a scratch buffer instead and
@@ -9,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "cached.h"
 
 static intptr_t efault_if_null(int r, const void *out) {
     if (r == 0 && !out) {
@@ -45,10 +46,17 @@ async_future_t *async_lstat(const char *path, struct stat *statbuf) {
 
 static intptr_t run_fstat(fs_op_t *op) {
     struct stat tmp;
-    return efault_if_null(fstat(op->fd, op->buf ? op->buf : &tmp), op->buf);
+    intptr_t r = efault_if_null(fstat(op->fd, op->buf ? op->buf : &tmp), op->buf);
+    int err = errno;
+    if (r == 0) async__fs_learn_mount(op->fd); /* the next fstat there may be inline */
+    errno = err;
+    return r;
 }
 
+/* Inline when the fd's mount is known to be local (cached.c). */
 async_future_t *async_fstat(int fd, struct stat *statbuf) {
+    int r;
+    if (statbuf && async__fs_fstat_cached(fd, statbuf, &r) == FS_DONE) return async__fs_result(r);
     fs_op_t *op = async__fs_op_new(run_fstat, NULL, NULL);
     if (!op) return NULL;
     op->fd = fd;

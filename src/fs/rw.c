@@ -6,8 +6,9 @@
  * one system call, with no hop to the pool (a hop costs microseconds, more
  * than copying 64 KiB; docs/fs.md has the numbers). EAGAIN means the
  * kernel would have to wait for the disk, and the call goes to the pool. A
- * short inline read of a regular file is finished on the pool too, since
- * callers of read(2) on files take a short count for the end of the file.
+ * short inline read of a regular file is asked again inline for the rest,
+ * since callers of read(2) on files take a short count for the end of the
+ * file: 0 confirms the end, EAGAIN sends the rest to the pool.
  *
  * Pipes, FIFOs, sockets, terminals and other character devices never take a
  * pool thread: they wait for readiness on a worker's loop. */
@@ -149,6 +150,22 @@ static async_future_t *rw_ready(int fd, const struct iovec *iov, int cnt, int di
 
 static bool is_file(const struct stat *st) { return S_ISREG(st->st_mode) || S_ISBLK(st->st_mode); }
 
+/* A short inline read of a file is the end of the file or pages that are
+ * not cached: asked again for the rest, inline, 0 says which. Returns the
+ * bytes read when the rest must come from the pool (or all were read), or
+ * minus the count when the file ended (a file of a page or less, read whole,
+ * needs no pool round trip). */
+static ssize_t read_rest(int fd, const struct iovec *iov, off_t off, size_t done) {
+    while (done < iov[0].iov_len) {
+        struct iovec rest = {(char *)iov[0].iov_base + done, iov[0].iov_len - done};
+        ssize_t k = preadv2(fd, &rest, 1, off >= 0 ? off + (off_t)done : -1, RWF_NOWAIT);
+        if (k == 0) return -(ssize_t)done;
+        if (k < 0) break; /* EAGAIN, or an error the pool meets again */
+        done += (size_t)k;
+    }
+    return (ssize_t)done;
+}
+
 /* The result's future is reserved before the first system call, not
  * allocated after it: once bytes have moved, the call must report them
  * (read from a pipe or a socket, or from the file position, they are gone
@@ -186,6 +203,9 @@ static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t 
         if (cnt != 1 || n == 0 || (size_t)n == iov[0].iov_len) return async__future_fill(res, n, 0);
         struct stat st;
         if (fstat(fd, &st) < 0 || !is_file(&st)) return async__future_fill(res, n, 0);
+        if (dir == RW_READ && (n = read_rest(fd, iov, off, (size_t)n)) == (ssize_t)iov[0].iov_len)
+            return async__future_fill(res, n, 0);
+        if (n < 0) return async__future_fill(res, -n, 0); /* the end of the file */
         async_future_t *rest = rw_pool(fd, iov, cnt, off, dir, (size_t)n);
         /* no memory for the rest: the short count is the result, as read(2)
          * and write(2) may give, rather than an ENOMEM that hides it */

@@ -17,18 +17,30 @@
  *  - a socket without O_NONBLOCK: setting the flag would change it for every
  *    holder of the open file description, so the file is read into a buffer
  *    (async_pread) and sent with async_write (MSG_DONTWAIT): one copy, but
- *    no pool thread waits for the peer. */
+ *    no pool thread waits for the peer.
+ *
+ * Before any of that, a short transfer to a stream socket is tried on the
+ * calling thread: preadv2(2) with RWF_NOWAIT, which says EAGAIN
+ * rather than wait for the disk, into a buffer on the stack, then send(2)
+ * with MSG_DONTWAIT. Cached data the socket takes at once is then sent with
+ * no task and no pool hop (two system calls instead of a spawn and a pool
+ * round trip: docs/fs.md). The transfer task takes over whatever is left.
+ * Rejected: sendfile(2) inline after cachestat(2) said the pages were
+ * cached, which saves the copy but may still wait for the disk if the pages
+ * go in between. */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 #define MAX_RW 0x7ffff000 /* the most one sendfile(2) moves (Linux's MAX_RW_COUNT) */
 #define COPY_BUF (128 * 1024)
+#define INLINE_BUF (16 * 1024) /* the most sent inline, from a buffer on the caller's stack */
 
 enum { ROUTE_POOL, ROUTE_SOCKET, ROUTE_PIPE, ROUTE_COPY };
 
@@ -80,6 +92,7 @@ typedef struct sendfile_op {
     size_t count;
     char *buf; /* ROUTE_COPY: bytes read, [head, tail) not yet sent */
     size_t head, tail;
+    size_t done; /* sent inline before the task started */
 } sendfile_op_t;
 
 /* One pool job: what the kernel takes at once; -1/EAGAIN when the reader must
@@ -150,7 +163,7 @@ static int copy_begin(sendfile_op_t *s) {
 static intptr_t sendfile_task(void *arg) {
     sendfile_op_t *s = arg;
     if (s->route == ROUTE_COPY && copy_begin(s) < 0) return -1;
-    size_t done = 0;
+    size_t done = s->done;
     int err = 0;
     while (done < s->count) {
         if (async_testcancel() < 0) {
@@ -179,6 +192,44 @@ static intptr_t sendfile_task(void *arg) {
     return -1;
 }
 
+/* ---- inline ---------------------------------------------------------------------- */
+
+enum { INLINE_MORE, INLINE_END };
+
+/* Sends what is cached and what the socket takes at once, from `pos`, up to
+ * INLINE_BUF bytes: INLINE_END when the call is answered (*result: the count,
+ * or -1 with errno), else INLINE_MORE with *sent bytes gone, the rest for
+ * the task. Errors before any byte is sent are left to the task, which meets
+ * them again and reports them as sendfile(2) would. */
+static int send_inline(int out, int in, off_t pos, size_t count, size_t *sent, intptr_t *result) {
+    char buf[INLINE_BUF];
+    *sent = 0;
+    if (count > INLINE_BUF) return INLINE_MORE;
+    ssize_t n = preadv2(in, &(struct iovec){buf, count}, 1, pos, RWF_NOWAIT);
+    if (n < 0) return INLINE_MORE; /* EAGAIN (the disk), or an error the task reports */
+    if (n == 0) {
+        *result = 0; /* the end of the file */
+        return INLINE_END;
+    }
+    ssize_t m = send(out, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (m <= 0) return INLINE_MORE; /* full, or an error the task meets again */
+    *sent = (size_t)m;
+    /* a short read is the end of the file or pages not cached: the task tells which */
+    if ((size_t)m == count) {
+        *result = m;
+        return INLINE_END;
+    }
+    return INLINE_MORE;
+}
+
+/* A stream socket: a datagram socket would get one datagram per send(2),
+ * where sendfile(2) makes its own. */
+static bool stream_socket(int fd) {
+    int type;
+    socklen_t len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
 /* ---- routing ------------------------------------------------------------------ */
 
 /* An fd's file type (S_IFSOCK, ...), or 0 when it has none (a bad fd). Only
@@ -205,9 +256,37 @@ static int route_of(int out_fd, int in_fd, size_t count) {
     return fl >= 0 && (fl & O_NONBLOCK) ? ROUTE_SOCKET : ROUTE_COPY;
 }
 
+/* A regular file or a block device: what the inline attempt reads from. */
+static bool file_source(int fd) {
+    unsigned t = file_type(fd);
+    return t == S_IFREG || t == S_IFBLK;
+}
+
 async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
-    int route = route_of(out_fd, in_fd, count);
+    if (count > MAX_RW) count = MAX_RW;
+    off_t pos = offset ? *offset : 0; /* read now, as sendfile(2) would */
+    size_t sent = 0;
+    async_future_t *res = NULL;
+    /* Inline first: MSG_DONTWAIT, so the socket's own O_NONBLOCK does not matter. */
+    if (count && count <= INLINE_BUF && pos >= 0 && stream_socket(out_fd) && file_source(in_fd) &&
+        (offset || (pos = lseek(in_fd, 0, SEEK_CUR)) >= 0)) {
+        /* the result's future first: bytes sent inline must be reported */
+        if (!(res = async__future_reserve())) return NULL;
+        intptr_t result;
+        int how = send_inline(out_fd, in_fd, pos, count, &sent, &result);
+        if (sent) {
+            pos += (off_t)sent;
+            if (offset)
+                *offset = pos;
+            else
+                lseek(in_fd, pos, SEEK_SET);
+        }
+        if (how == INLINE_END) return async__future_fill(res, result, 0);
+    }
+    int route = route_of(out_fd, in_fd, count - sent);
     if (route == ROUTE_POOL) {
+        if (sent) return async__future_fill(res, (intptr_t)sent, 0);
+        if (res) async__future_unreserve(res);
         fs_op_t *op = async__fs_op_new(run_sendfile, NULL, NULL);
         if (!op) return NULL;
         op->fd = out_fd;
@@ -218,15 +297,20 @@ async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t coun
     }
     sendfile_op_t *s = calloc(1, sizeof *s);
     if (!s) {
+        /* bytes sent inline are the result, as a short count */
+        if (sent) return async__future_fill(res, (intptr_t)sent, 0);
+        if (res) async__future_unreserve(res);
         errno = ENOMEM;
         return NULL;
     }
+    if (res) async__future_unreserve(res);
     s->route = route;
     s->out = out_fd;
     s->in = in_fd;
     s->offset = offset;
-    s->pos = offset ? *offset : 0; /* read now, as sendfile(2) would */
-    s->count = count > MAX_RW ? MAX_RW : count;
+    s->pos = offset ? *offset : 0;
+    s->count = count;
+    s->done = sent;
     async_spawn_opts_t opts = {.name = "sendfile"};
     return async__spawn_owned(sendfile_task, s, free, &opts); /* s is freed however it ends */
 }
