@@ -1,7 +1,8 @@
 /* fd readiness under cross-thread pressure, in plain C (CI runs it in the TSan
  * build, where Criterion cannot start; see stress.h): many pipes read and
- * written by tasks on different workers, closes that wake readers parked on
- * other workers, and cancels from plain threads racing with data.
+ * written by tasks on different workers, buffered streams over pipes, closes
+ * that wake readers parked on other workers, and cancels from plain threads
+ * racing with data.
  *
  *   stress_io [SCALE]   SCALE divides the iteration counts (default 1) */
 #define _GNU_SOURCE
@@ -100,6 +101,76 @@ static void streams(void) {
     }
 }
 
+/* ---- 1b. buffered streams: lines through pipes, each end on its own worker, while
+ * a plain thread keeps asking the reading stream its position (each ask claims the
+ * stream for a moment, so the reader meets EBUSY and asks again) ------------------- */
+
+typedef struct {
+    async_file_t *f;
+    int count;
+    atomic_int done;
+} line_end_t;
+
+static intptr_t line_writer(void *arg) {
+    line_end_t *e = arg;
+    for (int i = 0; i < e->count; i++) {
+        if (async_await(async_fprintf(e->f, "line %d\n", i)) < 0) return -1;
+        if (i % 64 == 63 && async_await(async_fflush(e->f)) != 0) return -1;
+    }
+    return async_await(async_fclose(e->f));
+}
+
+static intptr_t line_reader(void *arg) {
+    line_end_t *e = arg;
+    char buf[64], want[32];
+    for (int i = 0; i < e->count;) {
+        char *s = async_await_ptr(async_fgets(buf, sizeof buf, e->f));
+        if (!s && errno == EBUSY) {
+            async_yield();
+            continue;
+        }
+        snprintf(want, sizeof want, "line %d\n", i++);
+        if (!s || strcmp(s, want) != 0) return -1;
+    }
+    atomic_store(&e->done, 1);
+    return 0;
+}
+
+static void *position_asker(void *arg) {
+    line_end_t *e = arg;
+    while (!atomic_load(&e->done)) {
+        errno = 0;
+        if (async_ftell(e->f) != -1 || (errno != EBUSY && errno != ESPIPE))
+            atomic_store(&e->done, 2);
+        sched_yield();
+    }
+    return NULL;
+}
+
+static void line_streams(void) {
+    enum { PIPES = 4 };
+    unsigned n = (unsigned)async_worker_count();
+    int p[PIPES][2];
+    line_end_t r[PIPES], w[PIPES];
+    async_future_t *fs[2 * PIPES];
+    pthread_t askers[PIPES];
+    for (int i = 0; i < PIPES; i++) {
+        nb_pipe(p[i]);
+        r[i] = (line_end_t){async_fdopen(p[i][0], "r"), 20000 / scale, 0};
+        w[i] = (line_end_t){async_fdopen(p[i][1], "w"), 20000 / scale, 0};
+        CHECK(r[i].f && w[i].f);
+        fs[2 * i] = spawn_on(line_reader, &r[i], (unsigned)i % n + 1);
+        fs[2 * i + 1] = spawn_on(line_writer, &w[i], (unsigned)(i + 1) % n + 1);
+        pthread_create(&askers[i], NULL, position_asker, &r[i]);
+    }
+    for (int i = 0; i < 2 * PIPES; i++) CHECK(async_await(fs[i]) == 0);
+    for (int i = 0; i < PIPES; i++) {
+        pthread_join(askers[i], NULL);
+        CHECK(atomic_load(&r[i].done) == 1);
+        CHECK(async_await(async_fclose(r[i].f)) == 0);
+    }
+}
+
 /* ---- 2. close wakes readers parked on every worker ---------------------------------- */
 
 static atomic_int parked;
@@ -188,8 +259,11 @@ static void children(void) {
 }
 
 int main(int argc, char **argv) {
-    static const stress_scenario_t scenarios[] = {
-        {"streams", streams}, {"closes", closes}, {"cancels", cancels}, {"children", children}};
+    static const stress_scenario_t scenarios[] = {{"streams", streams},
+                                                  {"line_streams", line_streams},
+                                                  {"closes", closes},
+                                                  {"cancels", cancels},
+                                                  {"children", children}};
     return stress_main(argc, argv, scenarios, sizeof scenarios / sizeof *scenarios,
                        STRESS_FRESH_RUNTIME);
 }

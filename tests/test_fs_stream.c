@@ -13,7 +13,7 @@ Test(fs_stream, write_then_read_lines) {
     for (int i = 0; i < 5000; i++)
         ASSERT_VAL(async_await(async_fprintf(f, "line %d\n", i)),
                    7 + (i > 9) + (i > 99) + (i > 999));
-    ASSERT_VAL(async_await(async_fputs("last without newline", f)), 20);
+    ASSERT_VAL(async_await(async_fputs("last without newline", f)), 1); /* glibc says 1 */
     ASSERT_VAL(async_await(async_fclose(f)), 0);
     f = async_await_ptr(async_fopen(P("lines"), "r"));
     cr_assert_not_null(f);
@@ -492,7 +492,7 @@ Test(fs_stream, write_errors_set_ferror) {
     signal(SIGPIPE, SIG_IGN);
     close(p[0]);
     async_file_t *f = async_fdopen(p[1], "w");
-    ASSERT_VAL(async_await(async_fputs("buffered", f)), 8);
+    ASSERT_VAL(async_await(async_fputs("buffered", f)), 1);
     ASSERT_ERR(async_await(async_fflush(f)), EPIPE);
     cr_assert(async_ferror(f));
     ASSERT_ERR(async_await(async_fclose(f)), EPIPE);

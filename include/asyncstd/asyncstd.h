@@ -7,6 +7,7 @@
 #include "future.h"
 #include "net.h"
 #include "proc.h"
+#include "stream.h"
 #include "sync.h"
 #include "task.h"
 

@@ -1,7 +1,7 @@
 /** \file
  * Files and directories: the POSIX file API returning futures, directory
- * streams and a tree walk, stdio-shaped buffered streams over any fd, and
- * whole-file helpers. */
+ * streams and a tree walk, and whole-file helpers. The stdio-shaped buffered
+ * streams are in stream.h, which this header includes. */
 #ifndef ASYNCSTD_FS_H
 #define ASYNCSTD_FS_H
 
@@ -17,6 +17,7 @@
 
 #include "common.h"
 #include "future.h"
+#include "stream.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -1033,204 +1034,6 @@ ASYNC_EXTERN int async_walk_skip(async_walk_t *w);
  * \param w  the walk (consumed).
  */
 ASYNC_EXTERN void async_walk_close(async_walk_t *w);
-
-/* ---- buffered streams -------------------------------------------------- */
-
-/**
- * A buffered stream over any fd, shaped like stdio's `FILE`: its reads and
- * writes go through async_read() and async_write(), so it serves line
- * protocols on sockets and pipes as well as files. One operation at a time
- * per stream (a second one while one is pending fails with EBUSY).
- * Cancelling a read loses no data: bytes already read stay in the buffer for
- * the next call. A read from a stream not open for reading, or a write to
- * one not open for writing, fails with EBADF and sets the error indicator
- * (async_ferror()), as stdio does.
- */
-typedef struct async_file async_file_t;
-
-/**
- * Async equivalent of fopen(3). Await it with async_await_ptr().
- *
- * The mode is read as glibc reads it: "r", "w" or "a", then up to six more
- * letters, of which "+" (read and write), "e" (`O_CLOEXEC`) and "x"
- * (`O_EXCL`) count and the rest ("b", "t", ...) are skipped, so "rt+" and
- * "r+b" open for reading and writing. As with glibc, a stream opened "a"
- * starts at the end of the file (where its writes go anyway), one opened
- * "a+" at the start (where its reads begin).
- *
- * \param path  the file; copied.
- * \param mode  the mode, as above; copied.
- * \return a future whose pointer value is the stream, or NULL with EINVAL
- *         (bad mode), open(2)'s errno, ENOMEM.
- */
-ASYNC_EXTERN async_future_t *async_fopen(const char *path, const char *mode) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of fdopen(3): a stream over an open fd, which then belongs
- * to the stream (async_fclose() closes it). Nothing waits, so the result is direct.
- *
- * The mode is read as async_fopen() reads it, with up to four letters after
- * the first, as glibc's fdopen(3). "w" does not truncate; "a" adds
- * `O_APPEND` and, when the fd lacked it, moves to the end of the file, as
- * glibc does. Unlike glibc's, which ignores it, "e" sets `FD_CLOEXEC`, as
- * musl's and FreeBSD's fdopen(3) do.
- *
- * \param fd    the descriptor.
- * \param mode  the mode, as above.
- * \return the stream, or NULL with EINVAL (bad mode, checked first, or one
- *         the fd's access mode does not allow), EBADF (`fd` not open) or ENOMEM.
- */
-ASYNC_EXTERN async_file_t *async_fdopen(int fd, const char *mode);
-
-/**
- * Async equivalent of fgets(3). Await it with async_await_ptr().
- *
- * \param s     receives the line with its newline and a terminating NUL; must
- *              stay valid until the future settles.
- * \param size  size of `s` (at least 1; at most `size - 1` bytes are read,
- *              so with 1 nothing is read and `s` becomes "", as with glibc).
- * \param f     the stream.
- * \return a future whose pointer value is `s`, or NULL at end of file with
- *         nothing read (errno untouched; async_feof() then says 1), or NULL
- *         with a read error's errno, EINVAL (a NULL argument, or `size` < 1,
- *         for which glibc returns NULL with `errno` untouched), EBADF (not
- *         open for reading), EBUSY, ECANCELED.
- */
-ASYNC_EXTERN async_future_t *async_fgets(char *s, int size, async_file_t *f) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of getline(3).
- *
- * \param lineptr  a malloc()ed buffer or NULL, grown with realloc() as needed;
- *                 must stay valid until the future settles.
- * \param n        its size, updated; must stay valid until the future settles.
- * \param f        the stream.
- * \return a future whose value is the line's length (newline included, NUL
- *         not), or -1 at end of file (errno untouched) or with EINVAL
- *         (NULL argument), ENOMEM, EBADF, EBUSY, ECANCELED or a read error.
- */
-ASYNC_EXTERN async_future_t *async_getline(char **lineptr, size_t *n,
-                                           async_file_t *f) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of fread(3).
- *
- * \param ptr    where the items go; must stay valid until the future settles.
- * \param size   size of one item.
- * \param nmemb  number of items.
- * \param f      the stream.
- * \return a future whose value is the count of whole items read: fewer than
- *         `nmemb` at end of file or on error (check async_feof() /
- *         async_ferror(); the error's errno comes with a short count of 0
- *         as -1). Bytes of a partial item stay consumed, as with fread(3).
- */
-ASYNC_EXTERN async_future_t *async_fread(void *ptr, size_t size, size_t nmemb,
-                                         async_file_t *f) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of fwrite(3). Data is buffered; a full buffer (or a write
- * larger than the buffer) is written through to the fd.
- *
- * \param ptr    the items; must stay valid until the future settles.
- * \param size   size of one item.
- * \param nmemb  number of items.
- * \param f      the stream.
- * \return a future whose value is `nmemb`, or fewer on error; -1 with the
- *         write error's errno, EBADF (not open for writing) or EBUSY when
- *         nothing was written.
- */
-ASYNC_EXTERN async_future_t *async_fwrite(const void *ptr, size_t size, size_t nmemb,
-                                          async_file_t *f) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of fputs(3).
- *
- * \param s  the string (its NUL is not written); must stay valid until the future settles.
- * \param f  the stream.
- * \return a future with a nonnegative value, or -1 with a write error's
- *         errno, EBADF, EINVAL (NULL argument) or EBUSY.
- */
-ASYNC_EXTERN async_future_t *async_fputs(const char *s, async_file_t *f) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of fprintf(3). The text is formatted at once (so the
- * arguments need not outlive the call) and buffered.
- *
- * \param f       the stream.
- * \param format  the printf format.
- * \param ...     its arguments.
- * \return a future whose value is the count of bytes formatted, or -1 with
- *         a write error's errno, EBADF, EINVAL, ENOMEM, EOVERFLOW or EBUSY.
- */
-ASYNC_EXTERN async_future_t *async_fprintf(async_file_t *f, const char *format, ...)
-    __attribute__((format(printf, 2, 3))) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of vfprintf(3).
- *
- * \param f       the stream.
- * \param format  the printf format.
- * \param ap      its arguments.
- * \return as async_fprintf().
- */
-ASYNC_EXTERN async_future_t *async_vfprintf(async_file_t *f, const char *format,
-                                            va_list ap) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of fflush(3): writes out buffered data. For a read
- * stream on a seekable fd, it drops the read-ahead and moves the fd's
- * position back to the stream's.
- *
- * \param f  the stream (NULL is EINVAL: unlike fflush(3), there is no list
- *           of all streams).
- * \return a future with value 0, or -1 with the write error's errno, EBADF,
- *         EINVAL or EBUSY.
- */
-ASYNC_EXTERN async_future_t *async_fflush(async_file_t *f) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of fclose(3): flushes, closes the fd and frees the
- * stream, which is gone even when the future reports an error. Closing
- * needs no memory (the stream holds what it takes from the start), so the
- * fd is closed even when memory has run out.
- *
- * \param f  the stream (consumed); must have no pending operation.
- * \return a future with value 0, or -1 with the flush's or close's errno, or
- *         EINVAL (`f` NULL) or EBUSY (an operation is pending; nothing is freed).
- */
-ASYNC_EXTERN async_future_t *async_fclose(async_file_t *f) ASYNC_WARN_UNUSED;
-
-/**
- * Async equivalent of feof(3).
- *
- * \param f  the stream.
- * \return nonzero once a read has met the end of the file, 0 otherwise (and for NULL).
- */
-ASYNC_EXTERN int async_feof(async_file_t *f);
-
-/**
- * Async equivalent of ferror(3).
- *
- * \param f  the stream.
- * \return nonzero once a read or write has failed (also one the stream's
- *         mode forbids), 0 otherwise (and for NULL).
- */
-ASYNC_EXTERN int async_ferror(async_file_t *f);
-
-/**
- * Async equivalent of clearerr(3): resets the end-of-file and error flags.
- *
- * \param f  the stream; NULL is ignored.
- */
-ASYNC_EXTERN void async_clearerr(async_file_t *f);
-
-/**
- * Async equivalent of fileno(3).
- *
- * \param f  the stream.
- * \return its fd, or -1 with EBADF (`f` NULL).
- */
-ASYNC_EXTERN int async_fileno(async_file_t *f);
 
 /* ---- whole-file and tree helpers --------------------------------------- */
 

@@ -73,38 +73,6 @@ bool async__fs_cancelled(const fs_op_t *op);
 /* An already-settled future from a direct call's result (-1 + errno on failure). */
 async_future_t *async__fs_result(intptr_t v);
 
-/* A sequence: a future settled after a chain of other operations (stream
- * reads until a newline, writes until all is out), driven by completions on
- * whatever thread settles each step, so no thread waits. `step` is called
- * with each finished inner operation's result and returns the next one to
- * wait for, or calls async__fs_seq_finish and returns NULL. Cancelling the
- * sequence cancels the inner operation in flight; the step then sees
- * ECANCELED and decides what the sequence reports. */
-typedef struct fs_seq fs_seq_t;
-typedef async_future_t *(*fs_seq_step_fn)(fs_seq_t *s, intptr_t value, int err);
-
-struct fs_seq {
-    async_future_t future; /* first */
-    pthread_mutex_t lock;  /* guards inner and cancelled */
-    async_future_t *inner; /* in flight, or NULL */
-    bool cancelled;
-    bool finished;
-    intptr_t value;
-    int err;
-    fs_seq_step_fn step;
-    void (*release)(fs_seq_t *s); /* frees the memory holding the sequence */
-};
-
-/* Initialises `s` (embedded first in the caller's struct). */
-void async__fs_seq_init(fs_seq_t *s, fs_seq_step_fn step, void (*release)(fs_seq_t *s));
-/* Starts the chain with its first inner operation (or finishes at once when
- * the caller has called async__fs_seq_finish and passes NULL); returns the
- * sequence's future. */
-async_future_t *async__fs_seq_start(fs_seq_t *s, async_future_t *first);
-/* Records the sequence's result (call from a step, then return NULL). */
-void async__fs_seq_finish(fs_seq_t *s, intptr_t value, int err);
-bool async__fs_seq_cancelled(fs_seq_t *s);
-
 /* Directory reading shared by dir.c, the walk and the tree helpers: a
  * getdents64 batch decoder. */
 typedef struct fs_dirbuf {

@@ -254,34 +254,37 @@ async_future_t *async_lseek(int fd, off_t offset, int whence) {
 /* ---- write_all -------------------------------------------------------------- */
 
 typedef struct write_all {
-    fs_seq_t seq; /* first */
     int fd;
     const char *buf;
     size_t count, done;
+    async_future_t *first; /* the first write, in flight, until the task awaits it */
 } write_all_t;
 
-static void write_all_release(fs_seq_t *s) { free(s); }
+/* Writes the rest, one write after another. Bytes already out are reported
+ * on an error or cancellation, since they cannot be taken back. */
+static intptr_t write_all_task(void *arg) {
+    write_all_t *w = arg;
+    while (w->done < w->count) {
+        async_future_t *f =
+            w->first ? w->first : async_write(w->fd, w->buf + w->done, w->count - w->done);
+        w->first = NULL;
+        intptr_t n = async_await(f);
+        if (n < 0) return w->done ? (intptr_t)w->done : -1;
+        w->done += (size_t)n;
+        if (w->done < w->count && async_testcancel() < 0) break;
+    }
+    return (intptr_t)w->done;
+}
 
-static async_future_t *write_all_step(fs_seq_t *s, intptr_t v, int err) {
-    write_all_t *w = (write_all_t *)s;
-    if (v < 0) {
-        /* bytes already out are reported on cancellation, since they cannot be taken back */
-        if (err == ECANCELED && w->done)
-            async__fs_seq_finish(s, (intptr_t)w->done, 0);
-        else
-            async__fs_seq_finish(s, -1, err);
-        return NULL;
+/* Only a task that got no stack leaves the first write unawaited: it is
+ * cancelled and let go (its result dropped). */
+static void write_all_free(void *arg) {
+    write_all_t *w = arg;
+    if (w->first) {
+        async_cancel(w->first);
+        async_future_free(w->first);
     }
-    w->done += (size_t)v;
-    if (w->done >= w->count) {
-        async__fs_seq_finish(s, (intptr_t)w->done, 0);
-        return NULL;
-    }
-    if (async__fs_seq_cancelled(s)) {
-        async__fs_seq_finish(s, (intptr_t)w->done, 0);
-        return NULL;
-    }
-    return async_write(w->fd, w->buf + w->done, w->count - w->done);
+    free(w);
 }
 
 async_future_t *async_write_all(int fd, const void *buf, size_t count) {
@@ -296,10 +299,10 @@ async_future_t *async_write_all(int fd, const void *buf, size_t count) {
         errno = ENOMEM;
         return NULL;
     }
-    async__fs_seq_init(&w->seq, write_all_step, write_all_release);
     w->fd = fd;
     w->buf = buf;
     w->count = count;
     w->done = 0;
-    return async__fs_seq_start(&w->seq, first);
+    w->first = first;
+    return async__spawn_owned(write_all_task, w, write_all_free, NULL);
 }

@@ -73,7 +73,6 @@ static intptr_t run_splice(fs_op_t *op) {
 /* ---- the transfer task -------------------------------------------------------- */
 
 typedef struct sendfile_op {
-    fs_seq_t seq; /* first: the caller's future; freed once the task has settled */
     int route;
     int out, in;
     off_t *offset; /* the caller's, written when the task ends; NULL: in's file position */
@@ -180,13 +179,6 @@ static intptr_t sendfile_task(void *arg) {
     return -1;
 }
 
-static async_future_t *task_done(fs_seq_t *seq, intptr_t v, int err) {
-    async__fs_seq_finish(seq, v, v < 0 ? err : 0);
-    return NULL;
-}
-
-static void task_release(fs_seq_t *seq) { free(seq); }
-
 /* ---- routing ------------------------------------------------------------------ */
 
 /* An fd's file type (S_IFSOCK, ...), or 0 when it has none (a bad fd). Only
@@ -235,7 +227,6 @@ async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t coun
     s->offset = offset;
     s->pos = offset ? *offset : 0; /* read now, as sendfile(2) would */
     s->count = count > MAX_RW ? MAX_RW : count;
-    async__fs_seq_init(&s->seq, task_done, task_release);
     async_spawn_opts_t opts = {.name = "sendfile"};
-    return async__fs_seq_start(&s->seq, async_spawn_opts(sendfile_task, s, &opts));
+    return async__spawn_owned(sendfile_task, s, free, &opts); /* s is freed however it ends */
 }

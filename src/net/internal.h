@@ -18,12 +18,6 @@ int async__net_set_nonblock(int fd);
  * errno the helpers report (they return fds, so they speak errno only). */
 int async__net_gai_errno(int gai);
 
-/* Runs the helper `fn(arg)` as a task and returns a future for its result.
- * `arg` is a malloc'd block that is freed once the task has settled, even if
- * it never ran (cancelled first, runtime stopping): the helpers own copies of
- * their string arguments this way. Cancelling the future cancels the task. */
-async_future_t *async__net_spawn(async_task_fn fn, void *arg);
-
 /* Closes an fd that a waiting call may have registered with the core. */
 void async__net_close(int fd);
 

@@ -1,8 +1,8 @@
-/* The TCP helpers, async_tcp_connect and async_tcp_listen, and the small
- * machinery that runs a helper as a task of its own (also used by unix.c).
- * A helper is a sequence of waits (resolve, then connect to each address in
- * turn), which reads best as straight-line code in a task; a task costs
- * about a microsecond and a warm stack, nothing beside a connect. */
+/* The TCP helpers, async_tcp_connect and async_tcp_listen. A helper is a
+ * sequence of waits (resolve, then connect to each address in turn), which
+ * reads best as straight-line code in a task (async__spawn_owned, which also
+ * frees the request however the task ends); a task costs about a microsecond
+ * and a warm stack, nothing beside a connect. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -10,56 +10,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-
-/* ---- helpers as tasks ------------------------------------------------------
- * The caller's future is not the task's own: a task cancelled before it runs
- * never runs, so it could not free its argument. This wrapper frees it when
- * the task's future settles, whatever happened, and forwards the result. */
-
-typedef struct net_task {
-    async_future_t future; /* first: the caller's future */
-    async_future_t *task;  /* held (one reference) until this object is released */
-    void *arg;
-} net_task_t;
-
-static void net_task_cancel(async_future_t *f) { async_cancel(((net_task_t *)f)->task); }
-
-static void net_task_release(async_future_t *f) {
-    net_task_t *nt = (net_task_t *)f;
-    async__future_unref(nt->task);
-    free(nt);
-}
-
-static const async__future_ops_t net_task_ops = {net_task_cancel, net_task_release};
-
-static void on_task_done(intptr_t value, int err, void *arg) {
-    net_task_t *nt = arg;
-    free(nt->arg);
-    nt->arg = NULL;
-    async__future_complete(&nt->future, err ? -1 : value, err);
-}
-
-async_future_t *async__net_spawn(async_task_fn fn, void *arg) {
-    net_task_t *nt = malloc(sizeof *nt);
-    if (!nt) {
-        free(arg);
-        errno = ENOMEM;
-        return NULL;
-    }
-    async_future_t *t = async_spawn(fn, arg);
-    if (!t) {
-        free(nt);
-        free(arg);
-        errno = ENOMEM;
-        return NULL;
-    }
-    async__future_init(&nt->future, &net_task_ops);
-    nt->arg = arg;
-    nt->task = t;
-    async__future_ref(t); /* for net_task_cancel, however late it comes */
-    async_future_then(t, on_task_done, nt);
-    return &nt->future;
-}
 
 void async__net_close(int fd) {
     int saved = errno;
@@ -158,7 +108,7 @@ async_future_t *async_tcp_connect(const char *host, const char *port, int64_t ti
         return NULL;
     }
     req->timeout_ms = timeout_ms;
-    return async__net_spawn(tcp_connect_task, req);
+    return async__spawn_owned(tcp_connect_task, req, free, NULL);
 }
 
 /* ---- async_tcp_listen ------------------------------------------------------ */
@@ -208,5 +158,5 @@ async_future_t *async_tcp_listen(const char *host, const char *port, int backlog
         return NULL;
     }
     req->backlog = backlog > 0 ? backlog : SOMAXCONN;
-    return async__net_spawn(tcp_listen_task, req);
+    return async__spawn_owned(tcp_listen_task, req, free, NULL);
 }

@@ -64,7 +64,7 @@ async_future_t *async_unix_connect(const char *path) {
         free(req);
         return async__future_failed(e);
     }
-    return async__net_spawn(unix_connect_task, req);
+    return async__spawn_owned(unix_connect_task, req, free, NULL);
 }
 
 async_future_t *async_unix_listen(const char *path, int backlog) {

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../net/internal.h" /* async__net_spawn: a task whose argument is freed when it ends */
 #include "internal.h"
 
 extern char **environ;
@@ -111,5 +110,5 @@ async_future_t *async_system(const char *command) {
         errno = ENOMEM;
         return NULL;
     }
-    return async__net_spawn(system_task, copy); /* frees the copy however the task ends */
+    return async__spawn_owned(system_task, copy, free, NULL);
 }

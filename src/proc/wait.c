@@ -20,7 +20,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../net/internal.h" /* async__net_spawn: a task whose argument is freed when it ends */
 #include "internal.h"
 
 #ifndef P_PIDFD
@@ -136,7 +135,7 @@ async_future_t *async__proc_wait(const wait_req_t *req) {
         return NULL;
     }
     *r = *req;
-    return async__net_spawn(wait_task, r); /* frees r however the task ends */
+    return async__spawn_owned(wait_task, r, free, NULL);
 }
 
 /* ---- the calls ------------------------------------------------------------ */

@@ -20,17 +20,12 @@ typedef struct idle_obj {
     uint64_t since_ms;
 } idle_obj_t;
 
-/* One acquire that needed a task; on the pool's list until its task starts,
- * so that a task cancelled before it ever ran does not leak it. Whichever of
- * the acquire call and the task is last to be done with it frees it: the
- * task if the call has recorded `task` first (spawned), else the call. While
- * listed with its task unsettled, the task may still start: free says EBUSY. */
+/* One acquire that needed a task (async__spawn_owned): counted in the pool's
+ * `acquires` from the call until its task has ended, run or not, so that
+ * free says EBUSY while any task may still use the pool. */
 typedef struct request {
-    struct request *next, *prev;
     async_respool_t *pool;
     int64_t timeout_ms;
-    async_future_t *task; /* a reference, once spawned */
-    bool spawned, started;
 } request_t;
 
 struct async_respool {
@@ -38,8 +33,8 @@ struct async_respool {
     async_sem_t slots;
     async__slock_t lock;
     idle_obj_t *idle; /* most recently released first */
-    request_t *reqs;  /* acquires whose task has not started */
-    unsigned nidle, size, in_use, waiting, running;
+    unsigned nidle, size, in_use, waiting;
+    unsigned acquires; /* acquires whose task has not ended */
     async_respool_stats_t st;
     async_future_t *maint;
 };
@@ -109,21 +104,10 @@ static intptr_t acquire_task(void *arg) {
     request_t *r = arg;
     async_respool_t *p = r->pool;
     int64_t timeout = r->timeout_ms;
+    if (async_testcancel() < 0) return -1; /* cancelled before it started */
     async__slock_lock(&p->lock);
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        p->reqs = r->next;
-    if (r->next) r->next->prev = r->prev;
-    p->running++;
     p->waiting++;
-    bool mine = r->spawned;
-    r->started = true;
     async__slock_unlock(&p->lock);
-    if (mine) {
-        async__future_unref(r->task); /* the task holds its own reference */
-        free(r);
-    }
     intptr_t res = async_await(async__sem_wait_ms(&p->slots, timeout));
     int err = errno;
     async__slock_lock(&p->lock);
@@ -134,11 +118,18 @@ static intptr_t acquire_task(void *arg) {
         res = checkout(p);
         err = errno;
     }
-    async__slock_lock(&p->lock);
-    p->running--;
-    async__slock_unlock(&p->lock);
     errno = err;
     return res;
+}
+
+/* Runs as the acquire's task ends, however it ended; the pool's last use by it. */
+static void acquire_done(void *arg) {
+    request_t *r = arg;
+    async_respool_t *p = r->pool;
+    free(r);
+    async__slock_lock(&p->lock);
+    p->acquires--;
+    async__slock_unlock(&p->lock);
 }
 
 async_future_t *async_respool_acquire(async_respool_t *p, int64_t timeout_ms) {
@@ -161,36 +152,10 @@ async_future_t *async_respool_acquire(async_respool_t *p, int64_t timeout_ms) {
     }
     r->pool = p;
     r->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
-    r->prev = NULL;
-    r->task = NULL;
-    r->spawned = r->started = false;
     async__slock_lock(&p->lock);
-    r->next = p->reqs;
-    if (p->reqs) p->reqs->prev = r;
-    p->reqs = r;
+    p->acquires++;
     async__slock_unlock(&p->lock);
-    async_future_t *f = async_spawn(acquire_task, r);
-    if (!f) { /* no task: take the request back (one that failed to start stays listed) */
-        async__slock_lock(&p->lock);
-        if (r->prev)
-            r->prev->next = r->next;
-        else
-            p->reqs = r->next;
-        if (r->next) r->next->prev = r->prev;
-        async__slock_unlock(&p->lock);
-        free(r);
-        return NULL;
-    }
-    async__slock_lock(&p->lock);
-    bool started = r->started;
-    if (!started) {
-        async__future_ref(f);
-        r->task = f;
-        r->spawned = true;
-    }
-    async__slock_unlock(&p->lock);
-    if (started) free(r); /* its task is past the request */
-    return f;
+    return async__spawn_owned(acquire_task, r, acquire_done, NULL); /* no task: done already */
 }
 
 int async_respool_release(async_respool_t *p, void *obj, int broken) {
@@ -350,11 +315,7 @@ int async_respool_stats(async_respool_t *p, async_respool_stats_t *st) {
 int async_respool_free(async_respool_t *p) {
     if (!p) return 0;
     async__slock_lock(&p->lock);
-    bool busy = p->in_use || p->running;
-    /* an acquire whose task has not started will use the pool when it does;
-     * one whose task ended without running (cancelled first) never will */
-    for (request_t *r = p->reqs; r && !busy; r = r->next)
-        busy = !r->spawned || !async__future_is_settled(r->task);
+    bool busy = p->in_use || p->acquires; /* an acquire's task may still use the pool */
     async__slock_unlock(&p->lock);
     if (busy) {
         errno = EBUSY;
@@ -366,12 +327,6 @@ int async_respool_free(async_respool_t *p) {
     }
     void *obj;
     while ((obj = pop_idle(p)) != NULL) destroy_obj(p, obj);
-    while (p->reqs) { /* acquires whose task was cancelled before it ran */
-        request_t *r = p->reqs;
-        p->reqs = r->next;
-        async__future_unref(r->task);
-        free(r);
-    }
     free(p);
     return 0;
 }

@@ -168,6 +168,7 @@ typedef struct async__task {
     struct async__task *prev, *next;      /* the worker's list of live tasks */
     async_task_fn fn;
     void *arg;
+    void (*free_arg)(void *); /* async__spawn_owned: called once as the task ends */
     async__waiter_t *waiting; /* the waiter the task is suspended on, or NULL */
     struct async__spec *specific;
     size_t stack_size;
@@ -185,6 +186,18 @@ void async__task_run(struct async__worker *w,
                      async__task_t *t); /* scheduler: run t until it suspends */
 void async__task_cancel_all(struct async__worker *w);
 async__task_t *async__task_current(void);
+/* The library's one way to run a multi-step call (a stream read that must
+ * refill, a connect that tries each address) as straight-line code: fn(arg)
+ * in a task whose own future is returned, so cancelling it cancels the task.
+ * fn runs even when cancelled before it started (its awaits then cancel
+ * their operations and return at once), so fn can undo what it began; only a
+ * task that gets no stack ends without running it, with ENOMEM. free_arg(arg),
+ * if not NULL, is called exactly once: as the task ends, on its worker,
+ * before its future settles; or before this returns when no task was made
+ * (NULL + ENOMEM, or a future settled with the reason). fn returning -1 with
+ * errno 0 settles as -1 without an errno (getline's end of file). */
+async_future_t *async__spawn_owned(async_task_fn fn, void *arg, void (*free_arg)(void *),
+                                   const async_spawn_opts_t *opts);
 /* Whether `f` is a task's future (not a settled stand-in from a spawn that failed). */
 bool async__future_is_task(const async_future_t *f);
 void async__key_run_destructors(async__task_t *t);

@@ -112,7 +112,8 @@ static void task_entry(void) {
     intptr_t v = t->fn(t->arg);
     int err = 0;
     if (v == -1) {
-        err = errno ? errno : EIO; /* a task that fails must say why; EIO if it did not */
+        /* a task that fails must say why; EIO if it did not (library helpers may not say) */
+        err = errno ? errno : t->free_arg ? 0 : EIO;
     }
     async__key_run_destructors(t);
     t->future.value = v;
@@ -130,6 +131,7 @@ static void task_finish(async__worker_t *w, async__task_t *t, intptr_t v, int er
         async__stack_put(w, t->stack);
         t->stack = NULL;
     }
+    if (t->free_arg) t->free_arg(t->arg); /* before the settle: an awaiter finds it done */
     async__future_settle_exclusive(&t->future, v, err); /* a task ends once; cancel only asks */
     async__future_unref(&t->future);
     async__runtime_task_ended();
@@ -139,7 +141,15 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
     if (ASYNC_UNLIKELY(!t->stack)) {
         /* only reached by tasks that never ran: set up the fiber now, so that a burst of
          * short tasks cycles through a few warm stacks */
-        if (w->stopping || atomic_load_explicit(&t->cancel_requested, memory_order_acquire)) {
+        bool cancelled = atomic_load_explicit(&t->cancel_requested, memory_order_acquire);
+        if (w->stopping && !cancelled) {
+            atomic_store_explicit(&t->cancel_requested, 1, memory_order_release);
+            cancelled = true;
+        }
+        /* An owned task (async__spawn_owned) runs even so, and each of its
+         * awaits cancels its operation and returns at once: its code is the
+         * one place that undoes what the call began (an operation in flight). */
+        if (cancelled && !t->free_arg) {
             task_finish(w, t, -1, ECANCELED);
             return;
         }
@@ -180,7 +190,10 @@ void async__task_cancel_all(async__worker_t *w) {
     }
 }
 
-async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_opts_t *opts) {
+/* async_spawn_opts with a free_arg (async__spawn_owned); NULL or a settled
+ * failure when no task was made, and then free_arg has not been called. */
+static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void *),
+                             const async_spawn_opts_t *opts) {
     if (!fn) return async__future_failed(EINVAL);
     async__runtime_t *rt = async__runtime();
     if (!rt) return async__future_failed(errno);
@@ -207,6 +220,7 @@ async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_
     async__future_init(&t->future, &task_ops);
     t->fn = fn;
     t->arg = arg;
+    t->free_arg = free_arg;
     t->stack_size = stack_size;
     atomic_init(&t->state, T_NEW);
     t->cancel_msg.run = on_cancel_msg;
@@ -227,6 +241,21 @@ async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_
         async__worker_post(w, &t->node);
     }
     return &t->future;
+}
+
+async_future_t *async_spawn_opts(async_task_fn fn, void *arg, const async_spawn_opts_t *opts) {
+    return spawn(fn, arg, NULL, opts);
+}
+
+async_future_t *async__spawn_owned(async_task_fn fn, void *arg, void (*free_arg)(void *),
+                                   const async_spawn_opts_t *opts) {
+    async_future_t *f = spawn(fn, arg, free_arg, opts);
+    if (free_arg && (!f || !async__future_is_task(f))) {
+        int e = errno;
+        free_arg(arg);
+        errno = e;
+    }
+    return f;
 }
 
 bool async__future_is_task(const async_future_t *f) { return f->ops == &task_ops; }
