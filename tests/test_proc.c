@@ -418,3 +418,115 @@ Test(proc, null_arguments_are_einval) {
     ASSERT_ERR(async_await(async_posix_spawnp(&pid, "true", NULL, NULL, argv, NULL)), EINVAL);
     rt_stop();
 }
+
+/* ---- popen / pclose ------------------------------------------------------------- */
+
+Test(proc, popen_reads_a_commands_output) {
+    async_file_t *f = async_await_ptr(async_popen("printf 'one\\ntwo\\n'; exit 3", "r"));
+    cr_assert_not_null(f, "popen: %s", ename(errno));
+    char line[64];
+    cr_assert_not_null(async_await_ptr(async_fgets(line, sizeof line, f)));
+    cr_assert_str_eq(line, "one\n");
+    cr_assert_not_null(async_await_ptr(async_fgets(line, sizeof line, f)));
+    cr_assert_str_eq(line, "two\n");
+    errno = 0;
+    cr_assert_null(async_await_ptr(async_fgets(line, sizeof line, f)));
+    cr_assert(async_feof(f));
+    cr_assert_eq(async_ftell(f), -1);
+    cr_assert_eq(errno, ESPIPE);
+    intptr_t st = async_await(async_pclose(f));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 3, "status %#jx", (intmax_t)st);
+    cr_assert_eq(zombies(), 0);
+    rt_stop();
+}
+
+Test(proc, popen_writes_a_commands_input) {
+    char path[] = "/tmp/asyncstd-popen-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "tr a-z A-Z > %s", path);
+    async_file_t *f = async_await_ptr(async_popen(cmd, "w"));
+    cr_assert_not_null(f);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_geq(async_await(async_fprintf(f, "line %d abc\n", i)), 0);
+    intptr_t st = async_await(async_pclose(f));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#jx", (intmax_t)st);
+    FILE *in = fopen(path, "r");
+    char line[64];
+    int n = 0;
+    while (fgets(line, sizeof line, in)) {
+        char want[64];
+        snprintf(want, sizeof want, "LINE %d ABC\n", n++);
+        cr_assert_str_eq(line, want);
+    }
+    fclose(in);
+    unlink(path);
+    cr_assert_eq(n, 1000);
+    rt_stop();
+}
+
+Test(proc, popen_bad_arguments_and_pclose_of_another_stream) {
+    const char *types[] = {"", "x", "rw", "r+", "wx", "e"};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        errno = 0;
+        FILE *g = popen("true", types[i]);
+        int glibc = errno;
+        if (g) pclose(g);
+        cr_assert_null(g, "glibc refuses \"%s\"", types[i]);
+        cr_assert_null(async_await_ptr(async_popen("true", types[i])));
+        cr_assert_eq(errno, glibc, "\"%s\": %s, glibc %s", types[i], ename(errno), ename(glibc));
+    }
+    ASSERT_ERR(async_await(async_popen(NULL, "r")), EINVAL);
+    async_file_t *other = async_fdopen(open("/dev/null", O_RDONLY), "r");
+    ASSERT_ERR(async_await(async_pclose(other)), ECHILD);
+    ASSERT_VAL(async_await(async_fclose(other)), 0);
+    /* "e": close-on-exec; without it, not, as glibc */
+    async_file_t *a = async_await_ptr(async_popen("true", "r"));
+    async_file_t *b = async_await_ptr(async_popen("true", "er")); /* glibc takes any order */
+    cr_assert_eq(fcntl(async_fileno(a), F_GETFD), 0);
+    cr_assert_eq(fcntl(async_fileno(b), F_GETFD), FD_CLOEXEC);
+    ASSERT_VAL(async_await(async_pclose(a)), 0);
+    ASSERT_VAL(async_await(async_pclose(b)), 0);
+    ASSERT_ERR(async_await(async_pclose(a)), ECHILD); /* passed once already */
+    rt_stop();
+}
+
+/* A second popen's child must not hold the first one's pipe: the first
+ * shell would then never see the end of its input. */
+Test(proc, a_popen_child_does_not_inherit_other_popen_streams) {
+    async_file_t *w = async_await_ptr(async_popen("cat > /dev/null", "w"));
+    async_file_t *sleeper = async_await_ptr(async_popen("sleep 5", "r"));
+    cr_assert_not_null(w);
+    cr_assert_not_null(sleeper);
+    cr_assert_geq(async_await(async_fputs("data\n", w)), 0);
+    double t0 = now_ms();
+    ASSERT_VAL(async_await(async_pclose(w)), 0);
+    cr_assert_lt(now_ms() - t0, 3000, "cat saw its end of input at once");
+    async_future_t *pc = async_pclose(sleeper);
+    async_cancel(pc); /* the library reaps it later: no zombie */
+    ASSERT_ERR(async_await(pc), ECANCELED);
+    rt_stop();
+}
+
+static intptr_t popen_in_task(void *arg) {
+    int i = (int)(intptr_t)arg;
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "echo %d", i);
+    async_file_t *f = async_await_ptr(async_popen(cmd, "r"));
+    if (!f) return -1;
+    char line[32] = "";
+    if (!async_await_ptr(async_fgets(line, sizeof line, f))) return -1;
+    if (async_await(async_pclose(f)) != 0) return -1;
+    return atoi(line) == i ? 0 : -1;
+}
+
+Test(proc, popen_from_many_tasks) {
+    enum { N = 100 };
+    async_future_t *fs[N];
+    for (int i = 0; i < N; i++) fs[i] = async_spawn(popen_in_task, (void *)(intptr_t)i);
+    for (int i = 0; i < N; i++) ASSERT_VAL(async_await(fs[i]), 0);
+    cr_assert_eq(zombies(), 0);
+    rt_stop();
+}

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "future.h"
+#include "stream.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -151,6 +152,57 @@ ASYNC_EXTERN async_future_t *async_waitid(idtype_t idtype, id_t id, siginfo_t *i
  * Callable from a task or any thread.
  */
 ASYNC_EXTERN async_future_t *async_system(const char *command) ASYNC_WARN_UNUSED;
+
+/**
+ * Runs a shell command with a pipe to its stdin or from its stdout, like
+ * popen(3), and returns the parent's end as an async stream: read it with
+ * async_fgets(), async_getline() or async_fread(), write it with
+ * async_fputs(), async_fprintf() or async_fwrite(), and end it with
+ * async_pclose(), not async_fclose().
+ *
+ * As glibc's popen(3): the child is `/bin/sh -c command`; its other end of
+ * the pipe is its stdout ("r") or stdin ("w"); it does not inherit the
+ * streams of earlier async_popen() calls that are still open; the stream's
+ * fd is close-on-exec only with "e". The stream is not seekable
+ * (async_ftell() gives ESPIPE).
+ *
+ * \param command  the shell command (copied).
+ * \param type     "r" or "w", and "e" for close-on-exec; read as glibc reads
+ *                 it (any of the three letters, exactly one of r and w).
+ * \return a future whose value is the `async_file_t *` (read it with
+ *         async_await_ptr()), or NULL/-1 with `errno` EINVAL (`type` not one
+ *         of the above, `command` NULL), EMFILE/ENFILE (no fds for the pipe),
+ *         EAGAIN or ENOMEM (the shell could not be started), ECANCELED
+ *         (cancelled before the shell was started: nothing is left open).
+ *
+ * Callable from a task or any thread.
+ *
+ * \code
+ * async_file_t *f = async_await_ptr(async_popen("ls /etc", "r"));
+ * char line[256];
+ * while (async_await_ptr(async_fgets(line, sizeof line, f)))
+ *     handle(line);
+ * int status = async_await(async_pclose(f));
+ * \endcode
+ */
+ASYNC_EXTERN async_future_t *async_popen(const char *command, const char *type) ASYNC_WARN_UNUSED;
+
+/**
+ * Closes a stream from async_popen() and waits for its shell, like
+ * pclose(3): the stream is flushed and closed (so a "w" child sees the end
+ * of its input), then the shell is reaped.
+ *
+ * \param stream  a stream from async_popen().
+ * \return a future with the shell's wait status (WEXITSTATUS() and kin read
+ *         it), or -1 with `errno`: ECHILD for a stream that async_popen() did
+ *         not return or that was passed here before (nothing is touched); the
+ *         error of the final flush (the shell is still reaped; glibc returns
+ *         -1 too); ECANCELED when the wait was cancelled (the shell is reaped
+ *         later by the library, so no zombie is left). NULL with ENOMEM.
+ *
+ * Callable from a task or any thread.
+ */
+ASYNC_EXTERN async_future_t *async_pclose(async_file_t *stream) ASYNC_WARN_UNUSED;
 
 /** @} */
 
