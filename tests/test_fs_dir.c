@@ -156,6 +156,65 @@ Test(fs_dir, scandir_matches_libc) {
     rt_stop();
 }
 
+/* telldir and seekdir give glibc's positions, and a seek replays the same
+ * entries, also across a buffer's refill (3,000 entries need several). */
+Test(fs_dir, telldir_seekdir_match_libc, .timeout = 60) {
+    mkdir(P("t"), 0755);
+    enum { N = 3000 };
+    for (int i = 0; i < N; i++) {
+        char n[32];
+        snprintf(n, sizeof n, "t/entry-with-a-long-name-%04d", i);
+        make_file(n, 0);
+    }
+    DIR *g = opendir(P("t"));
+    async_dir_t *d = async_await_ptr(async_opendir(P("t")));
+    cr_assert_not_null(g);
+    cr_assert_not_null(d);
+    cr_assert_eq(async_telldir(d), telldir(g), "at the start");
+    long marks[4], gmarks[4];
+    char names[4][256];
+    int seen = 0;
+    for (;;) {
+        struct dirent *ge = readdir(g);
+        struct dirent *e = async_await_ptr(async_readdir(d));
+        cr_assert_eq(e == NULL, ge == NULL);
+        if (!e) break;
+        cr_assert_str_eq(e->d_name, ge->d_name);
+        cr_assert_eq(async_telldir(d), telldir(g), "after %s", e->d_name);
+        if (seen == 7 || seen == 1500 || seen == 2999 || seen == 100) {
+            int k = seen == 7 ? 0 : seen == 100 ? 1 : seen == 1500 ? 2 : 3;
+            marks[k] = async_telldir(d);
+            gmarks[k] = telldir(g);
+            struct dirent *next = readdir(g);
+            snprintf(names[k], sizeof names[k], "%s", next ? next->d_name : "");
+            seekdir(g, gmarks[k]);
+        }
+        seen++;
+    }
+    cr_assert_eq(seen, N + 2);
+    for (int k = 3; k >= 0; k--) { /* backwards, so each seek goes back over refills */
+        async_seekdir(d, marks[k]);
+        seekdir(g, gmarks[k]);
+        struct dirent *e = async_await_ptr(async_readdir(d));
+        struct dirent *ge = readdir(g);
+        cr_assert_eq(e == NULL, ge == NULL);
+        if (e) {
+            cr_assert_str_eq(e->d_name, names[k]);
+            cr_assert_str_eq(ge->d_name, names[k]);
+        }
+    }
+    async_rewinddir(d);
+    cr_assert_eq(async_telldir(d), 0);
+    cr_assert_str_eq(((struct dirent *)async_await_ptr(async_readdir(d)))->d_name,
+                     (rewinddir(g), readdir(g))->d_name);
+    errno = 0;
+    cr_assert_eq(async_telldir(NULL), -1);
+    cr_assert_eq(errno, EBADF);
+    closedir(g);
+    ASSERT_VAL(async_await(async_closedir(d)), 0);
+    rt_stop();
+}
+
 /* ---- walk ------------------------------------------------------------------------------- */
 
 static void make_tree(void) {

@@ -75,11 +75,10 @@ struct timespec;
  * calling thread and the future is settled when it is returned; anything
  * else (a name the kernel would have to read from the disk or ask a server
  * for, `O_CREAT`, `O_TRUNC`, `O_TMPFILE`, a FIFO, a device, a file in /proc
- * or on NFS or FUSE) is opened on the pool, as open(2) would open it. One deviation, for a name replaced
- * between two opens: a name this thread opened inline before is opened once
- * with `O_NONBLOCK` and checked after, so if it has become a FIFO or a
- * device since, that FIFO or device is opened and closed once, without
- * waiting, before the pool opens it as asked.
+ * or on NFS or FUSE) is opened on the pool, as open(2) would open it. One deviation, for a name
+ * replaced between two opens: a name this thread opened inline before is opened once with
+ * `O_NONBLOCK` and checked after, so if it has become a FIFO or a device since, that FIFO or device
+ * is opened and closed once, without waiting, before the pool opens it as asked.
  *
  * \param path   the file; copied.
  * \param flags  as for open(2); `O_CLOEXEC` is not added for you.
@@ -847,13 +846,12 @@ ASYNC_EXTERN async_future_t *async_mkdtemp(char *template_) ASYNC_WARN_UNUSED;
  * (with MSG_DONTWAIT, whatever the socket's O_NONBLOCK): what is in the
  * page cache and what the socket takes at once is sent there (through a
  * buffer), and only the rest goes the ways below. A non-blocking socket and
- * a pipe get the data straight from the page cache (sendfile(2), splice(2)); a blocking socket, which sendfile(2) cannot be
- * told not to wait on, gets it through a buffer (one copy). A socket whose
- * peer has gone gives EPIPE without raising SIGPIPE, as every socket call of
- * the library (see net.h); a pipe whose reader has gone gives EPIPE and
- * SIGPIPE, as write(2) does. Anything else (a regular file `out_fd`, or a
- * pipe fed from a pipe or socket) takes one sendfile(2) on the pool, which
- * then holds a pool thread while it waits.
+ * a pipe get the data straight from the page cache (sendfile(2), splice(2)); a blocking socket,
+ * which sendfile(2) cannot be told not to wait on, gets it through a buffer (one copy). A socket
+ * whose peer has gone gives EPIPE without raising SIGPIPE, as every socket call of the library (see
+ * net.h); a pipe whose reader has gone gives EPIPE and SIGPIPE, as write(2) does. Anything else (a
+ * regular file `out_fd`, or a pipe fed from a pipe or socket) takes one sendfile(2) on the pool,
+ * which then holds a pool thread while it waits.
  *
  * Cancelling stops the wait at once (a pool step already running finishes
  * first). Bytes already sent cannot be taken back: the value is then their
@@ -952,9 +950,32 @@ ASYNC_EXTERN async_future_t *async_readdir(async_dir_t *dirp) ASYNC_WARN_UNUSED;
 /**
  * Async equivalent of rewinddir(3). Nothing waits.
  *
- * \param dirp  the stream; NULL is ignored.
+ * \param dirp  the stream; NULL is ignored. While another call on the stream
+ *              is pending, nothing is done and `errno` is set to EBUSY.
  */
 ASYNC_EXTERN void async_rewinddir(async_dir_t *dirp);
+
+/**
+ * Async equivalent of telldir(3): the position of the entry the next
+ * async_readdir() returns, for async_seekdir(). Nothing waits. The value is
+ * the one glibc's telldir(3) gives at the same point (the file system's
+ * cookie, `d_off` of the entry last returned).
+ *
+ * \param dirp  the stream.
+ * \return the position, or -1 with `errno` EBADF (`dirp` NULL) or EBUSY
+ *         (another call on the stream is pending).
+ */
+ASYNC_EXTERN long async_telldir(async_dir_t *dirp);
+
+/**
+ * Async equivalent of seekdir(3): the next async_readdir() returns the entry
+ * at `loc`, a value from async_telldir() on the same stream. Nothing waits.
+ *
+ * \param dirp  the stream; NULL is ignored. While another call on the stream
+ *              is pending, nothing is done and `errno` is set to EBUSY.
+ * \param loc   the position.
+ */
+ASYNC_EXTERN void async_seekdir(async_dir_t *dirp, long loc);
 
 /**
  * Async equivalent of dirfd(3).

@@ -55,6 +55,7 @@ void async__fs_dirbuf_consume(fs_dirbuf_t *d) {
 struct async_dir {
     fs_dirbuf_t b;
     atomic_bool busy; /* a pool refill is in flight */
+    off_t loc;        /* the next entry's position, as telldir(3) reports it */
     struct dirent ent;
 };
 
@@ -67,6 +68,8 @@ static async_dir_t *dir_new(int fd) {
     d->b.fd = fd;
     d->b.pos = d->b.len = 0;
     d->b.eof = false;
+    d->loc = lseek(fd, 0, SEEK_CUR); /* fdopendir: where the fd stands */
+    if (d->loc < 0) d->loc = 0;
     atomic_init(&d->busy, false);
     return d;
 }
@@ -119,6 +122,7 @@ static struct dirent *dir_take(async_dir_t *d, const struct dirent64_view *v) {
     if (n >= sizeof d->ent.d_name) n = sizeof d->ent.d_name - 1; /* NAME_MAX bounds it anyway */
     memcpy(d->ent.d_name, v->name, n);
     d->ent.d_name[n] = 0;
+    d->loc = v->off;
     async__fs_dirbuf_consume(&d->b);
     return &d->ent;
 }
@@ -176,11 +180,38 @@ async_future_t *async_readdir(async_dir_t *dirp) {
     return async__fs_submit(op); /* run_readdir or unrun_readdir lets go */
 }
 
-void async_rewinddir(async_dir_t *dirp) {
+/* seekdir and rewinddir: the kernel's position moves, the buffer is dropped.
+ * Refused (EBUSY) while a refill is pending, which owns the buffer. */
+static void dir_seek(async_dir_t *dirp, off_t loc) {
     if (!dirp) return;
-    lseek(dirp->b.fd, 0, SEEK_SET);
-    dirp->b.pos = dirp->b.len = 0;
-    dirp->b.eof = false;
+    if (atomic_exchange_explicit(&dirp->busy, true, memory_order_acquire)) {
+        errno = EBUSY;
+        return;
+    }
+    if (lseek(dirp->b.fd, loc, SEEK_SET) >= 0) {
+        dirp->b.pos = dirp->b.len = 0;
+        dirp->b.eof = false;
+        dirp->loc = loc;
+    }
+    atomic_store_explicit(&dirp->busy, false, memory_order_release);
+}
+
+void async_rewinddir(async_dir_t *dirp) { dir_seek(dirp, 0); }
+
+void async_seekdir(async_dir_t *dirp, long loc) { dir_seek(dirp, (off_t)loc); }
+
+long async_telldir(async_dir_t *dirp) {
+    if (!dirp) {
+        errno = EBADF;
+        return -1;
+    }
+    if (atomic_exchange_explicit(&dirp->busy, true, memory_order_acquire)) {
+        errno = EBUSY;
+        return -1;
+    }
+    long loc = (long)dirp->loc;
+    atomic_store_explicit(&dirp->busy, false, memory_order_release);
+    return loc;
 }
 
 int async_dirfd(async_dir_t *dirp) {
