@@ -312,10 +312,34 @@ static void children(void) {
     CHECK(waitpid(-1, &st, WNOHANG) == -1 && errno == ECHILD);
 }
 
+/* popen streams read and closed from tasks on every worker: the stream
+ * layer's owned tasks, the popen list and the waits together under TSan. */
+static intptr_t popen_task(void *arg) {
+    int i = (int)(intptr_t)arg;
+    char cmd[32], line[32] = "";
+    snprintf(cmd, sizeof cmd, "echo %d", i);
+    async_file_t *f = async_await_ptr(async_popen(cmd, "r"));
+    CHECK(f != NULL);
+    if (!f) return -1;
+    CHECK(async_await_ptr(async_fgets(line, sizeof line, f)) != NULL);
+    CHECK(atoi(line) == i);
+    CHECK(async_await(async_pclose(f)) == 0);
+    return 0;
+}
+
+static void popens(void) {
+    int n = 200 / scale < 8 ? 8 : 200 / scale;
+    async_future_t **fs = calloc((size_t)n, sizeof *fs);
+    for (int i = 0; i < n; i++) fs[i] = async_spawn(popen_task, (void *)(intptr_t)i);
+    for (int i = 0; i < n; i++) CHECK(async_await(fs[i]) == 0);
+    free(fs);
+}
+
 int main(int argc, char **argv) {
     static const stress_scenario_t scenarios[] = {
-        {"streams", streams}, {"line_streams", line_streams}, {"closes", closes},
-        {"cancels", cancels}, {"children", children},         {"cached_files", cached_files}};
+        {"streams", streams},          {"line_streams", line_streams}, {"closes", closes},
+        {"cancels", cancels},          {"children", children},         {"popens", popens},
+        {"cached_files", cached_files}};
     return stress_main(argc, argv, scenarios, sizeof scenarios / sizeof *scenarios,
                        STRESS_FRESH_RUNTIME);
 }
