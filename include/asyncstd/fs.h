@@ -324,6 +324,68 @@ ASYNC_EXTERN async_future_t *async_fallocate(int fd, int mode, off_t offset,
  */
 ASYNC_EXTERN async_future_t *async_truncate(const char *path, off_t length) ASYNC_WARN_UNUSED;
 
+/* <fcntl.h> is not needed to declare a pointer to its struct flock. */
+struct flock;
+
+/**
+ * Async equivalent of flock(2): a whole-file lock on the open file
+ * description behind `fd`.
+ *
+ * A lock another holder has is waited for without holding a thread: the
+ * lock is tried with `LOCK_NB` at once, then by a task at intervals growing
+ * from 1 ms to 20 ms. Cancelling the wait (async_cancel(), a timeout, a
+ * cancelled task) stops it between tries, with the lock not taken. Unlike a
+ * blocking flock(2), the waiter is not queued in the kernel: it may take the
+ * lock up to 20 ms after it is free, and a stream of blocking lockers can
+ * pass it.
+ *
+ * \param fd         the file.
+ * \param operation  `LOCK_SH`, `LOCK_EX` or `LOCK_UN`, optionally with
+ *                   `LOCK_NB` (then nothing waits).
+ * \return a future with value 0, or -1 with `errno` EWOULDBLOCK (with
+ *         `LOCK_NB`, held elsewhere), EBADF, EINVAL (bad `operation`), EINTR,
+ *         ENOLCK or ECANCELED. NULL with ENOMEM.
+ */
+ASYNC_EXTERN async_future_t *async_flock(int fd, int operation) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of lockf(3): a POSIX record lock on `len` bytes from the
+ * current offset (to the end of the file for 0, before the offset for a
+ * negative `len`).
+ *
+ * `F_LOCK` waits as async_flock() does (tries at intervals up to 20 ms,
+ * cancellable, not queued in the kernel, so the kernel's deadlock detection
+ * does not see the wait either); `F_TLOCK`, `F_ULOCK` and `F_TEST` never
+ * wait. The offset is read when called.
+ *
+ * \param fd   the file, open for writing.
+ * \param cmd  `F_LOCK`, `F_TLOCK`, `F_ULOCK` or `F_TEST`.
+ * \param len  the length of the section.
+ * \return a future with value 0, or -1 with `errno` as lockf(3) gives it:
+ *         EAGAIN or EACCES (`F_TLOCK`, `F_TEST`: held elsewhere), EBADF (not
+ *         open for writing), EINVAL (bad `cmd`, a section before offset 0),
+ *         ENOLCK, or ECANCELED. NULL with ENOMEM.
+ */
+ASYNC_EXTERN async_future_t *async_lockf(int fd, int cmd, off_t len) ASYNC_WARN_UNUSED;
+
+/**
+ * fcntl(2)'s record-lock commands as a future: `F_SETLKW` and
+ * `F_OFD_SETLKW` wait as async_flock() does (tries at intervals up to 20 ms,
+ * cancellable; no EDEADLK, since the kernel does not see the wait); `F_SETLK`,
+ * `F_GETLK`, `F_OFD_SETLK` and `F_OFD_GETLK` answer at once.
+ *
+ * \param fd    the file.
+ * \param cmd   one of the commands above.
+ * \param lock  the lock; read when called for the set commands (copied),
+ *              written by the get commands before the future settles.
+ * \return a future with value 0, or -1 with `errno` EAGAIN or EACCES
+ *         (`F_SETLK`: held elsewhere), EBADF, EINVAL (another `cmd`, a bad
+ *         `l_type` or range), EFAULT (`lock` NULL), ENOLCK or ECANCELED.
+ *         NULL with ENOMEM.
+ */
+ASYNC_EXTERN async_future_t *async_fcntl_lock(int fd, int cmd,
+                                              struct flock *lock) ASYNC_WARN_UNUSED;
+
 /**
  * Async equivalent of posix_fadvise(2).
  *
