@@ -387,6 +387,46 @@ ASYNC_EXTERN async_future_t *async_fcntl_lock(int fd, int cmd,
                                               struct flock *lock) ASYNC_WARN_UNUSED;
 
 /**
+ * Async equivalent of splice(2): moves up to `len` bytes between two fds of
+ * which one is a pipe, without copying through user memory.
+ *
+ * A side that is a pipe never holds a thread: the call tries with
+ * `SPLICE_F_NONBLOCK` and, while the input pipe is empty or the output pipe
+ * full, waits for it on the worker's event loop. A side that is a file is
+ * read or written on the blocking pool. With `SPLICE_F_NONBLOCK` in `flags`
+ * nothing waits: EAGAIN is the result, as from splice(2).
+ *
+ * \param fd_in    the source.
+ * \param off_in   the source offset (updated), or NULL; NULL for a pipe.
+ *                 Must stay valid until the future settles.
+ * \param fd_out   the destination.
+ * \param off_out  the destination offset (updated), or NULL; NULL for a pipe.
+ * \param len      most bytes to move.
+ * \param flags    `SPLICE_F_MOVE`, `SPLICE_F_MORE`, `SPLICE_F_NONBLOCK`.
+ * \return a future with the count moved (0: the input's end), or -1 with
+ *         `errno` as splice(2) gives it (EBADF, EINVAL, ESPIPE, EAGAIN with
+ *         `SPLICE_F_NONBLOCK`, ...) or ECANCELED. NULL with ENOMEM.
+ */
+ASYNC_EXTERN async_future_t *async_splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out,
+                                          size_t len, unsigned int flags) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of tee(2): copies up to `len` bytes from one pipe to
+ * another without consuming them, waiting as async_splice() does while the
+ * input is empty or the output full.
+ *
+ * \param fd_in   the source pipe.
+ * \param fd_out  the destination pipe.
+ * \param len     most bytes to copy.
+ * \param flags   as for async_splice().
+ * \return a future with the count copied (0: the input's end), or -1 with
+ *         `errno` as tee(2) gives it (EINVAL for a non-pipe, EAGAIN with
+ *         `SPLICE_F_NONBLOCK`, ...) or ECANCELED. NULL with ENOMEM.
+ */
+ASYNC_EXTERN async_future_t *async_tee(int fd_in, int fd_out, size_t len,
+                                       unsigned int flags) ASYNC_WARN_UNUSED;
+
+/**
  * Async equivalent of posix_fadvise(2).
  *
  * Unlike posix_fadvise(), which returns its error number and leaves `errno`
