@@ -335,6 +335,49 @@ Test(fs, socket_read_write_without_sigpipe) {
     rt_stop();
 }
 
+/* One async_write of 1 MiB to a socket sends all of it, as write(2) on a
+ * blocking socket and async_send do, however often the buffer fills; the
+ * same on a TCP socket. */
+static void one_write_sends_everything(int rd, int wr) {
+    size_t len = 1 << 20;
+    char *data = malloc(len), *back = malloc(len);
+    for (size_t i = 0; i < len; i++) data[i] = (char)(i * 13);
+    async_future_t *w = async_write(wr, data, len);
+    size_t got = 0;
+    while (got < len) {
+        intptr_t n = async_await(async_read(rd, back + got, len - got));
+        cr_assert_gt(n, 0);
+        got += (size_t)n;
+    }
+    ASSERT_VAL(async_await(w), len);
+    cr_assert_eq(memcmp(data, back, len), 0);
+    free(data);
+    free(back);
+}
+
+Test(fs, socket_write_sends_everything_as_send_does) {
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    one_write_sends_everything(sv[0], sv[1]);
+    close(sv[0]);
+    close(sv[1]);
+    int lfd = (int)async_await(async_tcp_listen("127.0.0.1", "0", 4));
+    cr_assert_geq(lfd, 0);
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    char port[8];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    int c = (int)async_await(async_tcp_connect("127.0.0.1", port, 5000));
+    int s = (int)async_await(async_accept(lfd, NULL, NULL));
+    cr_assert(c >= 0 && s >= 0);
+    one_write_sends_everything(s, c);
+    close(c);
+    close(s);
+    close(lfd);
+    rt_stop();
+}
+
 /* A write that finds the socket's buffer full waits on readiness (the first
  * try is a sendmsg), and the vectored form goes the same way. */
 Test(fs, socket_write_all_fills_and_drains) {

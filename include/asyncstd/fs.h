@@ -156,8 +156,11 @@ ASYNC_EXTERN async_future_t *async_read(int fd, void *buf, size_t count) ASYNC_W
 /**
  * Async equivalent of write(2), for any kind of fd.
  *
- * Routes as async_read(). A pipe or socket may take fewer bytes than
- * offered: loop, or use async_write_all(). Writing to a socket whose peer
+ * Routes as async_read(). A pipe may take fewer bytes than offered: loop,
+ * or use async_write_all(). A socket takes all of them, waiting for room as
+ * often as needed, as write(2) does on a blocking stream socket and as
+ * async_send() does (an error after some bytes gives their count; the
+ * vector form, async_writev(), may be short). Writing to a socket whose peer
  * has gone gives EPIPE without raising SIGPIPE; to a pipe whose reader has
  * gone, EPIPE and SIGPIPE, as write(2) gives.
  *

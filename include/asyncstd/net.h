@@ -229,9 +229,10 @@ ASYNC_EXTERN async_future_t *async_connect(int sockfd, const struct sockaddr *ad
  *
  * Like send(2) on a blocking socket, it waits until all `len` bytes are
  * queued, unless `flags` has `MSG_DONTWAIT`: then it never waits and may
- * send less, or fail with EAGAIN. If an error stops it after some bytes were
- * sent, the count sent is returned (the error shows again on the next call).
- * `MSG_NOSIGNAL` is always added.
+ * send less, or fail with EAGAIN. If an error or a cancellation stops it
+ * after some bytes were sent, the count sent is returned (as write(2)
+ * interrupted by a signal returns it; an error shows again on the next
+ * call). `MSG_NOSIGNAL` is always added.
  *
  * \param sockfd  a connected socket.
  * \param buf     the data; must stay valid until the future settles.
@@ -240,7 +241,7 @@ ASYNC_EXTERN async_future_t *async_connect(int sockfd, const struct sockaddr *ad
  * \return a future with the count sent, or -1 with send(2)'s errno: EPIPE,
  *         ECONNRESET, ENOTCONN, EBADF, ENOTSOCK, EFAULT (`buf` NULL with a
  *         length), EMSGSIZE, EDESTADDRREQ, EAGAIN (only with `MSG_DONTWAIT`);
- *         ECANCELED (some data may have been sent).
+ *         ECANCELED (cancelled before any byte was sent).
  *
  * Callable from a task or any thread.
  */
@@ -252,7 +253,9 @@ ASYNC_EXTERN async_future_t *async_send(int sockfd, const void *buf, size_t len,
  *
  * Waits until some data is there (or all `len` bytes with `MSG_WAITALL`),
  * then returns what it got, as recv(2) on a blocking socket does; with
- * `MSG_DONTWAIT` it never waits and may fail with EAGAIN.
+ * `MSG_DONTWAIT` it never waits and may fail with EAGAIN. A `MSG_WAITALL`
+ * receive cancelled after part of the length came returns that part (it is
+ * gone from the socket), as recv(2) interrupted by a signal does.
  *
  * \param sockfd  the socket.
  * \param buf     receives the data; must stay valid until the future settles.

@@ -120,10 +120,35 @@ typedef struct ready_op {
     struct iovec one;  /* the single-buffer calls' iovec, which lived on their frame */
     const struct iovec *iov;
     int cnt, dir, how;
+    size_t done; /* a write of one buffer to a socket: bytes sent so far */
 } ready_op_t;
+
+/* A write of one buffer to a socket sends all of it, waiting for room as
+ * often as needed, as write(2) does on a blocking stream socket and as
+ * async_send() does: the two agree. An error after some bytes reports the
+ * count (the error comes again on the next call). */
+static bool send_rest(ready_op_t *r, intptr_t *value, int *err) {
+    while (r->done < r->one.iov_len) {
+        ssize_t n = send(r->io.fd, (char *)r->one.iov_base + r->done, r->one.iov_len - r->done,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+        if (n < 0) {
+            *value = r->done ? (intptr_t)r->done : -1;
+            *err = r->done ? 0 : errno;
+            return true;
+        }
+        r->done += (size_t)n;
+        r->io.progress = r->done;
+    }
+    *value = (intptr_t)r->done;
+    *err = 0;
+    return true;
+}
 
 static bool ready_attempt(async__io_op_t *o, intptr_t *value, int *err) {
     ready_op_t *r = (ready_op_t *)o;
+    if (r->dir == RW_WRITE && r->how == HOW_SOCKET && r->cnt == 1) return send_rest(r, value, err);
     ssize_t n = attempt_learn(o->fd, r->iov, r->cnt, r->dir, &r->how);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
     *value = n;
@@ -131,7 +156,8 @@ static bool ready_attempt(async__io_op_t *o, intptr_t *value, int *err) {
     return true;
 }
 
-static async_future_t *rw_ready(int fd, const struct iovec *iov, int cnt, int dir, int how) {
+static async_future_t *rw_ready(int fd, const struct iovec *iov, int cnt, int dir, int how,
+                                size_t done) {
     ready_op_t *r = (ready_op_t *)async__io_op_new(
         sizeof *r, fd, dir == RW_WRITE ? ASYNC_IO_WRITE : ASYNC_IO_READ, ready_attempt);
     if (!r) return NULL;
@@ -143,6 +169,8 @@ static async_future_t *rw_ready(int fd, const struct iovec *iov, int cnt, int di
     r->cnt = cnt;
     r->dir = dir;
     r->how = how;
+    r->done = done;
+    r->io.progress = done;
     return async__io_start(&r->io);
 }
 
@@ -188,10 +216,15 @@ static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t 
         m.msg_iov = (struct iovec *)iov;
         m.msg_iovlen = (size_t)cnt;
         ssize_t n = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n >= 0) return async__future_fill(res, n, 0);
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        /* all of it, or a vector (writev may be short, as sendmsg is) */
+        if (n >= 0 && (cnt != 1 || (size_t)n == iov[0].iov_len))
+            return async__future_fill(res, n, 0);
+        if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* the rest waits for room, as on a blocking socket (send_rest) */
+            async_future_t *rest = rw_ready(fd, iov, cnt, dir, HOW_SOCKET, n > 0 ? (size_t)n : 0);
+            if (!rest && n > 0) return async__future_fill(res, n, 0); /* report what went */
             async__future_unreserve(res);
-            return rw_ready(fd, iov, cnt, dir, HOW_SOCKET);
+            return rest;
         }
         if (errno != ENOTSOCK) return async__future_fill(res, -1, errno);
     }
@@ -221,7 +254,7 @@ static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t 
         return async__future_fill(res, -1, ESPIPE);
     async__future_unreserve(res); /* nothing has moved: the routes below report their own */
     if (is_file(&st) || S_ISDIR(st.st_mode)) return rw_pool(fd, iov, cnt, off, dir, 0);
-    return rw_ready(fd, iov, cnt, dir, err == EOPNOTSUPP ? HOW_POLL : HOW_NOWAIT);
+    return rw_ready(fd, iov, cnt, dir, err == EOPNOTSUPP ? HOW_POLL : HOW_NOWAIT, 0);
 }
 
 async_future_t *async_read(int fd, void *buf, size_t count) {

@@ -145,6 +145,7 @@ static bool send_attempt(async__io_op_t *io, intptr_t *value, int *err) {
                               : send(io->fd, op->buf + op->done, op->len - op->done, op->flags);
         if (n >= 0) {
             op->done += (size_t)n;
+            op->io.progress = op->done; /* a cancel from here on reports the count */
             if (op->done < op->len && !op->io.nowait) continue; /* usually EAGAIN next: real */
             return done(value, err, (intptr_t)op->done, 0);
         }
@@ -203,6 +204,7 @@ static bool recv_attempt(async__io_op_t *io, intptr_t *value, int *err) {
                              op->fromlen);
         if (n > 0 && op->waitall) {
             op->done += (size_t)n;
+            op->io.progress = op->done; /* taken from the socket: a cancel must report it */
             if (op->done < op->len) continue;
             return done(value, err, (intptr_t)op->done, 0);
         }

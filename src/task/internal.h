@@ -378,6 +378,10 @@ struct async__io_op {
     /* io.c's: the result of an attempt made while retrying, until it is settled */
     intptr_t result;
     int result_err;
+    /* Bytes an attempt has moved so far (a send that goes on after a partial
+     * write): a cancelled op reports them as its result instead of
+     * ECANCELED, since they cannot be taken back. */
+    size_t progress;
 };
 
 /* An op of `size` bytes whose first member is an async__io_op_t (the caller's

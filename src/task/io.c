@@ -537,7 +537,10 @@ static void cancel_here(async__worker_t *w, async__io_op_t *op) {
     if (op->state != OP_PARKED) return;
     io_fd_t *e = w->io->fds[op->fd];
     unlink_op(e, op);
-    finish(op, -1, ECANCELED);
+    if (op->progress) /* bytes already gone are the result, as write(2) reports them */
+        finish(op, (intptr_t)op->progress, 0);
+    else
+        finish(op, -1, ECANCELED);
 }
 
 static void on_cancel_msg(async__worker_t *w, async__msg_t *m) {
