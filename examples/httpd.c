@@ -283,8 +283,9 @@ static int parse_request(char *head, request_t *rq) {
         char *colon = strchr(line, ':');
         if (!colon || colon == line) return 400;
         *colon = 0;
-        char *value = colon + 1;
+        char *value = colon + 1, *vend = value + strlen(value);
         value += strspn(value, " \t");
+        while (vend > value && (vend[-1] == ' ' || vend[-1] == '\t')) *--vend = 0;
         if (!strcasecmp(line, "Host"))
             host = true;
         else if (!strcasecmp(line, "Connection")) {
