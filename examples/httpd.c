@@ -30,6 +30,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -56,7 +57,7 @@
 
 static int root_fd = -1;         /* ROOT, opened once; every file is opened relative to it */
 static char root_real[PATH_MAX]; /* ROOT's realpath, for the fallback check */
-static bool have_openat2 = true; /* cleared once the kernel says it has none */
+static int openat2_level;        /* what the kernel has, found at start: see probe_openat2() */
 
 /* ---- one parsed request ----------------------------------------------------------- */
 
@@ -345,20 +346,49 @@ static int parse_range(const char *value, off_t size, off_t *from, off_t *count)
  * for files and directories it changes nothing. */
 #define OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK)
 
-/* openat2(2) from a task: first with RESOLVE_CACHED, which answers on this
- * thread when the lookup needs no disk (EAGAIN otherwise), then on the
- * blocking pool. RESOLVE_BENEATH refuses any path that would leave ROOT,
- * through ".." or a symlink, with EXDEV. */
-static intptr_t openat2_blocking(void *arg) {
-    struct open_how how = {.flags = OPEN_FLAGS, .resolve = RESOLVE_BENEATH};
-    return syscall(SYS_openat2, root_fd, (const char *)arg, &how, sizeof how);
+/* openat2(2) and its flags came in steps: RESOLVE_BENEATH in Linux 5.6,
+ * RESOLVE_CACHED in 5.12. Found once at start, so that tasks only read it. */
+#define OPENAT2_NONE 0
+#define OPENAT2_BENEATH 1
+#define OPENAT2_CACHED 2
+
+static int openat2_root(const char *path, uint64_t resolve) {
+    struct open_how how = {.flags = OPEN_FLAGS, .resolve = resolve};
+    return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
 }
 
+static int probe_openat2(void) {
+    int level = OPENAT2_CACHED;
+    int fd = openat2_root(".", RESOLVE_BENEATH | RESOLVE_CACHED);
+    if (fd < 0 && errno == EAGAIN) return OPENAT2_CACHED; /* known, just not cached yet */
+    if (fd < 0) { /* EINVAL: no RESOLVE_CACHED; ENOSYS: no openat2 at all */
+        level = OPENAT2_BENEATH;
+        fd = openat2_root(".", RESOLVE_BENEATH);
+    }
+    if (fd < 0) return OPENAT2_NONE;
+    async_await(async_close(fd));
+    return level;
+}
+
+/* RESOLVE_BENEATH refuses any path that would leave ROOT, through ".." or a
+ * symlink, with EXDEV. On the pool, as the lookup may wait for the disk. */
+static intptr_t openat2_blocking(void *arg) { return openat2_root(arg, RESOLVE_BENEATH); }
+
+/* With RESOLVE_CACHED the kernel answers on this thread when the lookup
+ * needs no disk, and says EAGAIN otherwise: then the pool does it. A pool
+ * job that has started runs to its end, so the task must not be cancelled
+ * away from it: the job reads `path` from this task's stack, and the fd it
+ * opens would be lost. */
 static int open_beneath_openat2(const char *path) {
-    struct open_how how = {.flags = OPEN_FLAGS, .resolve = RESOLVE_BENEATH | RESOLVE_CACHED};
-    int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
-    if (fd >= 0 || errno != EAGAIN) return fd;
-    return (int)async_await(async_spawn_blocking(openat2_blocking, (void *)path));
+    if (openat2_level == OPENAT2_CACHED) {
+        int fd = openat2_root(path, RESOLVE_BENEATH | RESOLVE_CACHED);
+        if (fd >= 0 || errno != EAGAIN) return fd;
+    }
+    int old;
+    async_setcancelstate(ASYNC_CANCEL_DISABLE, &old);
+    int fd = (int)async_await(async_spawn_blocking(openat2_blocking, (void *)path));
+    async_setcancelstate(old, NULL);
+    return fd;
 }
 
 /* Without openat2: open, then check that what was opened resolves under ROOT. */
@@ -382,12 +412,7 @@ static int open_beneath_fallback(const char *path) {
 
 /* Opens `path` (relative to ROOT) for reading, confined to ROOT. */
 static int open_beneath(const char *path) {
-    if (have_openat2) {
-        int fd = open_beneath_openat2(path);
-        if (fd >= 0 || (errno != ENOSYS && errno != EINVAL)) return fd;
-        have_openat2 = false; /* an old kernel: from now on, the fallback */
-    }
-    return open_beneath_fallback(path);
+    return openat2_level != OPENAT2_NONE ? open_beneath_openat2(path) : open_beneath_fallback(path);
 }
 
 /* The status for a failed open: 404 for what is not there, 403 for the rest
@@ -577,6 +602,7 @@ static intptr_t serve_connection(int sock, void *arg) {
     char *buf = malloc(HEAD_MAX + 1);
     if (!buf) return -1;
     size_t len = 0;
+    unsigned served = 0;
     int status;
     for (;;) {
         size_t end;
@@ -602,6 +628,9 @@ static intptr_t serve_connection(int sock, void *arg) {
         if (r < 0 || !rq.keep_alive) break;
         memmove(buf, buf + end, len - end); /* the next pipelined request, if any */
         len -= end;
+        /* A recv that finds data and a send that finds room do not switch
+         * tasks: a client that never stops sending would keep this worker. */
+        if (++served % 64 == 0) async_yield();
     }
     goto out;
 refuse: /* too big to read on: answer, and close (the rest of it is unread) */
@@ -617,6 +646,7 @@ out:
 static int open_root(const char *root) {
     root_fd = (int)async_await(async_open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (root_fd < 0) return -1;
+    openat2_level = probe_openat2();
     char *real = async_await_ptr(async_realpath(root, NULL));
     if (!real || strlen(real) >= sizeof root_real) {
         free(real);
