@@ -29,9 +29,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/httpd_curl.XXXXXX")
 root=$work/root
 pid=        # what we started: the server, or the wrapper around it
 server_pid= # the server itself, from its first line (under a wrapper, another process)
-cleanup() {
+cleanup() { # after a failure: SIGTERM, and SIGKILL if that did not stop it within 5 s
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+        timeout 5 tail --pid="$pid" -f /dev/null ||
+            kill -KILL "$pid" ${server_pid:+"$server_pid"} 2>/dev/null
+        wait "$pid" 2>/dev/null
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -232,7 +236,7 @@ fi
 
 # ---- a clean stop: SIGTERM to the server (not to a wrapper), which must exit 0 (wrapped: clean)
 kill -TERM "$server_pid"
-timeout 120 tail --pid="$pid" -f /dev/null || fail "the server did not stop on SIGTERM"
+timeout 60 tail --pid="$pid" -f /dev/null || fail "the server did not stop on SIGTERM"
 wait "$pid"
 rc=$?
 pid= server_pid=
