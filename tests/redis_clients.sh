@@ -26,7 +26,12 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/redis_clients.XXXXXX")
 pid=
 cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    if [ -n "$pid" ]; then
+        # with $REDIS_SERVER_WRAP, $pid is the wrapper: stop the server under it too, or a
+        # failed run leaves it running
+        command -v pkill >/dev/null && pkill -TERM -P "$pid" 2>/dev/null
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
