@@ -221,7 +221,14 @@ void async__key_thread_cleanup(void); /* the calling plain thread's values table
 /* ---- workers -------------------------------------------------------------- */
 typedef struct async__worker {
     uv_loop_t loop;
-    uv_async_t wakeup;                   /* rung after pushing onto the inbox */
+    uv_async_t wakeup; /* rung after pushing onto the inbox, without wakefd */
+    /* An eventfd in the worker's own epoll, written to wake it: one write(2)
+     * by the poster, one read(2) by the worker, where libuv's uv_async_send
+     * added its own handshake (a receiver spinning until the sender's store
+     * lands) and a run of libuv's loop. -1 when the worker has no epoll of
+     * its own (it then blocks in libuv, and `wakeup` rings it). Made before
+     * the thread starts, closed after it is joined. */
+    int wakefd;
     _Atomic(async__msg_t *) inbox;       /* lock-free LIFO of messages, drained whole */
     async__msg_t *runq_head, *runq_tail; /* ready started or pinned tasks (this thread only) */
     size_t runq_len;
@@ -401,6 +408,7 @@ void async__io_worker_init(struct async__worker *w); /* before the worker's thre
  * when libuv's own fd was ready too: the caller then runs its loop. */
 bool async__io_poll(struct async__worker *w, int timeout_ms);
 void async__io_worker_exit(struct async__worker *w); /* at worker exit: cancel parked ops */
+void async__worker_ring(struct async__worker *w);    /* wakes a sleeping worker (worker.c) */
 
 /* ---- the first of several waits (race.c) ----------------------------------
  * A race waits for the first of its kids (io ops, most often probes) or a

@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -76,6 +77,8 @@ typedef struct io_fd {
 /* The epoll event that stands for libuv's backend fd: no fd and generation
  * has this value (fds are below ASYNC_FD_TABLE_MAX). */
 #define LOOP_EVENT UINT64_MAX
+/* The worker's wake-up eventfd (worker.h's wakefd). */
+#define WAKE_EVENT (UINT64_MAX - 1)
 
 struct async__io_worker {
     int epfd;
@@ -179,6 +182,14 @@ static struct async__io_worker *io_worker(async__worker_t *w, int *err) {
         free(io);
         return NULL;
     }
+    /* the wake-up eventfd: without it the worker is rung through libuv */
+    int wfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event wev = {.events = EPOLLIN, .data.u64 = WAKE_EVENT}; /* level-triggered */
+    if (wfd >= 0 && epoll_ctl(io->epfd, EPOLL_CTL_ADD, wfd, &wev) != 0) {
+        close(wfd);
+        wfd = -1;
+    }
+    w->wakefd = wfd;
 #ifdef ASYNC_HAVE_LIBURING
     io->batch = ring_init(&io->ring);
 #endif
@@ -471,6 +482,12 @@ bool async__io_poll(async__worker_t *w, int timeout_ms) {
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u64 == LOOP_EVENT) {
                 loop_ready = true;
+                continue;
+            }
+            if (evs[i].data.u64 == WAKE_EVENT) { /* rung: the inbox has messages */
+                uint64_t v;
+                ssize_t r = read(w->wakefd, &v, sizeof v);
+                (void)r; /* EAGAIN: another read took it; level-triggered, nothing is lost */
                 continue;
             }
             int fd = (int)(uint32_t)evs[i].data.u64;

@@ -189,7 +189,7 @@ void async__runtime_wake_sleeper(void) {
         int expected = 1;
         if (w != async__tls_worker && atomic_compare_exchange_strong(&w->sleeping, &expected, 0)) {
             atomic_fetch_sub_explicit(&rt->sleepers, 1, memory_order_relaxed);
-            uv_async_send(&w->wakeup);
+            async__worker_ring(w);
             return;
         }
     }

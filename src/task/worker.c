@@ -16,13 +16,15 @@
  * (Tokio polls its driver every 61 ticks).
  *
  * Wake-ups. The inbox is a lock-free LIFO (one CAS to push), drained whole
- * and reversed, so messages run in push order. A pusher rings the worker's
- * uv_async only if the worker has said it is sleeping; the worker says so
+ * and reversed, so messages run in push order. A pusher rings the worker
+ * (a write to its eventfd, in the epoll it sleeps in; libuv's uv_async when
+ * it has no epoll of its own) only if the worker has said it is sleeping; the worker says so
  * and then looks at the inbox once more before it blocks. Both sides use
  * sequentially consistent operations, so one of them always sees the other:
  * no lost wake-up, and no system call while the worker is awake. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -150,7 +152,19 @@ void async__worker_post(async__worker_t *w, async__msg_t *m) {
         m->next = head;
     } while (!atomic_compare_exchange_weak_explicit(&w->inbox, &head, m, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    if (atomic_load_explicit(&w->sleeping, memory_order_seq_cst)) uv_async_send(&w->wakeup);
+    if (atomic_load_explicit(&w->sleeping, memory_order_seq_cst)) async__worker_ring(w);
+}
+
+void async__worker_ring(async__worker_t *w) {
+    if (w->wakefd < 0) {
+        uv_async_send(&w->wakeup);
+        return;
+    }
+    int saved = errno; /* posting is no business of the caller's errno */
+    uint64_t one = 1;
+    ssize_t r = write(w->wakefd, &one, sizeof one);
+    (void)r; /* EAGAIN only when the counter is near 2^64: the worker is rung already */
+    errno = saved;
 }
 
 /* Runs every message in the inbox, oldest first. Returns how many ran. */
@@ -255,6 +269,8 @@ static void idle(async__worker_t *w) {
         uint64_t t0 = several ? uv_hrtime() : 0;
         w->woken_by_inbox = false;
         poll_io(w, true);
+        /* rung through the eventfd: the messages are still in the inbox */
+        if (atomic_load_explicit(&w->inbox, memory_order_relaxed)) w->woken_by_inbox = true;
         if (several) {
             if (w->woken_by_inbox && uv_hrtime() - t0 < SPIN_WINDOW_NS)
                 spin_grow(w);
@@ -345,6 +361,7 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
     }
     w->wakeup.data = w;
     w->spin_rounds = SPIN_ROUNDS;
+    w->wakefd = -1;           /* until the worker's epoll has one */
     async__io_worker_init(w); /* before the thread: every fd is made by the time init returns */
     w->stop_msg.run = on_stop;
     w->exit_msg.run = on_exit_msg;
@@ -359,6 +376,7 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
     pthread_attr_destroy(&attr);
     if (r) {
         async__io_worker_exit(w);
+        if (w->wakefd >= 0) close(w->wakefd);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
@@ -375,5 +393,7 @@ void async__worker_exit(async__worker_t *w) { async__worker_post(w, &w->exit_msg
 
 void async__worker_join(async__worker_t *w) {
     pthread_join(w->thread, NULL);
+    if (w->wakefd >= 0) close(w->wakefd); /* nobody rings a joined worker */
+    w->wakefd = -1;
     pthread_spin_destroy(&w->newq_lock);
 }
