@@ -268,13 +268,14 @@ Test(fs, pipe_read_waits_for_data) {
     rt_stop();
 }
 
-/* A 1 MiB write_all into `wr`, far more than a pipe or socket buffer holds, so
- * it must wait for the reads from `rd` that drain it; the bytes come back intact. */
-static void write_all_fills_and_drains(int rd, int wr) {
+/* A 1 MiB write into `wr` (by `write_fn`: async_write_all, or async_write on a
+ * socket), far more than a pipe or socket buffer holds, so it must wait for
+ * the reads from `rd` that drain it; the bytes come back intact. */
+static void write_1mib(int rd, int wr, async_future_t *(*write_fn)(int, const void *, size_t)) {
     size_t len = 1 << 20;
     char *data = malloc(len), *back = malloc(len);
     for (size_t i = 0; i < len; i++) data[i] = (char)(i * 7);
-    async_future_t *w = async_write_all(wr, data, len);
+    async_future_t *w = write_fn(wr, data, len);
     size_t got = 0;
     while (got < len) {
         intptr_t n = async_await(async_read(rd, back + got, len - got));
@@ -290,7 +291,7 @@ static void write_all_fills_and_drains(int rd, int wr) {
 Test(fs, pipe_write_all_fills_and_drains) {
     int p[2];
     cr_assert_eq(pipe(p), 0);
-    write_all_fills_and_drains(p[0], p[1]);
+    write_1mib(p[0], p[1], async_write_all);
     close(p[0]);
     close(p[1]);
     rt_stop();
@@ -338,27 +339,10 @@ Test(fs, socket_read_write_without_sigpipe) {
 /* One async_write of 1 MiB to a socket sends all of it, as write(2) on a
  * blocking socket and async_send do, however often the buffer fills; the
  * same on a TCP socket. */
-static void one_write_sends_everything(int rd, int wr) {
-    size_t len = 1 << 20;
-    char *data = malloc(len), *back = malloc(len);
-    for (size_t i = 0; i < len; i++) data[i] = (char)(i * 13);
-    async_future_t *w = async_write(wr, data, len);
-    size_t got = 0;
-    while (got < len) {
-        intptr_t n = async_await(async_read(rd, back + got, len - got));
-        cr_assert_gt(n, 0);
-        got += (size_t)n;
-    }
-    ASSERT_VAL(async_await(w), len);
-    cr_assert_eq(memcmp(data, back, len), 0);
-    free(data);
-    free(back);
-}
-
 Test(fs, socket_write_sends_everything_as_send_does) {
     int sv[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    one_write_sends_everything(sv[0], sv[1]);
+    write_1mib(sv[0], sv[1], async_write);
     close(sv[0]);
     close(sv[1]);
     int lfd = (int)async_await(async_tcp_listen("127.0.0.1", "0", 4));
@@ -371,7 +355,7 @@ Test(fs, socket_write_sends_everything_as_send_does) {
     int c = (int)async_await(async_tcp_connect("127.0.0.1", port, 5000));
     int s = (int)async_await(async_accept(lfd, NULL, NULL));
     cr_assert(c >= 0 && s >= 0);
-    one_write_sends_everything(s, c);
+    write_1mib(s, c, async_write);
     close(c);
     close(s);
     close(lfd);
@@ -383,7 +367,7 @@ Test(fs, socket_write_sends_everything_as_send_does) {
 Test(fs, socket_write_all_fills_and_drains) {
     int sv[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    write_all_fills_and_drains(sv[0], sv[1]);
+    write_1mib(sv[0], sv[1], async_write_all);
     struct iovec iov[2] = {{"ab", 2}, {"cde", 3}};
     ASSERT_VAL(async_await(async_writev(sv[1], iov, 2)), 5);
     char buf[8] = {0};
