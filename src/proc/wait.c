@@ -28,23 +28,6 @@
 
 #define BACKOFF_MAX_MS 50
 
-/* ---- a pidfd's readiness -------------------------------------------------- */
-
-static bool readable_attempt(async__io_op_t *op, intptr_t *value, int *err) {
-    struct pollfd p = {.fd = op->fd, .events = POLLIN};
-    int n = poll(&p, 1, 0);
-    if (n == 0) return false;
-    *value = n < 0 ? -1 : 0;
-    *err = n < 0 ? errno : 0;
-    return true;
-}
-
-/* Settles once the pidfd is readable: the child has exited. */
-static async_future_t *pidfd_readable(int pidfd) {
-    async__io_op_t *op = async__io_op_new(sizeof *op, pidfd, ASYNC_IO_READ, readable_attempt);
-    return op ? async__io_start(op) : NULL;
-}
-
 /* ---- one look ----------------------------------------------------------- */
 
 /* Looks once without blocking. True when the wait is over, with *value and
@@ -102,8 +85,9 @@ static intptr_t wait_task(void *arg) {
     intptr_t value;
     int err;
     while (!look(r, &value, &err)) {
-        intptr_t rc =
-            pidfd >= 0 ? async_await(pidfd_readable(pidfd)) : async_await(async_sleep(delay));
+        intptr_t rc = pidfd >= 0
+                          ? async_await(async_fd_wait(pidfd, POLLIN, -1)) /* readable: it exited */
+                          : async_await(async_sleep(delay));
         if (rc < 0 && errno == ECANCELED) {
             value = -1;
             err = ECANCELED;
