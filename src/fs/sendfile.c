@@ -126,25 +126,16 @@ static intptr_t copy_step(sendfile_op_t *s, size_t want) {
     return n;
 }
 
-/* A zero-timeout poll is the kernel's own "would block": the edge the worker
- * then waits for comes when the reader has made room. POLLERR and POLLHUP
- * count as ready, so that the next step meets the error. */
-static bool writable_attempt(async__io_op_t *op, intptr_t *value, int *err) {
-    struct pollfd p = {.fd = op->fd, .events = POLLOUT};
-    int r = poll(&p, 1, 0);
-    if (r == 0) return false;
-    *err = r < 0 ? errno : (p.revents & POLLNVAL) ? EBADF : 0;
-    *value = *err ? -1 : 0;
-    return true;
-}
-
+/* Waits until the reader has made room. POLLERR and POLLHUP count as ready,
+ * so that the next step meets the error; a closed fd is EBADF. */
 static int wait_writable(int fd) {
-    async__io_op_t *op = async__io_op_new(sizeof *op, fd, ASYNC_IO_WRITE, writable_attempt);
-    if (!op) {
-        errno = ENOMEM;
+    intptr_t revents = async_await(async_fd_wait(fd, POLLOUT, -1));
+    if (revents < 0) return -1;
+    if (revents & POLLNVAL) {
+        errno = EBADF;
         return -1;
     }
-    return (int)async_await(async__io_start(op));
+    return 0;
 }
 
 /* ROUTE_COPY's start: 0, or -1 with errno. */
