@@ -159,7 +159,11 @@ static void group_across_workers(void) {
     async_group_t *g = async_group_new();
     for (intptr_t i = 0; i < 300 / scale + 80; i++) {
         async_spawn_opts_t o = {.worker = (unsigned)(i % n) + 1};
-        CHECK(async_group_spawn(g, member, (void *)i, &o) == 0);
+        /* Once member 77 has failed (2 ms after its spawn; a slow machine or valgrind may still be
+         * spawning), the group refuses newcomers with ECANCELED, as the header promises. */
+        errno = 0;
+        int r = async_group_spawn(g, member, (void *)i, &o);
+        CHECK(r == 0 || (i > 77 && r == -1 && errno == ECANCELED));
     }
     errno = 0;
     CHECK(async_await(async_group_wait(g)) == -1 && errno == EPROTO);
