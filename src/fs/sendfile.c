@@ -40,7 +40,7 @@
 
 #define MAX_RW 0x7ffff000 /* the most one sendfile(2) moves (Linux's MAX_RW_COUNT) */
 #define COPY_BUF (128 * 1024)
-#define INLINE_BUF (16 * 1024) /* the most sent inline, from a buffer on the caller's stack */
+#define INLINE_BUF (16 * 1024) /* the most copied inline, from a buffer on the caller's stack */
 
 enum { ROUTE_POOL, ROUTE_SOCKET, ROUTE_PIPE, ROUTE_COPY };
 
@@ -50,23 +50,32 @@ static intptr_t run_sendfile(fs_op_t *op) { return sendfile(op->fd, op->fd2, op-
 
 /* sendfile(2) to a socket whose peer has gone raises SIGPIPE and takes no
  * MSG_NOSIGNAL: the signal is blocked for the call and one it raised is taken
- * back, so that no socket call of the library raises it (net.h). A positive
- * count may come with it too (an error after some bytes). */
-static intptr_t run_sendfile_nosig(fs_op_t *op) {
+ * back, so that no socket call of the library raises it (net.h). Only a
+ * failed or short call can have raised it (a short count may hide an EPIPE
+ * after some bytes). A signal that was unblocked cannot have been pending
+ * before; one that was blocked and already pending is left alone. So a call
+ * that sends the whole count costs two pthread_sigmask calls and no more. */
+static ssize_t sendfile_nosig(int out, int in, off_t *offset, size_t count) {
     sigset_t pipe_set, old, pending;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    bool had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-    ssize_t n = sendfile(op->fd, op->fd2, op->buf, op->count);
+    bool had =
+        sigismember(&old, SIGPIPE) && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    ssize_t n = sendfile(out, in, offset, count);
     int err = errno;
-    if (!had) {
+    bool may_have_raised = n < 0 ? err == EPIPE : (size_t)n < count;
+    if (may_have_raised && !had) {
         struct timespec zero = {0, 0};
         (void)sigtimedwait(&pipe_set, NULL, &zero); /* EAGAIN when none was raised */
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = err;
     return n;
+}
+
+static intptr_t run_sendfile_nosig(fs_op_t *op) {
+    return sendfile_nosig(op->fd, op->fd2, op->buf, op->count);
 }
 
 /* sendfile(2) to a pipe is splice(2) from the file; SPLICE_F_NONBLOCK makes
@@ -294,7 +303,6 @@ async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t coun
         errno = ENOMEM;
         return NULL;
     }
-    if (res) async__future_unreserve(res);
     s->route = route;
     s->out = out_fd;
     s->in = in_fd;
@@ -303,5 +311,13 @@ async_future_t *async_sendfile(int out_fd, int in_fd, off_t *offset, size_t coun
     s->count = count;
     s->done = sent;
     async_spawn_opts_t opts = {.name = "sendfile"};
-    return async__spawn_owned(sendfile_task, s, free, &opts); /* s is freed however it ends */
+    async_future_t *f =
+        async__spawn_owned(sendfile_task, s, free, &opts); /* frees s however it ends */
+    if (sent && (!f || !async__future_is_task(f))) {
+        /* no task to send the rest: the bytes sent inline are the result, a short count */
+        async_future_free(f);
+        return async__future_fill(res, (intptr_t)sent, 0);
+    }
+    if (res) async__future_unreserve(res);
+    return f;
 }
