@@ -29,7 +29,18 @@ static const async__future_ops_t user_ops = {NULL, plain_release};
 
 void async__futex_wait(void *word, int expected) {
     int saved = errno; /* EAGAIN or EINTR here is no business of the caller's */
+#ifdef ASYNC_TSAN
+    /* TSan runs a signal's handler when the thread next passes one of its
+     * interceptors, which futex(2) through syscall(2) is not: a plain thread
+     * awaiting here would hold async_sigwait's handler back for as long as it
+     * waits. So the wait wakes every 20 ms and passes one (nanosleep);
+     * callers take wake-ups without a change as they take spurious ones. */
+    struct timespec slice = {0, 20 * 1000 * 1000}, none = {0, 0};
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &slice, NULL, 0);
+    nanosleep(&none, NULL);
+#else
     syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+#endif
     errno = saved;
 }
 
