@@ -56,6 +56,40 @@ static inline const char *make_file(const char *name, size_t len) {
     return p;
 }
 
+/* ---- a pool held busy -------------------------------------------------------------------
+ * A runtime whose pool has two threads, both held in open(2) of a FIFO with
+ * no writer, so that the next file operation waits in the queue (to cancel
+ * it there, or to see that a call needs no pool thread at all). */
+
+static inline void small_pool_init(void) {
+    async_config_t c = {.pool_threads = 2, .pool_reserved = 1};
+    cr_assert_eq(async_runtime_init(&c), 0, "init: %s", strerror(errno));
+}
+
+typedef struct held_pool {
+    async_future_t *opens[2];
+} held_pool_t;
+
+static inline void pool_hold(held_pool_t *h) {
+    if (mkfifo(P("fifo"), 0600) != 0) cr_assert_eq(errno, EEXIST);
+    h->opens[0] = async_open(P("fifo"), O_RDONLY);
+    h->opens[1] = async_open(P("fifo"), O_RDONLY);
+    sleep_ms(50);
+    cr_assert(!async_future_settled(h->opens[0]) && !async_future_settled(h->opens[1]),
+              "the open of a FIFO waits for a writer, on the pool");
+}
+
+static inline void pool_release(held_pool_t *h) {
+    int w = open(P("fifo"), O_WRONLY);
+    cr_assert_geq(w, 0);
+    for (int i = 0; i < 2; i++) {
+        int fd = (int)async_await(h->opens[i]);
+        cr_assert_geq(fd, 0);
+        close(fd);
+    }
+    close(w);
+}
+
 static inline void fs_init(void) {
     scratch_make();
     rt_start();

@@ -346,33 +346,9 @@ Test(fs_cached, sendfile_same_as_glibc) {
 
 /* ---- routes: inline, or the pool ------------------------------------------------------- */
 
-/* Holds both pool threads in the open(2) of a FIFO with no writer (the
- * suite's runtime has two); returns the FIFO's path. */
-static const char *hold_pool(async_future_t **o1, async_future_t **o2) {
-    static char fifo[512]; /* P()'s buffers rotate */
-    snprintf(fifo, sizeof fifo, "%s", P("fifo"));
-    *o1 = async_open(fifo, O_RDONLY);
-    *o2 = async_open(fifo, O_RDONLY);
-    sleep_ms(50);
-    cr_assert(!async_future_settled(*o1) && !async_future_settled(*o2),
-              "the open of a FIFO waits for a writer, on the pool");
-    return fifo;
-}
-
-static void release_pool(const char *fifo, async_future_t *o1, async_future_t *o2) {
-    int w = open(fifo, O_WRONLY);
-    cr_assert_geq(w, 0);
-    int r1 = (int)async_await(o1), r2 = (int)async_await(o2);
-    cr_assert(r1 >= 0 && r2 >= 0);
-    close(r1);
-    close(r2);
-    close(w);
-}
-
 static void route_init(void) {
     scratch_make();
-    async_config_t c = {.pool_threads = 2, .pool_reserved = 1};
-    cr_assert_eq(async_runtime_init(&c), 0, "init: %s", ename(errno));
+    small_pool_init();
 }
 
 TestSuite(fs_cached_route, .init = route_init, .fini = scratch_remove, .timeout = 30);
@@ -393,24 +369,23 @@ static bool cached_walk(void) {
 
 Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
     const char *f = make_file("f", 100);
-    cr_assert_eq(mkfifo(P("fifo"), 0600), 0);
     int pv = (int)async_await(async_open("/proc/version", O_RDONLY)); /* learns /proc's mount */
     cr_assert_geq(pv, 0);
-    async_future_t *o1, *o2;
-    const char *fifo = hold_pool(&o1, &o2);
+    held_pool_t held;
+    pool_hold(&held);
 
     /* the scratch mount is not known yet: the open goes to the pool, which
      * learns that the mount is local */
     async_future_t *fo = async_open(f, O_RDONLY);
     POOLED(fo);
-    release_pool(fifo, o1, o2);
+    pool_release(&held);
     int fd = (int)async_await(fo);
     cr_assert_geq(fd, 0);
     close(fd);
     struct stat st;
 
     /* the mount is known now: every call of a file server's request inline */
-    fifo = hold_pool(&o1, &o2);
+    pool_hold(&held);
     bool walk = cached_walk();
     if (walk) {
         fo = async_open(f, O_RDONLY);
@@ -476,7 +451,7 @@ Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
     POOLED(dev);
     POOLED(nb);
     POOLED(pvo);
-    release_pool(fifo, o1, o2);
+    pool_release(&held);
     int pfd = (int)async_await(proc);
     cr_assert_geq(pfd, 0);
     ssize_t n = read(pfd, buf, sizeof buf - 1);
@@ -510,9 +485,8 @@ Test(fs_cached_route, cached_calls_do_not_need_the_pool) {
 
 Test(fs_cached_route, cancel_a_pooled_open_and_close) {
     const char *f = make_file("f", 10);
-    cr_assert_eq(mkfifo(P("fifo"), 0600), 0);
-    async_future_t *o1, *o2;
-    const char *fifo = hold_pool(&o1, &o2);
+    held_pool_t held;
+    pool_hold(&held);
     /* the pool route cancels as before: a queued open never runs */
     async_future_t *proc = async_open("/sys/kernel/uevent_seqnum", O_RDONLY);
     POOLED(proc);
@@ -525,11 +499,11 @@ Test(fs_cached_route, cancel_a_pooled_open_and_close) {
     async_cancel(fc);
     ASSERT_VAL(async_await(fc), 0);
     cr_assert_eq(fcntl(fd, F_GETFD), -1, "closed all the same");
-    release_pool(fifo, o1, o2);
+    pool_release(&held);
     fd = (int)async_await(async_open(f, O_RDONLY)); /* learns the mount */
     cr_assert_geq(fd, 0);
     close(fd);
-    fifo = hold_pool(&o1, &o2);
+    pool_hold(&held);
     /* an inline open is settled before the caller can cancel it */
     if (cached_walk()) {
         async_future_t *fo = async_open(f, O_RDONLY);
@@ -539,6 +513,6 @@ Test(fs_cached_route, cancel_a_pooled_open_and_close) {
         cr_assert_geq(g, 0, "an inline call has its result");
         close(g);
     }
-    release_pool(fifo, o1, o2);
+    pool_release(&held);
     rt_stop();
 }

@@ -322,37 +322,15 @@ Test(fs_dir, walk_follow_skip_and_errors) {
  * A suite of their own: they start the runtime with a small pool, which the
  * fs_dir suite's init has already started with the defaults. */
 
-/* A runtime whose two pool threads are held in open(2) of a FIFO with no
- * writer, so that a file operation waits in the queue; `opens` gets the two
- * opens, which release_pool() lets go. */
-static void hold_pool(async_future_t *opens[2]) {
-    async_config_t c = {.pool_threads = 2, .pool_reserved = 1};
-    cr_assert_eq(async_runtime_init(&c), 0, "init: %s", ename(errno));
-    cr_assert_eq(mkfifo(P("fifo"), 0600), 0);
-    opens[0] = async_open(P("fifo"), O_RDONLY);
-    opens[1] = async_open(P("fifo"), O_RDONLY);
-    sleep_ms(50);
-}
-
-static void release_pool(async_future_t *opens[2]) {
-    int w = open(P("fifo"), O_WRONLY);
-    cr_assert_geq(w, 0);
-    for (int i = 0; i < 2; i++) {
-        int fd = (int)async_await(opens[i]);
-        cr_assert_geq(fd, 0);
-        close(fd);
-    }
-    close(w);
-}
-
 /* A readdir whose refill is cancelled before a thread takes it leaves the
  * stream free: the next call reads, where it used to say EBUSY for ever. */
 Test(fs_dir_queued, readdir_cancelled, .init = scratch_make, .fini = scratch_remove,
      .timeout = 30) {
     mkdir(P("d"), 0755);
     make_file("d/one", 1);
-    async_future_t *opens[2];
-    hold_pool(opens);
+    small_pool_init();
+    held_pool_t held;
+    pool_hold(&held);
     /* over an fd, nothing is read yet: the first readdir goes to the pool */
     async_dir_t *d = async_fdopendir(open(P("d"), O_RDONLY | O_DIRECTORY));
     cr_assert_not_null(d);
@@ -362,7 +340,7 @@ Test(fs_dir_queued, readdir_cancelled, .init = scratch_make, .fini = scratch_rem
     async_cancel(queued);
     ASSERT_NULL_ERR(async_await_ptr(queued), ECANCELED);
     async_future_t *next = async_readdir(d); /* queued too, until the pool is let go */
-    release_pool(opens);
+    pool_release(&held);
     int names = 0;
     errno = 0;
     for (struct dirent *e = async_await_ptr(next); e; e = async_await_ptr(async_readdir(d)))
@@ -377,8 +355,9 @@ Test(fs_dir_queued, readdir_cancelled, .init = scratch_make, .fini = scratch_rem
 Test(fs_dir_queued, walk_cancelled, .init = scratch_make, .fini = scratch_remove, .timeout = 30) {
     mkdir(P("d"), 0755);
     make_file("d/one", 1);
-    async_future_t *opens[2];
-    hold_pool(opens);
+    small_pool_init();
+    held_pool_t held;
+    pool_hold(&held);
     async_walk_t *w = async_walk_open(P("d"), 0);
     cr_assert_not_null(w);
     async_future_t *queued = async_walk_next(w); /* the root's stat needs the pool */
@@ -387,7 +366,7 @@ Test(fs_dir_queued, walk_cancelled, .init = scratch_make, .fini = scratch_remove
     async_cancel(queued);
     ASSERT_NULL_ERR(async_await_ptr(queued), ECANCELED);
     async_future_t *next = async_walk_next(w);
-    release_pool(opens);
+    pool_release(&held);
     int n = 0;
     errno = 0;
     for (async_walk_entry_t *e = async_await_ptr(next); e; e = async_await_ptr(async_walk_next(w)))

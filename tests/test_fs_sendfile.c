@@ -307,8 +307,7 @@ Test(fs_sendfile, cancel_before_any_byte) {
  * a blocking socket or pipe held a pool thread until its reader caught up. */
 Test(fs_sendfile_pool, slow_readers_hold_no_pool_thread, .init = scratch_make,
      .fini = scratch_remove, .timeout = 60) {
-    async_config_t c = {.pool_threads = 2, .pool_reserved = 1};
-    cr_assert_eq(async_runtime_init(&c), 0, "init: %s", ename(errno));
+    small_pool_init();
     enum { N = 8 };
     const size_t len = (size_t)2 << 20;
     int in = open(make_file("two", len), O_RDONLY);
