@@ -1,7 +1,9 @@
 /* async_barrier_*: a reusable barrier. Arrivals queue under the small lock;
  * the arrival that completes a round releases the queued ones (value 0) and
- * itself gets a settled future with ASYNC_BARRIER_SERIAL_THREAD. A cancelled
- * arrival is taken back, so the round waits for a replacement. */
+ * itself gets a settled future with ASYNC_BARRIER_SERIAL_THREAD. The wait is
+ * no cancellation point (pthread_barrier_wait is none): a cancelled task's
+ * arrival waits on. A cancelled future (its own cancel, a timeout) is taken
+ * back, so the round waits for a replacement. */
 #include <stdlib.h>
 
 #include "internal.h"
@@ -65,6 +67,7 @@ async_future_t *async_barrier_wait(async_barrier_t *b) {
     }
     async__sw_t *w = async__sw_new(br, &br->lock, &br->q, waiter_removed);
     if (!w) return NULL;
+    async__sw_no_cancel_point(w); /* pthreads(7) does not list pthread_barrier_wait */
     async__slock_lock(&br->lock);
     if (br->count == 0) {
         async__sw_done_unqueued(w, -1, EINVAL);

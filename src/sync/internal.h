@@ -55,7 +55,7 @@ enum {
     SW_EXPIRED, /* its timer fired before it was queued: the enqueuer completes it */
     SW_QUEUED,  /* in a queue: whoever unlinks it completes it */
     SW_DONE,    /* out of every queue, result recorded */
-    /* mutexes: taken out of the queue to try again on its own worker; the
+    /* gate.c: taken out of the queue to try again on its own worker; the
      * retry message completes it (or queues it again) */
     SW_WOKEN,
     SW_WOKEN_ABORTED, /* cancelled or expired meanwhile: the retry reports `err` */
@@ -85,8 +85,11 @@ struct async__sw {
     void *owner;                /* mutexes and rwlocks: the caller's identity */
     void *extra;                /* cond: the mutex */
     struct async__worker *home; /* the waiting task's worker, NULL for a plain thread */
-    async__msg_t msg;           /* mutexes: the retry sent to `home` */
-    uint64_t since;             /* mutexes: when it first queued (ns, monotonic) */
+    /* gate.c (mutexes, rwlocks, semaphores): */
+    const struct async__gate_ops *gops; /* the primitive's rules */
+    int gkind;                          /* what it waits for: 0, or exclusive (a writer) */
+    async__msg_t msg;                   /* the retry sent to `home` */
+    uint64_t since;                     /* when it first queued (ns, monotonic) */
 };
 
 void async__wq_push(async__wq_t *q, async__sw_t *w);
@@ -147,6 +150,88 @@ int64_t async__abstime_ms(clockid_t clock, const struct timespec *abstime);
 static inline void async__sw_no_cancel_point(async__sw_t *w) {
     atomic_fetch_or_explicit(&w->future.flags, F_NOCANCEL, memory_order_relaxed);
 }
+
+/* ---- the gate: barging with a starvation hand-off ----------------------------
+ * The contended path of mutexes, rwlocks and semaphores (gate.c). A
+ * primitive's state is one 64-bit word: its own bits below G_FLAGS (the
+ * mutex's LOCKED bit, the rwlock's writer bit and reader count, the
+ * semaphore's count) and the gate's flags above, so that one compare-and-swap
+ * both takes the primitive and sees whether anyone waits. The primitive says,
+ * through async__gate_ops_t, whether a waiter of a given kind may take it in
+ * a given state and what the state becomes; the gate does the rest:
+ *
+ * - a newcomer takes the primitive whenever `take` allows (it "barges" past
+ *   queued waiters), unless the gate is STARVING;
+ * - a release that finds waiters and no retry on its way wakes the head of
+ *   the queue, if `take` would let it in, by a retry message to the head's
+ *   own worker (WOKEN marks the one retry in flight), where the head takes
+ *   it or goes back to the front of the queue; a head that takes it wakes the
+ *   next head if that one may also take it (readers, semaphore units);
+ * - a head overtaken after waiting STARVE_NS marks the gate STARVING:
+ *   newcomers stop barging and the next release hands the primitive straight
+ *   to the head, which ends the mode (one hand-off per starved waiter);
+ * - a waiter on a plain thread (no worker to retry on) is always handed the
+ *   primitive directly.
+ *
+ * Invariants. The primitive's bits change without `lock` (fast paths) and
+ * under it; WAITERS (the queue is not empty), WOKEN, STARVING and EXCL change
+ * only under `lock`. STARVING implies WAITERS and no WOKEN. A queue whose head
+ * `take` would admit implies WOKEN (a retry will look) or a release about to
+ * take `lock` and look: so no wake-up is lost. EXCL: a waiter of a non-zero
+ * kind (a writer) is queued or on its way to retry (`nexcl` counts them). */
+#define G_WAITERS (1ull << 32)
+#define G_WOKEN (1ull << 33)
+#define G_STARVING (1ull << 34)
+#define G_DEAD (1ull << 35)
+#define G_EXCL (1ull << 36)
+#define G_FLAGS (~0ull << 32)
+
+typedef struct async__gate {
+    _Atomic uint64_t state;
+    async__slock_t lock;
+    uint32_t nexcl; /* waiters of a non-zero kind, under `lock` */
+    async__wq_t q;
+} async__gate_t;
+
+typedef struct async__gate_ops {
+    /* Whether a caller of `kind` may take the primitive in state `s`, and the
+     * state after it did (*n). `queued`: a woken waiter at the head of the
+     * queue, rather than a newcomer. Pure: called in compare-and-swap loops. */
+    bool (*take)(uint64_t s, int kind, bool queued, uint64_t *n);
+    /* Under `lock`: waiter `w` has taken the primitive (record its owner), or NULL. */
+    void (*granted)(async__gate_t *g, async__sw_t *w);
+} async__gate_ops_t;
+
+/* Takes the primitive for a newcomer of `kind` if it may (never while
+ * STARVING): 1 taken, 0 not, -1 destroyed. */
+static inline int async__gate_try(async__gate_t *g, const async__gate_ops_t *ops, int kind) {
+    uint64_t s = atomic_load_explicit(&g->state, memory_order_relaxed), n;
+    for (;;) {
+        if (s & (G_DEAD | G_STARVING)) return (s & G_DEAD) ? -1 : 0;
+        if (!ops->take(s, kind, false, &n)) return 0;
+        if (atomic_compare_exchange_weak_explicit(&g->state, &s, n, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 1;
+    }
+}
+/* Like async__gate_try after a short spin, when the holder may be running on
+ * another thread meanwhile. */
+int async__gate_spin(async__gate_t *g, const async__gate_ops_t *ops, int kind);
+/* A waiter of `kind` for the gate (`prim` is the gate), with its timeout armed
+ * (ms > 0). NULL (errno ENOMEM) if out of memory. */
+async__sw_t *async__gate_waiter(async__gate_t *g, int kind, int64_t ms);
+/* Takes the primitive for `w` or queues it; returns its future (settled when
+ * taken at once or on an error: EINVAL destroyed, or its timer's error). */
+async_future_t *async__gate_wait(async__gate_t *g, const async__gate_ops_t *ops, async__sw_t *w);
+/* Under g->lock: the same for a waiter made elsewhere (cond.c's). True if it
+ * is done (taken, or *err set: EINVAL destroyed, or its timer's error). */
+bool async__gate_enter(async__gate_t *g, const async__gate_ops_t *ops, async__sw_t *w, int *err);
+/* After a release left state `s`: whether the gate must look at its queue. */
+static inline bool async__gate_must_look(uint64_t s) {
+    return (s & G_STARVING) || (s & (G_WAITERS | G_WOKEN)) == G_WAITERS;
+}
+/* The look: wakes or hands the primitive to the head of the queue. */
+void async__gate_released(async__gate_t *g);
 
 /* Internal entry points shared between primitives. */
 async_future_t *async__sem_wait_ms(async_sem_t *sem, int64_t ms); /* ms < 0: no limit */

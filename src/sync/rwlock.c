@@ -1,24 +1,33 @@
-/* async_rwlock_*: a readers-writer lock whose locks are futures. Everything
- * happens under the small lock (the common read path is two atomic operations
- * on it). One queue holds readers and writers in arrival order: a request
- * waits whenever anyone is queued before it, so writers do not starve; an
- * unlock grants the head of the queue, and with it every reader that follows
- * before the next writer. */
+/* async_rwlock_*: a readers-writer lock whose locks are futures. The state is
+ * the gate's word (gate.c): a writer bit and a reader count in its low half,
+ * each lock and unlock one compare-and-swap when nobody waits. Contention
+ * goes through the gate, as for the mutex: newcomers may take the lock before
+ * queued waiters, an unlock sends the oldest waiter a retry to its own
+ * worker, and a waiter overtaken for over a millisecond is handed the lock by
+ * the next unlock. A woken reader that takes the lock wakes the next waiter if
+ * it is a reader too.
+ *
+ * Writer preference: while a writer waits (the gate's EXCL flag), a new read
+ * lock queues instead of joining the readers, so a stream of readers cannot
+ * keep a writer out; readers already queued keep their place in the queue.
+ * A new write lock may take a free lock before queued readers; a reader
+ * overtaken for over a millisecond gets the next unlock. */
 #include <stdlib.h>
 
 #include "internal.h"
 
-enum { RW_READ, RW_WRITE };
+enum { RW_READ, RW_WRITE }; /* RW_WRITE is the gate's exclusive kind */
+
+#define RW_WRITER (1ull << 31)
+#define RW_READERS (RW_WRITER - 1) /* the reader count's bits */
 
 typedef struct rwlock {
-    async__slock_t lock;
-    uint32_t readers; /* read locks held */
-    void *writer;     /* the write lock's holder, or NULL */
-    async__wq_t q;
-    uint32_t dead;
+    async__gate_t g;      /* first: a waiter's `prim` is the gate */
+    void *_Atomic writer; /* the write lock's holder, written by it */
 } rwlock_t;
 
 _Static_assert(sizeof(rwlock_t) <= sizeof(async_rwlock_t), "async_rwlock_t is too small");
+_Static_assert(_Alignof(rwlock_t) <= _Alignof(async_rwlock_t), "async_rwlock_t is misaligned");
 
 int async_rwlock_init(async_rwlock_t *rw, const void *attr) {
     if (!rw) {
@@ -37,36 +46,36 @@ int async_rwlock_init(async_rwlock_t *rw, const void *attr) {
     return 0;
 }
 
-/* Under the lock: grant what the head of the queue allows. */
-static void dispatch(rwlock_t *r, async__sw_t **grants) {
-    while (r->q.head && !r->writer) {
-        async__sw_t *h = r->q.head;
-        if (h->kind == RW_WRITE) {
-            if (r->readers) return;
-            r->writer = h->owner;
-            async__sw_grant(h, 0, 0, grants);
-            return;
-        }
-        r->readers++;
-        async__sw_grant(h, 0, 0, grants);
+static bool take(uint64_t s, int kind, bool queued, uint64_t *n) {
+    if (kind == RW_WRITE) {
+        if (s & (RW_WRITER | RW_READERS)) return false;
+        *n = s | RW_WRITER;
+        return true;
     }
+    if ((s & RW_WRITER) || (s & RW_READERS) == RW_READERS) return false;
+    if (!queued && (s & G_EXCL)) return false; /* a writer waits: queue behind it */
+    *n = s + 1;
+    return true;
 }
 
-static void waiter_removed(async__sw_t *w, async__sw_t **grants) { dispatch(w->prim, grants); }
+static void granted(async__gate_t *g, async__sw_t *w) {
+    if (w->gkind == RW_WRITE)
+        atomic_store_explicit(&((rwlock_t *)g)->writer, w->owner, memory_order_relaxed);
+}
 
-/* Under the lock: 0 granted, -1 must wait, or a positive errno. */
-static int try_locked(rwlock_t *r, int kind, void *self) {
-    if (r->dead) return EINVAL;
-    if (r->writer == self) return EDEADLK;
-    if (r->writer || r->q.head) return -1;
-    if (kind == RW_READ) {
-        if (r->readers == UINT32_MAX) return EAGAIN;
-        r->readers++;
-        return 0;
-    }
-    if (r->readers) return -1;
-    r->writer = self;
-    return 0;
+static const async__gate_ops_t ops = {take, granted};
+
+/* 1 taken, 0 not, or a negative errno. */
+static int try_lock(rwlock_t *r, int kind, void *self) {
+    void *wr = atomic_load_explicit(&r->writer, memory_order_relaxed);
+    if (wr && wr == self) return -EDEADLK;
+    int res = async__gate_try(&r->g, &ops, kind);
+    if (res < 0) return -EINVAL;
+    if (res > 0 && kind == RW_WRITE) atomic_store_explicit(&r->writer, self, memory_order_relaxed);
+    if (res == 0 && kind == RW_READ &&
+        (atomic_load_explicit(&r->g.state, memory_order_relaxed) & RW_READERS) == RW_READERS)
+        return -EAGAIN;
+    return res;
 }
 
 static async_future_t *lock_common(async_rwlock_t *rw, int kind, bool timed,
@@ -74,37 +83,24 @@ static async_future_t *lock_common(async_rwlock_t *rw, int kind, bool timed,
     if (!rw) return async__future_failed(EINVAL);
     rwlock_t *r = (rwlock_t *)rw;
     void *self = async__sync_self();
-    async__slock_lock(&r->lock);
-    int res = try_locked(r, kind, self);
-    async__slock_unlock(&r->lock);
-    if (res == 0) return async__sync_done(0);
-    if (res > 0) return async__future_failed(res);
+    int res = try_lock(r, kind, self);
+    if (ASYNC_LIKELY(res > 0)) return async__sync_done(0);
+    if (res < 0) return async__future_failed(-res);
+    if (async__gate_spin(&r->g, &ops, kind)) {
+        if (kind == RW_WRITE) atomic_store_explicit(&r->writer, self, memory_order_relaxed);
+        return async__sync_done(0);
+    }
     int64_t ms = -1;
     if (timed) {
         ms = async__abstime_ms(CLOCK_REALTIME, abstime);
         if (ms < 0) return async__future_failed(EINVAL);
         if (ms == 0) return async__future_failed(ETIMEDOUT);
     }
-    async__sw_t *w = async__sw_new(r, &r->lock, &r->q, waiter_removed);
+    async__sw_t *w = async__gate_waiter(&r->g, kind, ms);
     if (!w) return NULL;
     async__sw_no_cancel_point(w);
-    w->kind = kind;
     w->owner = self;
-    if (ms > 0) async__sw_arm(w, (uint64_t)ms);
-    bool queued = false;
-    async__slock_lock(&r->lock);
-    res = try_locked(r, kind, self);
-    if (res == 0)
-        async__sw_done_unqueued(w, 0, 0);
-    else if (res > 0)
-        async__sw_done_unqueued(w, -1, res);
-    else if (!async__sw_enqueue(w))
-        async__sw_done_unqueued(w, -1, w->err);
-    else
-        queued = true;
-    async__slock_unlock(&r->lock);
-    if (!queued) async__sw_complete(w);
-    return &w->future;
+    return async__gate_wait(&r->g, &ops, w);
 }
 
 async_future_t *async_rwlock_rdlock(async_rwlock_t *rw) {
@@ -128,12 +124,9 @@ static int trylock(async_rwlock_t *rw, int kind) {
         errno = EINVAL;
         return -1;
     }
-    rwlock_t *r = (rwlock_t *)rw;
-    async__slock_lock(&r->lock);
-    int res = try_locked(r, kind, async__sync_self());
-    async__slock_unlock(&r->lock);
-    if (res == 0) return 0;
-    errno = res < 0 ? EBUSY : res;
+    int res = try_lock((rwlock_t *)rw, kind, async__sync_self());
+    if (res > 0) return 0;
+    errno = res < 0 ? -res : EBUSY;
     return -1;
 }
 
@@ -147,28 +140,29 @@ int async_rwlock_unlock(async_rwlock_t *rw) {
         return -1;
     }
     rwlock_t *r = (rwlock_t *)rw;
-    async__sw_t *grants = NULL;
-    int err = 0;
-    async__slock_lock(&r->lock);
-    if (r->dead)
-        err = EINVAL;
-    else if (r->writer)
-        err = r->writer == async__sync_self() ? 0 : EPERM;
-    else if (!r->readers)
-        err = EPERM;
-    if (!err) {
-        if (r->writer)
-            r->writer = NULL;
-        else
-            r->readers--;
-        dispatch(r, &grants);
-    }
-    async__slock_unlock(&r->lock);
-    if (err) {
-        errno = err;
+    uint64_t s = atomic_load_explicit(&r->g.state, memory_order_relaxed), n;
+    if (s & G_DEAD) {
+        errno = EINVAL;
         return -1;
     }
-    async__sw_complete_list(grants);
+    if (s & RW_WRITER) { /* only its holder clears the writer bit */
+        if (atomic_load_explicit(&r->writer, memory_order_relaxed) != async__sync_self()) {
+            errno = EPERM;
+            return -1;
+        }
+        atomic_store_explicit(&r->writer, NULL, memory_order_relaxed);
+        n = atomic_fetch_and_explicit(&r->g.state, ~RW_WRITER, memory_order_release) & ~RW_WRITER;
+    } else {
+        do {
+            if (!(s & RW_READERS)) {
+                errno = EPERM;
+                return -1;
+            }
+            n = s - 1;
+        } while (!atomic_compare_exchange_weak_explicit(&r->g.state, &s, n, memory_order_release,
+                                                        memory_order_relaxed));
+    }
+    if (async__gate_must_look(n)) async__gate_released(&r->g);
     return 0;
 }
 
@@ -178,12 +172,10 @@ int async_rwlock_destroy(async_rwlock_t *rw) {
         return -1;
     }
     rwlock_t *r = (rwlock_t *)rw;
-    async__slock_lock(&r->lock);
-    int err = r->dead ? EINVAL : (r->writer || r->readers || r->q.head) ? EBUSY : 0;
-    if (!err) r->dead = 1;
-    async__slock_unlock(&r->lock);
-    if (err) {
-        errno = err;
+    uint64_t s = 0;
+    if (!atomic_compare_exchange_strong_explicit(&r->g.state, &s, G_DEAD, memory_order_acq_rel,
+                                                 memory_order_relaxed)) {
+        errno = (s & G_DEAD) ? EINVAL : EBUSY;
         return -1;
     }
     return 0;

@@ -1,23 +1,22 @@
-/* async_sem_*: a counting semaphore whose wait is a future. The value lives in
- * one atomic word, changed by compare-and-swap while nobody waits; once a
- * waiter is queued the word holds the WAITERS mark instead (the value is then
- * 0), and posts hand their unit straight to the oldest waiter under the small
- * lock. So waiters are served in order and a newcomer never takes a unit a
- * waiter was owed. */
+/* async_sem_*: a counting semaphore whose wait is a future. The count lives
+ * in the low half of the gate's state word (gate.c) and changes by
+ * compare-and-swap: a wait takes a unit whenever one is free, even past
+ * queued waiters, and a post adds one and, when waiters are queued, lets the
+ * gate wake the oldest (by a retry on its own worker) or, if it has been
+ * overtaken for over a millisecond, hand the unit straight to it. A woken
+ * waiter that takes a unit wakes the next if units remain. */
 #include <stdlib.h>
 
 #include "internal.h"
 
-#define S_WAITERS 0x80000000u
-#define S_DEAD 0xffffffffu /* destroyed (its own value: never a count, never WAITERS alone) */
+#define S_COUNT 0xffffffffull
 
 typedef struct sem {
-    _Atomic uint32_t value; /* a count, S_WAITERS or S_DEAD */
-    async__slock_t lock;
-    async__wq_t q;
+    async__gate_t g;
 } sem_impl_t;
 
 _Static_assert(sizeof(sem_impl_t) <= sizeof(async_sem_t), "async_sem_t is too small");
+_Static_assert(_Alignof(sem_impl_t) <= _Alignof(async_sem_t), "async_sem_t is misaligned");
 
 int async_sem_init(async_sem_t *sem, int pshared, unsigned value) {
     if (!sem || value > ASYNC_SEM_VALUE_MAX) {
@@ -29,67 +28,31 @@ int async_sem_init(async_sem_t *sem, int pshared, unsigned value) {
         return -1;
     }
     memset(sem, 0, sizeof *sem);
-    atomic_store(&((sem_impl_t *)sem)->value, value);
+    atomic_store(&((sem_impl_t *)sem)->g.state, value);
     return 0;
 }
 
-/* Takes a unit if one is free and nobody waits. 1 taken, 0 not, -1 destroyed. */
-static int try_take(sem_impl_t *s) {
-    uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
-    for (;;) {
-        if (v == S_DEAD) return -1;
-        if (v == 0 || (v & S_WAITERS)) return 0;
-        if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return 1;
-    }
+static bool take(uint64_t s, int kind, bool queued, uint64_t *n) {
+    (void)kind;
+    (void)queued;
+    if (!(s & S_COUNT)) return false;
+    *n = s - 1;
+    return true;
 }
 
-static void waiter_removed(async__sw_t *w, async__sw_t **grants) {
-    sem_impl_t *s = w->prim;
-    (void)grants;
-    if (!s->q.head) atomic_store_explicit(&s->value, 0, memory_order_relaxed);
-}
+static const async__gate_ops_t ops = {take, NULL};
 
 async_future_t *async__sem_wait_ms(async_sem_t *sem, int64_t ms) {
     sem_impl_t *s = (sem_impl_t *)sem;
-    int r = try_take(s);
+    int r = async__gate_try(&s->g, &ops, 0);
     if (ASYNC_LIKELY(r > 0)) return async__sync_done(0);
+    if (r == 0 && ms != 0) r = async__gate_spin(&s->g, &ops, 0);
+    if (r > 0) return async__sync_done(0);
     if (r < 0) return async__future_failed(EINVAL);
     if (ms == 0) return async__future_failed(ETIMEDOUT);
-    async__sw_t *w = async__sw_new(s, &s->lock, &s->q, waiter_removed);
+    async__sw_t *w = async__gate_waiter(&s->g, 0, ms);
     if (!w) return NULL;
-    if (ms > 0) async__sw_arm(w, (uint64_t)ms);
-    bool queued = false;
-    async__slock_lock(&s->lock);
-    for (;;) {
-        uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
-        if (v == S_DEAD) {
-            async__sw_done_unqueued(w, -1, EINVAL);
-            break;
-        }
-        if (v != 0 && !(v & S_WAITERS)) {
-            if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - 1, memory_order_acquire,
-                                                      memory_order_relaxed)) {
-                async__sw_done_unqueued(w, 0, 0);
-                break;
-            }
-            continue;
-        }
-        if (w->state == SW_EXPIRED) {
-            async__sw_done_unqueued(w, -1, w->err);
-            break;
-        }
-        if (v == 0 && !atomic_compare_exchange_weak_explicit(
-                          &s->value, &v, S_WAITERS, memory_order_relaxed, memory_order_relaxed))
-            continue;
-        async__sw_enqueue(w);
-        queued = true;
-        break;
-    }
-    async__slock_unlock(&s->lock);
-    if (!queued) async__sw_complete(w);
-    return &w->future;
+    return async__gate_wait(&s->g, &ops, w);
 }
 
 async_future_t *async_sem_wait(async_sem_t *sem) {
@@ -100,7 +63,7 @@ async_future_t *async_sem_wait(async_sem_t *sem) {
 async_future_t *async_sem_timedwait(async_sem_t *sem, const struct timespec *abstime) {
     if (!sem) return async__future_failed(EINVAL);
     sem_impl_t *s = (sem_impl_t *)sem;
-    int r = try_take(s);
+    int r = async__gate_try(&s->g, &ops, 0);
     if (r > 0) return async__sync_done(0);
     if (r < 0) return async__future_failed(EINVAL);
     int64_t ms = async__abstime_ms(CLOCK_REALTIME, abstime);
@@ -113,7 +76,7 @@ int async_sem_trywait(async_sem_t *sem) {
         errno = EINVAL;
         return -1;
     }
-    int r = try_take((sem_impl_t *)sem);
+    int r = async__gate_try(&((sem_impl_t *)sem)->g, &ops, 0);
     if (r > 0) return 0;
     errno = r < 0 ? EINVAL : EAGAIN;
     return -1;
@@ -125,35 +88,20 @@ int async_sem_post(async_sem_t *sem) {
         return -1;
     }
     sem_impl_t *s = (sem_impl_t *)sem;
-    uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
-    for (;;) {
-        if (v == S_DEAD) {
+    uint64_t v = atomic_load_explicit(&s->g.state, memory_order_relaxed), n;
+    do {
+        if (v & G_DEAD) {
             errno = EINVAL;
             return -1;
         }
-        if (v & S_WAITERS) break;
-        if (v == ASYNC_SEM_VALUE_MAX) {
+        if ((v & S_COUNT) == ASYNC_SEM_VALUE_MAX) {
             errno = EOVERFLOW;
             return -1;
         }
-        if (atomic_compare_exchange_weak_explicit(&s->value, &v, v + 1, memory_order_release,
-                                                  memory_order_relaxed))
-            return 0;
-    }
-    async__sw_t *w = NULL;
-    async__slock_lock(&s->lock);
-    v = atomic_load_explicit(&s->value, memory_order_relaxed);
-    if (v & S_WAITERS) {
-        w = async__wq_pop(&s->q);
-        if (!s->q.head) atomic_store_explicit(&s->value, 0, memory_order_relaxed);
-        w->state = SW_DONE;
-        w->value = 0;
-    } else {
-        /* the last waiter left (cancelled) since we looked: a plain increment */
-        atomic_fetch_add_explicit(&s->value, 1, memory_order_release);
-    }
-    async__slock_unlock(&s->lock);
-    if (w) async__sw_complete(w);
+        n = v + 1;
+    } while (!atomic_compare_exchange_weak_explicit(&s->g.state, &v, n, memory_order_release,
+                                                    memory_order_relaxed));
+    if (async__gate_must_look(n)) async__gate_released(&s->g);
     return 0;
 }
 
@@ -162,12 +110,12 @@ int async_sem_getvalue(async_sem_t *sem, int *sval) {
         errno = EINVAL;
         return -1;
     }
-    uint32_t v = atomic_load_explicit(&((sem_impl_t *)sem)->value, memory_order_relaxed);
-    if (v == S_DEAD) {
+    uint64_t v = atomic_load_explicit(&((sem_impl_t *)sem)->g.state, memory_order_relaxed);
+    if (v & G_DEAD) {
         errno = EINVAL;
         return -1;
     }
-    *sval = (v & S_WAITERS) ? 0 : (int)v;
+    *sval = (int)(v & S_COUNT);
     return 0;
 }
 
@@ -177,14 +125,13 @@ int async_sem_destroy(async_sem_t *sem) {
         return -1;
     }
     sem_impl_t *s = (sem_impl_t *)sem;
-    async__slock_lock(&s->lock);
-    uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
-    int err = v == S_DEAD ? EINVAL : (v & S_WAITERS) ? EBUSY : 0;
-    if (!err) atomic_store_explicit(&s->value, S_DEAD, memory_order_relaxed);
-    async__slock_unlock(&s->lock);
-    if (err) {
-        errno = err;
-        return -1;
-    }
+    uint64_t v = atomic_load_explicit(&s->g.state, memory_order_relaxed);
+    do {
+        if (v & (G_DEAD | G_WAITERS | G_WOKEN)) {
+            errno = (v & G_DEAD) ? EINVAL : EBUSY;
+            return -1;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&s->g.state, &v, v | G_DEAD,
+                                                    memory_order_relaxed, memory_order_relaxed));
     return 0;
 }

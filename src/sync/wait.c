@@ -133,6 +133,8 @@ async__sw_t *async__sw_new(void *prim, async__slock_t *lock, async__wq_t *q,
     w->count = 0;
     w->buf = w->owner = w->extra = NULL;
     w->home = async__task_current() ? async__tls_worker : NULL;
+    w->gops = NULL;
+    w->gkind = 0;
     w->since = 0;
     return w;
 }
