@@ -15,6 +15,10 @@
  *                 their worker while they wait). ns per hold, all tasks
  *                 together. bench/tokio-mutex runs the same table.
  *
+ *   rwlock, sem   rows of the same table on an async_rwlock_t (read-mostly and
+ *                 write-heavy) and an async_sem_t of count 4, against
+ *                 pthread_rwlock_t and sem_t (see rw_table below).
+ *
  *   handoff       the time from an unlock to the moment a queued waiter runs
  *                 holding the mutex, waiter on the unlocker's worker and on
  *                 another (median of HANDOFFS round trips).
@@ -35,6 +39,7 @@
 #include <asyncstd/asyncstd.h>
 
 #include <sched.h>
+#include <semaphore.h>
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -227,6 +232,155 @@ static void table(unsigned t) {
     }
 }
 
+/* ---- rwlock and semaphore rows ----------------------------------------------
+ * The same 50 tasks on one rwlock: "read90" takes the read lock for 9 holds
+ * in 10 and the write lock for the tenth (sections of ~1 us, where readers
+ * can overlap), "write90" the other way round (sections of ~50 ns). Against
+ * pthread_rwlock_t taken inside the same tasks (glibc's default, which
+ * prefers readers). The semaphore rows: count 4, sections of ~1 us; "sem4"
+ * holds a unit only across the section (against sem_t, which with 4 units and
+ * at most one holder running per worker never blocks a worker), "sem4+await"
+ * yields while holding a unit, the way a task holds a connection slot across
+ * I/O (async_sem_t only: a sem_t held across a yield would block the worker
+ * that the holder needs). Each row's tasks also yield between holds. */
+
+enum { R_ASYNC, R_PTHREAD, R_KINDS };
+static async_rwlock_t arw = ASYNC_RWLOCK_INITIALIZER;
+static pthread_rwlock_t prw = PTHREAD_RWLOCK_INITIALIZER;
+static async_sem_t asem;
+static sem_t psem;
+static atomic_int rw_readers_in;
+static atomic_int rw_max_readers; /* readers seen inside at once */
+static long rw_writes;
+
+typedef struct {
+    const char *name;
+    uint64_t section;
+    int writes_in_10; /* rwlock rows: writes per 10 holds; semaphore rows: -1 */
+    bool hold_await;  /* semaphore: yield while holding */
+    long holds;
+} rwshape_t;
+
+static rwshape_t cur_rw;
+
+static void rw_hold(bool write) {
+    if (write) {
+        if (cur_lock == R_ASYNC) {
+            if (async_await(async_rwlock_wrlock(&arw)) != 0) fail("async_rwlock_wrlock");
+        } else {
+            pthread_rwlock_wrlock(&prw);
+        }
+        if (atomic_load_explicit(&rw_readers_in, memory_order_relaxed) != 0) {
+            fprintf(stderr, "asyncstd-mutex: a writer met readers\n");
+            exit(1);
+        }
+        section_work(cur_rw.section);
+        rw_writes++;
+    } else {
+        if (cur_lock == R_ASYNC) {
+            if (async_await(async_rwlock_rdlock(&arw)) != 0) fail("async_rwlock_rdlock");
+        } else {
+            pthread_rwlock_rdlock(&prw);
+        }
+        int in = atomic_fetch_add_explicit(&rw_readers_in, 1, memory_order_relaxed) + 1;
+        int mx = atomic_load_explicit(&rw_max_readers, memory_order_relaxed);
+        while (in > mx && !atomic_compare_exchange_weak_explicit(
+                              &rw_max_readers, &mx, in, memory_order_relaxed, memory_order_relaxed))
+            ;
+        section_work(cur_rw.section);
+        atomic_fetch_sub_explicit(&rw_readers_in, 1, memory_order_relaxed);
+    }
+    if (cur_lock == R_ASYNC)
+        async_rwlock_unlock(&arw);
+    else
+        pthread_rwlock_unlock(&prw);
+}
+
+static atomic_int sem_in; /* units held right now */
+
+static void sem_hold(void) {
+    if (cur_lock == R_ASYNC) {
+        if (async_await(async_sem_wait(&asem)) != 0) fail("async_sem_wait");
+    } else {
+        while (sem_wait(&psem) != 0)
+            if (errno != EINTR) fail("sem_wait");
+    }
+    if (atomic_fetch_add_explicit(&sem_in, 1, memory_order_relaxed) >= 4) {
+        fprintf(stderr, "asyncstd-mutex: more than 4 semaphore holders\n");
+        exit(1);
+    }
+    section_work(cur_rw.section);
+    if (cur_rw.hold_await && async_yield() != 0) fail("async_yield");
+    atomic_fetch_sub_explicit(&sem_in, 1, memory_order_relaxed);
+    if (cur_lock == R_ASYNC)
+        async_sem_post(&asem);
+    else
+        sem_post(&psem);
+}
+
+static intptr_t rw_task(void *arg) {
+    long id = (long)(intptr_t)arg;
+    for (long i = 0; i < cur_rw.holds; i++) {
+        if (cur_rw.writes_in_10 < 0) {
+            sem_hold();
+        } else {
+            long slot = (i + id) % 10;
+            rw_hold(slot < cur_rw.writes_in_10);
+        }
+        if (async_yield() != 0) fail("async_yield");
+    }
+    return 0;
+}
+
+static double rw_run(unsigned t) {
+    async_future_t *tasks[TABLE_TASKS];
+    rw_writes = 0;
+    uint64_t t0 = now_ns();
+    for (unsigned i = 0; i < TABLE_TASKS; i++) {
+        async_spawn_opts_t o = {.worker = 1 + i % t};
+        tasks[i] = async_spawn_opts(rw_task, (void *)(intptr_t)i, &o);
+    }
+    if (async_await_all(tasks, TABLE_TASKS, NULL, NULL) != 0) fail("rwlock tasks");
+    double ns = (double)(now_ns() - t0);
+    long total = (long)TABLE_TASKS * cur_rw.holds;
+    if (cur_rw.writes_in_10 >= 0 && rw_writes != total / 10 * cur_rw.writes_in_10) {
+        fprintf(stderr, "asyncstd-mutex: lost writes (%ld of %ld)\n", rw_writes,
+                total / 10 * cur_rw.writes_in_10);
+        exit(1);
+    }
+    return ns / (double)total;
+}
+
+static void rw_table(unsigned t) {
+    const rwshape_t shapes[] = {
+        {"rw_read90", spin_iters_1us, 1, false, 1000},
+        {"rw_write90", spin_iters_50ns, 9, false, 10000},
+        {"sem4", spin_iters_1us, -1, false, 1000},
+        {"sem4+await", spin_iters_1us, -1, true, 1000},
+    };
+    const char *only = getenv("SHAPE");
+    if (async_sem_init(&asem, 0, 4) != 0 || sem_init(&psem, 0, 4) != 0) fail("sem_init");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        if (only && strcmp(only, shapes[i].name) != 0) continue;
+        cur_rw = shapes[i];
+        bool sem = shapes[i].writes_in_10 < 0;
+        printf("RESULT mutex table workers=%u shape=%s", t, shapes[i].name);
+        for (int l = 0; l < R_KINDS; l++) {
+            if (l == R_PTHREAD && shapes[i].hold_await) continue;
+            cur_lock = l;
+            atomic_store(&rw_max_readers, 0);
+            double ns = rw_run(t);
+            printf(" %s_ns=%.1f",
+                   sem ? (l == R_ASYNC ? "async_sem" : "sem_t")
+                       : (l == R_ASYNC ? "async_rwlock" : "pthread_rwlock"),
+                   ns);
+            if (!sem) printf(" max_readers=%d", atomic_load(&rw_max_readers));
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+}
+
 /* ---- hand-off ----------------------------------------------------------- */
 
 #define HANDOFFS 1000
@@ -316,7 +470,10 @@ int main(int argc, char **argv) {
     if (t > 1) handoff(1, 2, "cross_worker");
     fflush(stdout);
     const char *tb = getenv("TABLE");
-    if (!tb || strcmp(tb, "0") != 0) table(t);
+    if (!tb || strcmp(tb, "0") != 0) {
+        table(t);
+        rw_table(t);
+    }
     if (async_runtime_shutdown() != 0) fail("async_runtime_shutdown");
     return 0;
 }

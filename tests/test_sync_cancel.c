@@ -1,6 +1,6 @@
 /* Cancellation of tasks that use the sync primitives, against pthreads(7):
- * lock waits (async_mutex_lock, the rwlock locks) are not cancellation points
- * and complete in a cancelled task; cond waits, semaphore waits, sleeps and
+ * lock waits (async_mutex_lock, the rwlock locks) and barrier waits are not
+ * cancellation points and complete in a cancelled task; cond waits, semaphore waits, sleeps and
  * joins are, and a cancelled cond wait holds the mutex again when it fails.
  * A lock future cancelled on its own (async_cancel on it, a timeout) still
  * stops waiting. async_setcancelstate() holds a cancellation back. */
@@ -150,6 +150,64 @@ Test(sync_cancel, rwlock_wait_completes, .init = rt_start) {
     cr_assert(!async_future_settled(t), "a cancelled task stopped waiting for the write lock");
     ASSERT_VAL(async_rwlock_unlock(&s.rw), 0);
     ASSERT_VAL(async_await(t), 0);
+    rt_stop();
+}
+
+static intptr_t rw_reader(void *arg) {
+    subject_t *s = arg;
+    atomic_store(&s->stage, 1);
+    intptr_t r = async_await(async_rwlock_rdlock(&s->rw));
+    if (r == 0) CHECK_EQ(async_rwlock_unlock(&s->rw), 0);
+    return r;
+}
+
+Test(sync_cancel, rwlock_read_wait_completes, .init = rt_start) {
+    static subject_t s;
+    subject_init(&s);
+    ASSERT_VAL(async_await(async_rwlock_wrlock(&s.rw)), 0);
+    async_future_t *t = async_spawn(rw_reader, &s);
+    cr_assert(WAIT_UNTIL(atomic_load(&s.stage) == 1, 5000));
+    sleep_ms(20);
+    async_cancel(t);
+    sleep_ms(20);
+    cr_assert(!async_future_settled(t), "a cancelled task stopped waiting for the read lock");
+    ASSERT_VAL(async_rwlock_unlock(&s.rw), 0);
+    ASSERT_VAL(async_await(t), 0);
+    ASSERT_VAL(async_rwlock_destroy(&s.rw), 0);
+    rt_stop();
+}
+
+/* pthread_barrier_wait is no cancellation point (pthreads(7) does not list
+ * it): a cancelled task's arrival keeps waiting for the round. Its own future
+ * cancelled still stops it (tests/test_sync_misc.c, barrier.rounds_and_cancel). */
+typedef struct {
+    async_barrier_t b;
+    atomic_int stage;
+    intptr_t result;
+} arrival_t;
+
+static intptr_t arriver(void *arg) {
+    arrival_t *a = arg;
+    atomic_store(&a->stage, 1);
+    a->result = async_await(async_barrier_wait(&a->b));
+    atomic_store(&a->stage, 2);
+    return async_await(async_sleep(1000)); /* the next cancellation point */
+}
+
+Test(sync_cancel, barrier_wait_is_no_cancellation_point, .init = rt_start) {
+    static arrival_t a;
+    ASSERT_VAL(async_barrier_init(&a.b, NULL, 2), 0);
+    async_future_t *t = async_spawn(arriver, &a);
+    cr_assert(WAIT_UNTIL(atomic_load(&a.stage) == 1, 5000));
+    sleep_ms(20);
+    async_cancel(t);
+    sleep_ms(20);
+    cr_assert_eq(atomic_load(&a.stage), 1, "a cancelled task left the barrier");
+    ASSERT_ERR(async_barrier_destroy(&a.b), EBUSY); /* still an arrival of this round */
+    ASSERT_VAL(async_await(async_barrier_wait(&a.b)), ASYNC_BARRIER_SERIAL_THREAD);
+    ASSERT_ERR(async_await(t), ECANCELED); /* at the sleep after it */
+    cr_assert_eq(a.result, 0, "the cancelled task's barrier wait completed the round");
+    ASSERT_VAL(async_barrier_destroy(&a.b), 0);
     rt_stop();
 }
 

@@ -1,6 +1,7 @@
 /* Tests of async_cond_* and async_rwlock_*: signals and broadcasts (the mutex
  * is held again whatever the result), timeouts on both clocks, cancellation,
- * FIFO service of readers and writers, bad input, and contention across workers. */
+ * readers preferred but a writer never starved, bad input, and contention
+ * across workers. */
 #include "helpers.h"
 
 TestSuite(cond, .timeout = 30);
@@ -248,31 +249,93 @@ Test(rwlock, readers_share_writers_exclude, .init = rt_start) {
     rt_stop();
 }
 
-/* Arrival order: a reader behind a queued writer waits; consecutive readers
- * at the head are granted together. */
-Test(rwlock, fifo_no_writer_starvation, .init = rt_start) {
+static intptr_t try_read_elsewhere(void *arg) {
+    CHECK_ERR(async_rwlock_tryrdlock(arg), EBUSY); /* a writer holds it */
+    return 0;
+}
+
+/* Readers are preferred, as glibc's default: a read lock joins the readers
+ * while a writer waits. Waiters on a plain thread are handed the lock by the
+ * unlock that frees it for them, in queue order. */
+Test(rwlock, readers_join_while_a_writer_waits, .init = rt_start) {
     async_rwlock_t rw = ASYNC_RWLOCK_INITIALIZER;
     ASSERT_VAL(async_await(async_rwlock_rdlock(&rw)), 0);
     async_future_t *w1 = async_rwlock_wrlock(&rw);
-    async_future_t *r2 = async_rwlock_rdlock(&rw), *r3 = async_rwlock_rdlock(&rw);
-    async_future_t *w2 = async_rwlock_wrlock(&rw);
-    cr_assert(!async_future_settled(w1) && !async_future_settled(r2));
-    ASSERT_ERR(async_rwlock_tryrdlock(&rw), EBUSY);
-    ASSERT_VAL(async_rwlock_unlock(&rw), 0);
-    cr_assert(async_future_settled(w1));
-    cr_assert(!async_future_settled(r2) && !async_future_settled(r3));
-    ASSERT_VAL(async_await(w1), 0);
-    ASSERT_VAL(async_rwlock_unlock(&rw), 0);
-    cr_assert(async_future_settled(r2) && async_future_settled(r3), "readers granted together");
-    cr_assert(!async_future_settled(w2));
+    cr_assert(!async_future_settled(w1));
+    async_future_t *r2 = async_rwlock_rdlock(&rw);
+    cr_assert(async_future_settled(r2), "a reader joins the readers while a writer waits");
     ASSERT_VAL(async_await(r2), 0);
-    ASSERT_VAL(async_await(r3), 0);
+    ASSERT_VAL(async_rwlock_tryrdlock(&rw), 0);
+    ASSERT_ERR(async_rwlock_trywrlock(&rw), EBUSY);
     ASSERT_VAL(async_rwlock_unlock(&rw), 0);
-    cr_assert(!async_future_settled(w2));
     ASSERT_VAL(async_rwlock_unlock(&rw), 0);
-    ASSERT_VAL(async_await(w2), 0);
+    cr_assert(!async_future_settled(w1));
+    ASSERT_VAL(async_rwlock_unlock(&rw), 0);
+    cr_assert(async_future_settled(w1), "the last reader's unlock hands the lock over");
+    ASSERT_VAL(async_await(w1), 0);
+    ASSERT_VAL(async_await(async_spawn(try_read_elsewhere, &rw)), 0);
     ASSERT_VAL(async_rwlock_unlock(&rw), 0);
     ASSERT_VAL(async_rwlock_destroy(&rw), 0);
+    rt_stop();
+}
+
+/* Readers whose holds always overlap never leave the lock free, and readers
+ * are preferred: a writer still gets it, because a waiter kept out for a
+ * millisecond stops new locks and is handed the lock when the holders leave. */
+typedef struct {
+    async_rwlock_t rw;
+    atomic_int stop, readers_in, most_readers, writer_met_readers;
+    atomic_long reads;
+} overlap_t;
+
+static intptr_t writer_once(void *arg) {
+    overlap_t *o = arg;
+    if (async_await(async_rwlock_wrlock(&o->rw)) != 0) return -1;
+    if (atomic_load(&o->readers_in) != 0) atomic_fetch_add(&o->writer_met_readers, 1);
+    CHECK_EQ(async_rwlock_unlock(&o->rw), 0);
+    return 0;
+}
+
+static intptr_t overlapping_reader(void *arg) {
+    overlap_t *o = arg;
+    for (int i = 0; i < 4000 && !atomic_load(&o->stop); i++) {
+        if (async_await(async_rwlock_rdlock(&o->rw)) != 0) return -1;
+        int in = atomic_fetch_add(&o->readers_in, 1) + 1;
+        int most = atomic_load(&o->most_readers);
+        while (in > most && !atomic_compare_exchange_weak(&o->most_readers, &most, in))
+            ;
+        atomic_fetch_add(&o->reads, 1);
+        if (async_await(async_usleep(500)) != 0) return -1; /* hold across a sleep */
+        atomic_fetch_sub(&o->readers_in, 1);
+        CHECK_EQ(async_rwlock_unlock(&o->rw), 0);
+    }
+    return 0;
+}
+
+Test(rwlock, a_writer_does_not_starve_behind_overlapping_readers, .init = rt_start) {
+    static overlap_t o = {.rw = ASYNC_RWLOCK_INITIALIZER};
+    unsigned nw = (unsigned)async_worker_count();
+    async_future_t *t[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = spawn_on(overlapping_reader, &o, 1 + (unsigned)i % nw);
+        sleep_ms(1); /* staggered, so that some reader always holds the lock */
+    }
+    cr_assert(WAIT_UNTIL(atomic_load(&o.reads) > 20, 5000));
+    for (int round = 0; round < 6; round++) {
+        /* the readers would run for 2 s or more: the writer must get in
+         * first, from this thread or from a task */
+        if (round % 2)
+            ASSERT_VAL(async_await(spawn_on(writer_once, &o, 1 + (unsigned)round % nw)), 0);
+        else
+            ASSERT_VAL(writer_once(&o), 0);
+        sleep_ms(5);
+    }
+    cr_assert_eq(atomic_load(&o.writer_met_readers), 0, "a writer met readers");
+    cr_assert_lt(atomic_load(&o.reads), 4 * 4000, "the readers ran out before the writer got in");
+    cr_assert_geq(atomic_load(&o.most_readers), 2, "readers never shared the lock");
+    atomic_store(&o.stop, 1);
+    ASSERT_VAL(async_await_all(t, 4, NULL, NULL), 0);
+    ASSERT_VAL(async_rwlock_destroy(&o.rw), 0);
     rt_stop();
 }
 
@@ -285,13 +348,13 @@ static intptr_t timed_read_elsewhere(void *arg) {
 Test(rwlock, cancel_and_timeout, .init = rt_start) {
     async_rwlock_t rw = ASYNC_RWLOCK_INITIALIZER;
     ASSERT_VAL(async_await(async_rwlock_rdlock(&rw)), 0);
-    /* a cancelled writer at the head lets the readers behind it in */
-    async_future_t *w = async_rwlock_wrlock(&rw), *r = async_rwlock_rdlock(&rw);
-    cr_assert(!async_future_settled(r));
+    /* a cancelled writer leaves the lock as it was */
+    async_future_t *w = async_rwlock_wrlock(&rw);
+    cr_assert(!async_future_settled(w));
     async_cancel(w);
     ASSERT_ERR(async_await(w), ECANCELED);
-    cr_assert(async_future_settled(r));
-    ASSERT_VAL(async_await(r), 0);
+    ASSERT_ERR(async_rwlock_trywrlock(&rw), EBUSY);
+    ASSERT_VAL(async_await(async_rwlock_rdlock(&rw)), 0);
     struct timespec ts = in_ms_on(CLOCK_REALTIME, 30);
     double t0 = now_ms();
     ASSERT_ERR(async_await(async_rwlock_timedwrlock(&rw, &ts)), ETIMEDOUT);

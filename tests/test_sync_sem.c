@@ -1,6 +1,8 @@
-/* Tests of async_sem_*: values and errors, FIFO service of waiters,
- * cancellation and timeouts (including a cancel racing a post), and
- * producers and consumers on every worker and on plain threads. */
+/* Tests of async_sem_*: values and errors, units handed to waiters on plain
+ * threads in order, cancellation and timeouts (including a cancel racing a
+ * post), producers and consumers on every worker and on plain threads, units
+ * never over-granted nor lost under contention, and a waiter that does not
+ * starve behind tasks that keep taking units. */
 #include "helpers.h"
 
 TestSuite(sem, .timeout = 30);
@@ -74,7 +76,9 @@ Test(sem, bad_input, .init = rt_start) {
     rt_stop();
 }
 
-Test(sem, fifo_and_no_barging, .init = rt_start) {
+/* Waiters on a plain thread have no worker to retry on: a post hands its unit
+ * to the oldest one directly. */
+Test(sem, plain_thread_waiters_are_handed_units_in_order, .init = rt_start) {
     async_sem_t s = {{0}}; /* all-zero: value 0 */
     async_future_t *f[4];
     for (int i = 0; i < 4; i++) f[i] = async_sem_wait(&s);
@@ -223,5 +227,87 @@ Test(sem, cancel_races_post, .init = rt_start) {
             ASSERT_VAL(async_sem_trywait(&s), 0);
         }
     }
+    rt_stop();
+}
+
+/* ---- contention -------------------------------------------------------------
+ * 50 tasks on every worker share 4 units, holding one across a yield now and
+ * then: never more than 4 holders, and no unit lost (every task finishes and
+ * the count is 4 again). */
+typedef struct {
+    async_sem_t s;
+    atomic_int holders, most;
+    atomic_long holds;
+    atomic_int stop;
+} units_t;
+
+static intptr_t unit_user(void *arg) {
+    units_t *u = arg;
+    for (int i = 0; i < 400; i++) {
+        if (async_await(async_sem_wait(&u->s)) != 0) return -1;
+        int in = atomic_fetch_add(&u->holders, 1) + 1;
+        int most = atomic_load(&u->most);
+        while (in > most && !atomic_compare_exchange_weak(&u->most, &most, in))
+            ;
+        atomic_fetch_add(&u->holds, 1);
+        if (i % 3 == 0 && async_yield() != 0) return -1;
+        atomic_fetch_sub(&u->holders, 1);
+        CHECK_EQ(async_sem_post(&u->s), 0);
+    }
+    return 0;
+}
+
+Test(sem, four_units_fifty_tasks, .init = rt_start) {
+    static units_t u;
+    ASSERT_VAL(async_sem_init(&u.s, 0, 4), 0);
+    unsigned nw = (unsigned)async_worker_count();
+    async_future_t *t[50];
+    for (int i = 0; i < 50; i++) t[i] = spawn_on(unit_user, &u, 1 + (unsigned)i % nw);
+    ASSERT_VAL(async_await_all(t, 50, NULL, NULL), 0);
+    cr_assert_eq(atomic_load(&u.holds), 50L * 400);
+    cr_assert_leq(atomic_load(&u.most), 4, "more holders than units");
+    cr_assert_eq(value(&u.s), 4, "a unit was lost or made up");
+    ASSERT_VAL(async_sem_destroy(&u.s), 0);
+    rt_stop();
+}
+
+/* Tasks that post and wait again at once take units ahead of a woken waiter,
+ * but a waiter passed over for a millisecond is handed the next unit. */
+static intptr_t unit_hammer(void *arg) {
+    units_t *u = arg;
+    while (!atomic_load(&u->stop)) {
+        for (int k = 0; k < 64; k++) {
+            if (async_await(async_sem_wait(&u->s)) != 0) return -1;
+            atomic_fetch_add(&u->holds, 1);
+            CHECK_EQ(async_sem_post(&u->s), 0);
+        }
+        if (async_yield() != 0) return -1;
+    }
+    return 0;
+}
+
+static intptr_t unit_latecomer(void *arg) {
+    units_t *u = arg;
+    intptr_t r = async_await(async_sem_wait(&u->s));
+    if (r == 0) CHECK_EQ(async_sem_post(&u->s), 0);
+    return r;
+}
+
+Test(sem, a_waiter_does_not_starve_behind_barging_tasks, .init = rt_start) {
+    static units_t u;
+    ASSERT_VAL(async_sem_init(&u.s, 0, 1), 0);
+    unsigned nw = (unsigned)async_worker_count();
+    async_future_t *t[8];
+    for (int i = 0; i < 8; i++) t[i] = spawn_on(unit_hammer, &u, 1 + (unsigned)i % nw);
+    cr_assert(WAIT_UNTIL(atomic_load(&u.holds) > 10000, 5000));
+    for (int round = 0; round < 20; round++) {
+        async_future_t *late = spawn_on(unit_latecomer, &u, nw);
+        /* a generous bound: a starved waiter is handed a unit after about 1 ms */
+        ASSERT_VAL(async_await_timeout(late, 10000), 0);
+    }
+    atomic_store(&u.stop, 1);
+    ASSERT_VAL(async_await_all(t, 8, NULL, NULL), 0);
+    cr_assert_eq(value(&u.s), 1);
+    ASSERT_VAL(async_sem_destroy(&u.s), 0);
     rt_stop();
 }

@@ -38,7 +38,7 @@ int async__gate_spin(async__gate_t *g, const async__gate_ops_t *ops, int kind) {
         async__cpu_relax();
         uint64_t s = atomic_load_explicit(&g->state, memory_order_relaxed), n;
         if (s & (G_STARVING | G_DEAD)) return 0; /* a dead gate: the caller's wait reports it */
-        if (ops->take(s, kind, false, &n) &&
+        if (ops->take(s, kind, &n) &&
             atomic_compare_exchange_weak_explicit(&g->state, &s, n, memory_order_acquire,
                                                   memory_order_relaxed))
             return 1;
@@ -48,14 +48,6 @@ int async__gate_spin(async__gate_t *g, const async__gate_ops_t *ops, int kind) {
 
 /* ---- under g->lock ------------------------------------------------------------- */
 
-static void excl_join(async__gate_t *g) {
-    if (g->nexcl++ == 0) atomic_fetch_or_explicit(&g->state, G_EXCL, memory_order_relaxed);
-}
-
-static void excl_left(async__gate_t *g) {
-    if (--g->nexcl == 0) atomic_fetch_and_explicit(&g->state, ~G_EXCL, memory_order_relaxed);
-}
-
 /* The waiter holds the primitive now: record its result and owner. */
 static void finish(async__gate_t *g, async__sw_t *w) {
     w->state = SW_DONE;
@@ -63,11 +55,6 @@ static void finish(async__gate_t *g, async__sw_t *w) {
     if (w->gops->granted) w->gops->granted(g, w);
 }
 
-/* A waiter that was queued or woken holds the primitive now. */
-static void grant(async__gate_t *g, async__sw_t *w) {
-    if (w->gkind) excl_left(g);
-    finish(g, w);
-}
 
 static void queue_front(async__wq_t *q, async__sw_t *w) {
     w->prev = NULL;
@@ -81,10 +68,19 @@ static void queue_front(async__wq_t *q, async__sw_t *w) {
 
 static void on_retry(async__worker_t *wk, async__msg_t *m);
 
+/* The head `w` may not take the primitive in state `s`. A head that is never
+ * woken (a writer among readers whose holds keep overlapping) must still get
+ * its turn: once it has waited STARVE_NS, the gate starves for it. */
+static void starve_check(async__gate_t *g, async__sw_t *w, uint64_t s) {
+    if (!(s & (G_STARVING | G_WOKEN)) && now_ns() - w->since >= STARVE_NS)
+        atomic_fetch_or_explicit(&g->state, G_STARVING, memory_order_relaxed);
+}
+
 /* Serves the head of the queue while it may take the primitive: a task
  * waiter gets a retry (`*retry`, to post after unlocking; none while one is
  * on its way), a plain thread or a starved head is handed the primitive
- * (pushed on *grants). */
+ * (pushed on *grants). A head that may not take it and has waited STARVE_NS
+ * marks the gate STARVING. */
 static void dispatch(async__gate_t *g, async__sw_t **grants, async__sw_t **retry) {
     async__sw_t *w;
     while ((w = g->q.head)) {
@@ -92,18 +88,25 @@ static void dispatch(async__gate_t *g, async__sw_t **grants, async__sw_t **retry
         uint64_t empty = w->next ? 0 : G_WAITERS; /* WAITERS goes when w leaves */
         if ((s & G_STARVING) || !w->home) {
             do {
-                if (!w->gops->take(s, w->gkind, true, &n)) return;
+                if (!w->gops->take(s, w->gkind, &n)) {
+                    starve_check(g, w, s);
+                    return;
+                }
                 n &= ~(G_STARVING | empty);
             } while (!atomic_compare_exchange_weak_explicit(&g->state, &s, n, memory_order_acquire,
                                                             memory_order_relaxed));
             async__wq_remove(&g->q, w);
-            grant(g, w);
+            finish(g, w);
             w->gnext = *grants;
             *grants = w;
             continue;
         }
         do {
-            if ((s & G_WOKEN) || !w->gops->take(s, w->gkind, true, &n)) return;
+            if (s & G_WOKEN) return;
+            if (!w->gops->take(s, w->gkind, &n)) {
+                starve_check(g, w, s);
+                return;
+            }
             n = (s | G_WOKEN) & ~empty;
         } while (!atomic_compare_exchange_weak_explicit(&g->state, &s, n, memory_order_relaxed,
                                                         memory_order_relaxed));
@@ -136,7 +139,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
     if (async__rt.nworkers > 1)
         for (int i = 0; i < LOCK_SPINS; i++) {
             s = atomic_load_explicit(&g->state, memory_order_relaxed);
-            if (ops->take(s, w->gkind, true, &n)) break;
+            if (ops->take(s, w->gkind, &n)) break;
             async__cpu_relax();
         }
     async__sw_t *grants = NULL, *retry = NULL;
@@ -146,7 +149,6 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
         w->state = SW_DONE;
         w->value = -1;
         done = true;
-        if (w->gkind) excl_left(g);
         /* the release that woke us left the queue to us */
         atomic_fetch_and_explicit(&g->state, ~G_WOKEN, memory_order_relaxed);
         dispatch(g, &grants, &retry);
@@ -154,7 +156,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
         bool starved = now_ns() - w->since >= STARVE_NS, took;
         s = atomic_load_explicit(&g->state, memory_order_relaxed);
         do {
-            took = ops->take(s, w->gkind, true, &n);
+            took = ops->take(s, w->gkind, &n);
             if (took)
                 n &= ~G_WOKEN;
             else
@@ -162,7 +164,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
         } while (!atomic_compare_exchange_weak_explicit(&g->state, &s, n, memory_order_acquire,
                                                         memory_order_relaxed));
         if (took) {
-            grant(g, w);
+            finish(g, w);
             done = true;
             dispatch(g, &grants, &retry); /* the next head may take it too */
         } else {
@@ -200,7 +202,6 @@ static void gate_abort(async__sw_t *w, int err) {
     w->state = SW_DONE;
     w->value = -1;
     w->err = err;
-    if (w->gkind) excl_left(g);
     if (!g->q.head)
         atomic_fetch_and_explicit(&g->state, ~(G_WAITERS | G_STARVING), memory_order_relaxed);
     else
@@ -226,7 +227,7 @@ bool async__gate_enter(async__gate_t *g, const async__gate_ops_t *ops, async__sw
             *err = EINVAL;
             break;
         }
-        if (!(s & G_STARVING) && ops->take(s, w->gkind, false, &n)) {
+        if (!(s & G_STARVING) && ops->take(s, w->gkind, &n)) {
             if (!atomic_compare_exchange_weak_explicit(&g->state, &s, n, memory_order_acquire,
                                                        memory_order_relaxed))
                 continue;
@@ -243,7 +244,6 @@ bool async__gate_enter(async__gate_t *g, const async__gate_ops_t *ops, async__sw
                                                    memory_order_relaxed, memory_order_relaxed))
             continue;
         if (!w->since) w->since = now_ns();
-        if (w->gkind) excl_join(g);
         async__sw_enqueue(w);
         *err = 0;
         return false;

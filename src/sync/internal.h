@@ -87,7 +87,7 @@ struct async__sw {
     struct async__worker *home; /* the waiting task's worker, NULL for a plain thread */
     /* gate.c (mutexes, rwlocks, semaphores): */
     const struct async__gate_ops *gops; /* the primitive's rules */
-    int gkind;                          /* what it waits for: 0, or exclusive (a writer) */
+    int gkind;                          /* what it waits for (read or write), as `take` sees it */
     async__msg_t msg;                   /* the retry sent to `home` */
     uint64_t since;                     /* when it first queued (ns, monotonic) */
 };
@@ -167,37 +167,34 @@ static inline void async__sw_no_cancel_point(async__sw_t *w) {
  *   own worker (WOKEN marks the one retry in flight), where the head takes
  *   it or goes back to the front of the queue; a head that takes it wakes the
  *   next head if that one may also take it (readers, semaphore units);
- * - a head overtaken after waiting STARVE_NS marks the gate STARVING:
+ * - a head overtaken after waiting STARVE_NS (found so by its retry, or by a
+ *   release that cannot let it in) marks the gate STARVING:
  *   newcomers stop barging and the next release hands the primitive straight
  *   to the head, which ends the mode (one hand-off per starved waiter);
  * - a waiter on a plain thread (no worker to retry on) is always handed the
  *   primitive directly.
  *
  * Invariants. The primitive's bits change without `lock` (fast paths) and
- * under it; WAITERS (the queue is not empty), WOKEN, STARVING and EXCL change
- * only under `lock`. STARVING implies WAITERS and no WOKEN. A queue whose head
+ * under it; WAITERS (the queue is not empty), WOKEN and STARVING change only
+ * under `lock`. STARVING implies WAITERS and no WOKEN. A queue whose head
  * `take` would admit implies WOKEN (a retry will look) or a release about to
- * take `lock` and look: so no wake-up is lost. EXCL: a waiter of a non-zero
- * kind (a writer) is queued or on its way to retry (`nexcl` counts them). */
+ * take `lock` and look: so no wake-up is lost. */
 #define G_WAITERS (1ull << 32)
 #define G_WOKEN (1ull << 33)
 #define G_STARVING (1ull << 34)
 #define G_DEAD (1ull << 35)
-#define G_EXCL (1ull << 36)
 #define G_FLAGS (~0ull << 32)
 
 typedef struct async__gate {
     _Atomic uint64_t state;
     async__slock_t lock;
-    uint32_t nexcl; /* waiters of a non-zero kind, under `lock` */
     async__wq_t q;
 } async__gate_t;
 
 typedef struct async__gate_ops {
     /* Whether a caller of `kind` may take the primitive in state `s`, and the
-     * state after it did (*n). `queued`: a woken waiter at the head of the
-     * queue, rather than a newcomer. Pure: called in compare-and-swap loops. */
-    bool (*take)(uint64_t s, int kind, bool queued, uint64_t *n);
+     * state after it did (*n). Pure: called in compare-and-swap loops. */
+    bool (*take)(uint64_t s, int kind, uint64_t *n);
     /* Under `lock`: waiter `w` has taken the primitive (record its owner), or NULL. */
     void (*granted)(async__gate_t *g, async__sw_t *w);
 } async__gate_ops_t;
@@ -208,7 +205,7 @@ static inline int async__gate_try(async__gate_t *g, const async__gate_ops_t *ops
     uint64_t s = atomic_load_explicit(&g->state, memory_order_relaxed), n;
     for (;;) {
         if (s & (G_DEAD | G_STARVING)) return (s & G_DEAD) ? -1 : 0;
-        if (!ops->take(s, kind, false, &n)) return 0;
+        if (!ops->take(s, kind, &n)) return 0;
         if (atomic_compare_exchange_weak_explicit(&g->state, &s, n, memory_order_acquire,
                                                   memory_order_relaxed))
             return 1;

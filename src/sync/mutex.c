@@ -61,9 +61,8 @@ static void take_ownership(mutex_t *mx, void *self, unsigned count) {
     mx->count = count ? count : 1;
 }
 
-static bool take(uint64_t s, int kind, bool queued, uint64_t *n) {
+static bool take(uint64_t s, int kind, uint64_t *n) {
     (void)kind;
-    (void)queued;
     if (s & M_LOCKED) return false;
     *n = s | M_LOCKED;
     return true;

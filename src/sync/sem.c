@@ -32,9 +32,8 @@ int async_sem_init(async_sem_t *sem, int pshared, unsigned value) {
     return 0;
 }
 
-static bool take(uint64_t s, int kind, bool queued, uint64_t *n) {
+static bool take(uint64_t s, int kind, uint64_t *n) {
     (void)kind;
-    (void)queued;
     if (!(s & S_COUNT)) return false;
     *n = s - 1;
     return true;
