@@ -2,7 +2,8 @@
  * Criterion, so that they also run under ThreadSanitizer (see tests/stress.h
  * for why Criterion cannot): mutex hand-offs racing cancels and timeouts,
  * semaphores racing cancels, channels with many senders and receivers,
- * condition variables, rwlocks, and a resource pool shared by tasks.
+ * condition variables, rwlocks, a resource pool shared by tasks, and rwlock
+ * and semaphore waits racing barging, cancels and timeouts.
  *
  *   stress_sync [SCALE]   SCALE divides the iteration counts (default 1)
  *
@@ -216,6 +217,67 @@ static void pool_scenario(void) {
     CHECK(atomic_load(&objs_alive) == 0);
 }
 
+/* ---- 6. rwlock and semaphore with barging: plain data they guard, waits
+ * cancelled and timed out, tasks on every worker and a plain thread ---- */
+static async_rwlock_t brw = ASYNC_RWLOCK_INITIALIZER;
+static long brw_a, brw_b; /* written under the write lock, equal under any lock */
+static atomic_long brw_writes;
+static async_sem_t bsem; /* one unit: a lock around bsem_count */
+static long bsem_count;
+static atomic_long bsem_wins;
+
+static intptr_t barger(void *arg) {
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i < 3000 / scale; i++) {
+        bool write = i % 4 == id % 4;
+        async_future_t *f = write ? async_rwlock_wrlock(&brw) : async_rwlock_rdlock(&brw);
+        if (i % 9 == id % 9) async_cancel(f); /* may race a retry or a hand-off */
+        intptr_t r = (i % 7 == 0) ? async_await_timeout(f, 0) : async_await(f);
+        if (r == 0) {
+            if (write) {
+                brw_a++;
+                brw_b++;
+                atomic_fetch_add(&brw_writes, 1);
+            } else {
+                CHECK(brw_a == brw_b);
+            }
+            if (i % 13 == 0) async_yield();
+            CHECK(async_rwlock_unlock(&brw) == 0);
+        } else {
+            CHECK(errno == ECANCELED || errno == ETIMEDOUT);
+        }
+        f = async_sem_wait(&bsem);
+        if (i % 10 == id % 10) async_cancel(f);
+        if (async_await(f) == 0) {
+            bsem_count++;
+            atomic_fetch_add(&bsem_wins, 1);
+            if (i % 11 == 0) async_yield();
+            CHECK(async_sem_post(&bsem) == 0);
+        } else {
+            CHECK(errno == ECANCELED);
+        }
+    }
+    return 0;
+}
+
+static void *barger_thread(void *arg) { return (void *)barger(arg); }
+
+static void barging_scenario(void) {
+    CHECK(async_sem_init(&bsem, 0, 1) == 0);
+    async_future_t *t[8];
+    for (int i = 0; i < 8; i++) t[i] = spawn_on(barger, (void *)(intptr_t)i, (unsigned)i);
+    pthread_t th;
+    pthread_create(&th, NULL, barger_thread, (void *)(intptr_t)9);
+    CHECK(async_await_all(t, 8, NULL, NULL) == 0);
+    pthread_join(th, NULL);
+    CHECK(brw_a == atomic_load(&brw_writes) && brw_b == brw_a);
+    CHECK(bsem_count == atomic_load(&bsem_wins));
+    int v = -1;
+    CHECK(async_sem_getvalue(&bsem, &v) == 0 && v == 1);
+    CHECK(async_sem_destroy(&bsem) == 0);
+    CHECK(async_rwlock_destroy(&brw) == 0);
+}
+
 static void chan_rendezvous(void) { chan_scenario(0); }
 static void chan_capacity_1(void) { chan_scenario(1); }
 static void chan_capacity_8(void) { chan_scenario(8); }
@@ -227,6 +289,7 @@ int main(int argc, char **argv) {
         {"sem", sem_scenario},
         {"cond+rwlock", cond_scenario},
         {"pool", pool_scenario},
+        {"rwlock+sem barging", barging_scenario},
         {"chan_rendezvous", chan_rendezvous},
         {"chan_capacity_1", chan_capacity_1},
         {"chan_capacity_8", chan_capacity_8},
