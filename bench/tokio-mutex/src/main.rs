@@ -6,13 +6,16 @@
 //!                mutex, critical sections of ~50 ns and ~1 us (the same
 //!                calibrated multiply chain), back to back or with a yield
 //!                between holds, and the pipeline (16 holds, then a yield).
+//!                The rwlock and semaphore rows of bench/mutex.c follow, on
+//!                tokio::sync::RwLock (read-mostly and write-heavy) and
+//!                tokio::sync::Semaphore (4 permits, held across a yield or not).
 //! Usage: tokio-mutex [ITERS] (default 2,000,000; a tenth per task under
 //! contention). Env THREADS: workers and tasks (default 2); TABLE=0 skips the table.
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, RwLock, Semaphore};
 
 static SINK: AtomicU64 = AtomicU64::new(1);
 
@@ -87,6 +90,65 @@ fn table(t: usize) {
     }
 }
 
+/// bench/mutex.c's rw_table: (name, section, writes in 10 or -1 for the
+/// semaphore, yield while holding a permit, holds per task); every task also
+/// yields after each hold.
+fn rw_table(t: usize) {
+    let (i50, i1us) = calibrate();
+    let shapes: [(&str, u64, i64, bool, i64); 4] = [
+        ("rw_read90", i1us, 1, false, 1000),
+        ("rw_write90", i50, 9, false, 10000),
+        ("sem4", i1us, -1, false, 1000),
+        ("sem4+await", i1us, -1, true, 1000),
+    ];
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(t).build().expect("runtime");
+    for (name, section, writes, hold_await, holds) in shapes {
+        let ns = rt.block_on(async move {
+            let rw = Arc::new(RwLock::new((0i64, 0i64)));
+            let sem = Arc::new(Semaphore::new(4));
+            let t0 = Instant::now();
+            let handles: Vec<_> = (0..TABLE_TASKS as i64)
+                .map(|id| {
+                    let rw = rw.clone();
+                    let sem = sem.clone();
+                    tokio::spawn(async move {
+                        for i in 0..holds {
+                            if writes < 0 {
+                                let p = sem.acquire().await.expect("permit");
+                                section_work(section);
+                                if hold_await {
+                                    tokio::task::yield_now().await;
+                                }
+                                drop(p);
+                            } else if (i + id) % 10 < writes {
+                                let mut g = rw.write().await;
+                                section_work(section);
+                                g.0 += 1;
+                                g.1 += 1;
+                            } else {
+                                let g = rw.read().await;
+                                section_work(section);
+                                assert_eq!(g.0, g.1);
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.await.expect("task");
+            }
+            let total = TABLE_TASKS as i64 * holds;
+            let ns = t0.elapsed().as_nanos() as f64 / total as f64;
+            if writes >= 0 {
+                assert_eq!(rw.read().await.0, total / 10 * writes);
+            }
+            ns
+        });
+        println!("RESULT mutex table workers={} shape={} tokio_ns={:.1}", t, name, ns);
+    }
+}
+
 async fn lock_loop(m: &Mutex<i64>, n: i64) {
     for _ in 0..n {
         let mut g = m.lock().await;
@@ -132,5 +194,6 @@ fn main() {
     println!("RESULT mutex tasks workers={} tokio_ns={:.1}", t, tasks);
     if std::env::var("TABLE").map(|v| v != "0").unwrap_or(true) {
         table(t);
+        rw_table(t);
     }
 }
