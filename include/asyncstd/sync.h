@@ -28,18 +28,18 @@ extern "C" {
  * without allocating, so `async_await(async_mutex_lock(&m))` costs a few
  * atomic operations.
  *
- * Waiters are served first come, first served, with one exception: a mutex
- * lets a running caller take it while its oldest waiter is being woken (as
- * pthread and Go mutexes do), and hands itself directly to a waiter that has
- * been passed over for a millisecond, so no waiter starves (docs/sync.md has
- * the details and the costs).
+ * Waiters are served first come, first served, with one exception: a mutex,
+ * rwlock or semaphore lets a running caller take it while its oldest waiter
+ * is being woken (as pthread and Go mutexes do), and hands itself directly to
+ * a waiter that has been passed over for a millisecond, so no waiter starves
+ * (docs/sync.md has the details and the costs).
  *
  * Cancellation points are those of pthreads(7). The task's cancellation
- * (async_cancel() on the task) ends semaphore, condition, barrier, wait-group,
- * channel and pool waits with ECANCELED, but not lock waits: a cancelled
- * task's async_mutex_lock() and rwlock locks complete, as pthread_mutex_lock()
- * is no cancellation point, and the cancellation acts at the task's next
- * cancellation point. A wait's own future can always be cancelled
+ * (async_cancel() on the task) ends semaphore, condition, wait-group, channel
+ * and pool waits with ECANCELED, but not lock or barrier waits: a cancelled
+ * task's async_mutex_lock(), rwlock locks and async_barrier_wait() complete,
+ * as pthread_mutex_lock() and pthread_barrier_wait() are no cancellation
+ * points, and the cancellation acts at the task's next cancellation point. A wait's own future can always be cancelled
  * (async_cancel() on it, async_await_timeout()), and the timed variants
  * expire; either way the primitive stays consistent. A wait that was granted
  * at the moment it was cancelled keeps the grant and reports success: so
@@ -187,9 +187,19 @@ typedef struct async_rwlock {
 /**
  * Async equivalent of pthread_rwlock_init(3).
  *
- * Requests are served in arrival order: a reader that comes after a waiting
- * writer waits for it, so writers do not starve; consecutive readers at the
- * head of the queue are granted together.
+ * Readers are preferred, as by glibc's default rwlock
+ * (PTHREAD_RWLOCK_PREFER_READER_NP), but no waiter starves. A read lock is
+ * granted whenever no writer holds the lock, even while writers wait; a write
+ * lock whenever nobody holds it, even while readers wait (a newcomer may take
+ * it ahead of queued waiters, as with async_mutex_lock()). Queued waiters are
+ * woken in arrival order, and a woken reader lets the readers queued after it
+ * in. A waiter (reader or writer) kept out for a millisecond stops every new
+ * lock: the holders drain and the lock is handed to it. So a writer among
+ * readers whose holds overlap without pause waits about a millisecond plus the
+ * longest read hold in progress, where glibc's default can keep it out
+ * forever; unlike PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP, new readers do
+ * not queue behind every waiting writer (each such wait costs a task switch,
+ * and made write-heavy use several times slower: bench/RESULTS.md).
  *
  * \param rw    the lock.
  * \param attr  NULL, or a `const pthread_rwlockattr_t *` (only the
@@ -397,8 +407,11 @@ ASYNC_EXTERN int async_sem_init(async_sem_t *sem, int pshared, unsigned value);
 /**
  * Async equivalent of sem_wait(3).
  *
- * Decrements at once when the value is positive and nobody is queued (a
- * settled future, no allocation); otherwise waits its turn.
+ * Decrements at once when the value is positive (a settled future, no
+ * allocation), even when waiters are queued: they are being woken, and a
+ * running caller may take the unit first, as with sem_wait(3). Otherwise
+ * waits; a waiter passed over for a millisecond is handed the next unit.
+ * A cancellation point.
  *
  * \param sem  the semaphore.
  * \return a future with value 0, or -1 with `errno` EINVAL or ECANCELED; NULL
@@ -410,7 +423,8 @@ ASYNC_EXTERN async_future_t *async_sem_wait(async_sem_t *sem) ASYNC_WARN_UNUSED;
  * Async equivalent of sem_trywait(3).
  *
  * \param sem  the semaphore.
- * \return 0, or -1 with `errno` EAGAIN (value 0 or waiters queued) or EINVAL.
+ * \return 0, or -1 with `errno` EAGAIN (value 0, or a starved waiter is owed
+ *         the next unit) or EINVAL.
  */
 ASYNC_EXTERN int async_sem_trywait(async_sem_t *sem);
 
@@ -426,7 +440,9 @@ ASYNC_EXTERN async_future_t *async_sem_timedwait(async_sem_t *sem,
                                                  const struct timespec *abstime) ASYNC_WARN_UNUSED;
 
 /**
- * Async equivalent of sem_post(3): wakes the oldest waiter, or increments.
+ * Async equivalent of sem_post(3): increments, and wakes the oldest waiter
+ * (on a plain thread, or passed over for a millisecond, it is handed the unit
+ * directly).
  *
  * \param sem  the semaphore.
  * \return 0, or -1 with `errno` EINVAL or EOVERFLOW (the value is at
@@ -479,13 +495,17 @@ ASYNC_EXTERN int async_barrier_init(async_barrier_t *b, const void *attr, unsign
  * Async equivalent of pthread_barrier_wait(3).
  *
  * The future settles when `count` waits have arrived; the last arrival gets a
- * settled future at once. A cancelled wait takes back its arrival, so the
- * round then needs one more.
+ * settled future at once.
+ *
+ * Not a cancellation point, as pthread_barrier_wait() is none (pthreads(7)):
+ * in a cancelled task the await goes on until the round completes. Cancelling
+ * the future itself (async_cancel() on it, async_await_timeout()) stops the
+ * wait and takes back its arrival, so the round then needs one more.
  *
  * \param b  the barrier.
  * \return a future with value ASYNC_BARRIER_SERIAL_THREAD for one waiter of
  *         the round and 0 for the others, or -1 with `errno` EINVAL or
- *         ECANCELED; NULL with ENOMEM.
+ *         ECANCELED (the future was cancelled); NULL with ENOMEM.
  */
 ASYNC_EXTERN async_future_t *async_barrier_wait(async_barrier_t *b) ASYNC_WARN_UNUSED;
 
