@@ -77,6 +77,60 @@ static double async_loop(long n) {
     return (double)(now_ns() - t0);
 }
 
+/* Uncontended rwlock and semaphore: one plain thread, lock+unlock (wait+post). */
+enum { U_PRD, U_ARD, U_PWR, U_AWR, U_PSEM, U_ASEM, U_KINDS };
+static const char *const unc_names[U_KINDS] = {"pthread_rdlock", "async_rdlock", "pthread_wrlock",
+                                               "async_wrlock",   "sem_t",        "async_sem"};
+static async_rwlock_t unc_arw = ASYNC_RWLOCK_INITIALIZER;
+static pthread_rwlock_t unc_prw = PTHREAD_RWLOCK_INITIALIZER;
+static async_sem_t unc_asem;
+static sem_t unc_psem;
+
+static double unc_loop(int kind, long n) {
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        switch (kind) {
+        case U_PRD:
+            pthread_rwlock_rdlock(&unc_prw);
+            pthread_rwlock_unlock(&unc_prw);
+            break;
+        case U_ARD:
+            if (async_await(async_rwlock_rdlock(&unc_arw)) != 0) fail("async_rwlock_rdlock");
+            async_rwlock_unlock(&unc_arw);
+            break;
+        case U_PWR:
+            pthread_rwlock_wrlock(&unc_prw);
+            pthread_rwlock_unlock(&unc_prw);
+            break;
+        case U_AWR:
+            if (async_await(async_rwlock_wrlock(&unc_arw)) != 0) fail("async_rwlock_wrlock");
+            async_rwlock_unlock(&unc_arw);
+            break;
+        case U_PSEM:
+            sem_wait(&unc_psem);
+            sem_post(&unc_psem);
+            break;
+        default:
+            if (async_await(async_sem_wait(&unc_asem)) != 0) fail("async_sem_wait");
+            async_sem_post(&unc_asem);
+            break;
+        }
+    }
+    return (double)(now_ns() - t0) / (double)n;
+}
+
+static void uncontended_others(long n) {
+    async_sem_init(&unc_asem, 0, 1);
+    sem_init(&unc_psem, 0, 1);
+    printf("RESULT rwlock+sem uncontended");
+    for (int k = 0; k < U_KINDS; k++) {
+        unc_loop(k, n / 10); /* warm up */
+        printf(" %s_ns=%.1f", unc_names[k], unc_loop(k, n));
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
 static void *pthread_thread(void *arg) {
     (void)arg;
     pthread_loop(iters);
@@ -466,6 +520,7 @@ int main(int argc, char **argv) {
            a_con, a_con / p_con);
     printf("RESULT mutex tasks workers=%u async_ns=%.1f\n", t, a_tasks);
     fflush(stdout);
+    uncontended_others(n);
     handoff(1, 1, "same_worker");
     if (t > 1) handoff(1, 2, "cross_worker");
     fflush(stdout);
