@@ -201,6 +201,12 @@ typedef struct async_rwlock {
  * not queue behind every waiting writer (each such wait costs a task switch,
  * and made write-heavy use several times slower: bench/RESULTS.md).
  *
+ * So a caller that already holds a read lock and asks for another may wait
+ * behind a starved writer that waits for it: do not take read locks
+ * recursively (POSIX leaves it implementation-defined whether such a read
+ * lock is granted while writers wait; glibc's writer-preferring kind has the
+ * same rule).
+ *
  * \param rw    the lock.
  * \param attr  NULL, or a `const pthread_rwlockattr_t *` (only the
  *              process-shared setting is looked at). Typed `const void *`

@@ -68,20 +68,25 @@ static void queue_front(async__wq_t *q, async__sw_t *w) {
 
 static void on_retry(async__worker_t *wk, async__msg_t *m);
 
-/* The head `w` may not take the primitive in state `s`. A head that is never
- * woken (a writer among readers whose holds keep overlapping) must still get
- * its turn: once it has waited STARVE_NS, the gate starves for it. */
+/* The head `w` may not take the primitive in state `s`, at a release. A head
+ * of kind 0 (a mutex or semaphore waiter, a reader) is let in by the release
+ * of what it waits for, so it is woken and its retry finds out whether it
+ * starves (Go's rule). A writer among readers whose holds keep overlapping is
+ * never woken, and a plain thread is never retried (a barger can take what a
+ * release freed before the release hands it over), yet each must get its
+ * turn: once it has waited STARVE_NS, the gate starves for it. */
 static void starve_check(async__gate_t *g, async__sw_t *w, uint64_t s) {
-    if (!(s & (G_STARVING | G_WOKEN)) && now_ns() - w->since >= STARVE_NS)
+    if ((w->gkind || !w->home) && !(s & (G_STARVING | G_WOKEN)) && now_ns() - w->since >= STARVE_NS)
         atomic_fetch_or_explicit(&g->state, G_STARVING, memory_order_relaxed);
 }
 
 /* Serves the head of the queue while it may take the primitive: a task
  * waiter gets a retry (`*retry`, to post after unlocking; none while one is
  * on its way), a plain thread or a starved head is handed the primitive
- * (pushed on *grants). A head that may not take it and has waited STARVE_NS
- * marks the gate STARVING. */
-static void dispatch(async__gate_t *g, async__sw_t **grants, async__sw_t **retry) {
+ * (pushed on *grants). At a release (`release`), a writer or plain thread at
+ * the head that may not take it and has waited STARVE_NS marks the gate
+ * STARVING. */
+static void dispatch(async__gate_t *g, async__sw_t **grants, async__sw_t **retry, bool release) {
     async__sw_t *w;
     while ((w = g->q.head)) {
         uint64_t s = atomic_load_explicit(&g->state, memory_order_relaxed), n;
@@ -89,7 +94,7 @@ static void dispatch(async__gate_t *g, async__sw_t **grants, async__sw_t **retry
         if ((s & G_STARVING) || !w->home) {
             do {
                 if (!w->gops->take(s, w->gkind, &n)) {
-                    starve_check(g, w, s);
+                    if (release) starve_check(g, w, s);
                     return;
                 }
                 n &= ~(G_STARVING | empty);
@@ -104,7 +109,7 @@ static void dispatch(async__gate_t *g, async__sw_t **grants, async__sw_t **retry
         do {
             if (s & G_WOKEN) return;
             if (!w->gops->take(s, w->gkind, &n)) {
-                starve_check(g, w, s);
+                if (release) starve_check(g, w, s);
                 return;
             }
             n = (s | G_WOKEN) & ~empty;
@@ -151,7 +156,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
         done = true;
         /* the release that woke us left the queue to us */
         atomic_fetch_and_explicit(&g->state, ~G_WOKEN, memory_order_relaxed);
-        dispatch(g, &grants, &retry);
+        dispatch(g, &grants, &retry, false);
     } else {
         bool starved = now_ns() - w->since >= STARVE_NS, took;
         s = atomic_load_explicit(&g->state, memory_order_relaxed);
@@ -166,7 +171,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
         if (took) {
             finish(g, w);
             done = true;
-            dispatch(g, &grants, &retry); /* the next head may take it too */
+            dispatch(g, &grants, &retry, false); /* the next head may take it too */
         } else {
             queue_front(&g->q, w);
             w->state = SW_QUEUED;
@@ -205,7 +210,7 @@ static void gate_abort(async__sw_t *w, int err) {
     if (!g->q.head)
         atomic_fetch_and_explicit(&g->state, ~(G_WAITERS | G_STARVING), memory_order_relaxed);
     else
-        dispatch(g, &grants, &retry); /* a reader behind a writer that left may go */
+        dispatch(g, &grants, &retry, false); /* a reader behind a writer that left may go */
     async__slock_unlock(&g->lock);
     complete_all(w, grants, retry);
 }
@@ -266,7 +271,7 @@ async_future_t *async__gate_wait(async__gate_t *g, const async__gate_ops_t *ops,
 void async__gate_released(async__gate_t *g) {
     async__sw_t *grants = NULL, *retry = NULL;
     async__slock_lock(&g->lock);
-    dispatch(g, &grants, &retry);
+    dispatch(g, &grants, &retry, true);
     async__slock_unlock(&g->lock);
     complete_all(NULL, grants, retry);
 }

@@ -87,9 +87,9 @@ struct async__sw {
     struct async__worker *home; /* the waiting task's worker, NULL for a plain thread */
     /* gate.c (mutexes, rwlocks, semaphores): */
     const struct async__gate_ops *gops; /* the primitive's rules */
-    int gkind;                          /* what it waits for (read or write), as `take` sees it */
-    async__msg_t msg;                   /* the retry sent to `home` */
-    uint64_t since;                     /* when it first queued (ns, monotonic) */
+    int gkind;        /* what it waits for, as `take` sees it: 0, or a writer (see starve_check) */
+    async__msg_t msg; /* the retry sent to `home` */
+    uint64_t since;   /* when it first queued (ns, monotonic) */
 };
 
 void async__wq_push(async__wq_t *q, async__sw_t *w);
@@ -167,8 +167,8 @@ static inline void async__sw_no_cancel_point(async__sw_t *w) {
  *   own worker (WOKEN marks the one retry in flight), where the head takes
  *   it or goes back to the front of the queue; a head that takes it wakes the
  *   next head if that one may also take it (readers, semaphore units);
- * - a head overtaken after waiting STARVE_NS (found so by its retry, or by a
- *   release that cannot let it in) marks the gate STARVING:
+ * - a head overtaken after waiting STARVE_NS (found so by its retry, or, for
+ *   a writer that readers keep out, by a release) marks the gate STARVING:
  *   newcomers stop barging and the next release hands the primitive straight
  *   to the head, which ends the mode (one hand-off per starved waiter);
  * - a waiter on a plain thread (no worker to retry on) is always handed the
