@@ -268,9 +268,10 @@ async_future_t *async__gate_wait(async__gate_t *g, const async__gate_ops_t *ops,
     return &w->future;
 }
 
-void async__gate_released(async__gate_t *g) {
+void async__gate_release(async__gate_t *g, int64_t delta) {
     async__sw_t *grants = NULL, *retry = NULL;
     async__slock_lock(&g->lock);
+    atomic_fetch_add_explicit(&g->state, (uint64_t)delta, memory_order_release);
     dispatch(g, &grants, &retry, true);
     async__slock_unlock(&g->lock);
     complete_all(NULL, grants, retry);

@@ -227,8 +227,13 @@ bool async__gate_enter(async__gate_t *g, const async__gate_ops_t *ops, async__sw
 static inline bool async__gate_must_look(uint64_t s) {
     return (s & G_STARVING) || (s & (G_WAITERS | G_WOKEN)) == G_WAITERS;
 }
-/* The look: wakes or hands the primitive to the head of the queue. */
-void async__gate_released(async__gate_t *g);
+/* A release that must look (async__gate_must_look of the state it leaves),
+ * under the gate's lock: adds `delta` to the state (letting the primitive
+ * go), then looks. Letting go only once the lock is held keeps bargers from
+ * taking the primitive in the window before the look, which woke the head
+ * for nothing: the mutex's 50 ns + await row ran 1.5x pthread's time that
+ * way, 1.0x this way (bench/RESULTS.md). */
+void async__gate_release(async__gate_t *g, int64_t delta);
 
 /* Internal entry points shared between primitives. */
 async_future_t *async__sem_wait_ms(async_sem_t *sem, int64_t ms); /* ms < 0: no limit */

@@ -158,8 +158,7 @@ static int release(mutex_t *mx) {
     if (ASYNC_LIKELY(atomic_compare_exchange_strong_explicit(
             &mx->g.state, &s, 0, memory_order_release, memory_order_relaxed)))
         return 0;
-    uint64_t n;
-    do {
+    for (;;) {
         if (s & G_DEAD) {
             errno = EINVAL;
             return -1;
@@ -168,10 +167,13 @@ static int release(mutex_t *mx) {
             errno = EPERM;
             return -1;
         }
-        n = s & ~(uint64_t)M_LOCKED;
-    } while (!atomic_compare_exchange_weak_explicit(&mx->g.state, &s, n, memory_order_release,
-                                                    memory_order_relaxed));
-    if (async__gate_must_look(n)) async__gate_released(&mx->g);
+        uint64_t n = s & ~(uint64_t)M_LOCKED;
+        if (async__gate_must_look(n)) break;
+        if (atomic_compare_exchange_weak_explicit(&mx->g.state, &s, n, memory_order_release,
+                                                  memory_order_relaxed))
+            return 0;
+    }
+    async__gate_release(&mx->g, -M_LOCKED); /* LOCKED is ours: nobody else clears it */
     return 0;
 }
 

@@ -147,24 +147,29 @@ int async_rwlock_unlock(async_rwlock_t *rw) {
         errno = EINVAL;
         return -1;
     }
+    uint64_t mine;       /* what this unlock gives back */
     if (s & RW_WRITER) { /* only its holder clears the writer bit */
         if (atomic_load_explicit(&r->writer, memory_order_relaxed) != async__sync_self()) {
             errno = EPERM;
             return -1;
         }
         atomic_store_explicit(&r->writer, NULL, memory_order_relaxed);
-        n = atomic_fetch_and_explicit(&r->g.state, ~RW_WRITER, memory_order_release) & ~RW_WRITER;
+        mine = RW_WRITER;
     } else {
-        do {
-            if (!(s & RW_READERS)) {
-                errno = EPERM;
-                return -1;
-            }
-            n = s - 1;
-        } while (!atomic_compare_exchange_weak_explicit(&r->g.state, &s, n, memory_order_release,
-                                                        memory_order_relaxed));
+        mine = 1;
     }
-    if (async__gate_must_look(n)) async__gate_released(&r->g);
+    for (;;) {
+        if (!(s & (mine == 1 ? RW_READERS : RW_WRITER))) {
+            errno = EPERM;
+            return -1;
+        }
+        n = s - mine;
+        if (async__gate_must_look(n)) break;
+        if (atomic_compare_exchange_weak_explicit(&r->g.state, &s, n, memory_order_release,
+                                                  memory_order_relaxed))
+            return 0;
+    }
+    async__gate_release(&r->g, -(int64_t)mine);
     return 0;
 }
 

@@ -87,20 +87,23 @@ int async_sem_post(async_sem_t *sem) {
         return -1;
     }
     sem_impl_t *s = (sem_impl_t *)sem;
-    uint64_t v = atomic_load_explicit(&s->g.state, memory_order_relaxed), n;
-    do {
+    uint64_t v = atomic_load_explicit(&s->g.state, memory_order_relaxed);
+    for (;;) {
         if (v & G_DEAD) {
             errno = EINVAL;
             return -1;
         }
+        /* (with waiters queued the count is about 0, far from the maximum) */
         if ((v & S_COUNT) == ASYNC_SEM_VALUE_MAX) {
             errno = EOVERFLOW;
             return -1;
         }
-        n = v + 1;
-    } while (!atomic_compare_exchange_weak_explicit(&s->g.state, &v, n, memory_order_release,
-                                                    memory_order_relaxed));
-    if (async__gate_must_look(n)) async__gate_released(&s->g);
+        if (async__gate_must_look(v + 1)) break;
+        if (atomic_compare_exchange_weak_explicit(&s->g.state, &v, v + 1, memory_order_release,
+                                                  memory_order_relaxed))
+            return 0;
+    }
+    async__gate_release(&s->g, 1);
     return 0;
 }
 
