@@ -39,12 +39,13 @@ extern "C" {
  * and pool waits with ECANCELED, but not lock or barrier waits: a cancelled
  * task's async_mutex_lock(), rwlock locks and async_barrier_wait() complete,
  * as pthread_mutex_lock() and pthread_barrier_wait() are no cancellation
- * points, and the cancellation acts at the task's next cancellation point. A wait's own future can always be cancelled
- * (async_cancel() on it, async_await_timeout()), and the timed variants
- * expire; either way the primitive stays consistent. A wait that was granted
- * at the moment it was cancelled keeps the grant and reports success: so
- * after async_cancel(), always await the future and check what it says (a
- * lock you were granted must still be unlocked).
+ * points, and the cancellation acts at the task's next cancellation point.
+ * A wait's own future can always be cancelled (async_cancel() on it,
+ * async_await_timeout()), and the timed variants expire; either way the
+ * primitive stays consistent. A wait that was granted at the moment it was
+ * cancelled keeps the grant and reports success: so after async_cancel(),
+ * always await the future and check what it says (a lock you were granted
+ * must still be unlocked).
  *
  * Unlike the pthread functions, which return an error number, these return
  * -1 and set `errno`, like the rest of asyncstd. The types have a fixed size
