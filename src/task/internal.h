@@ -15,6 +15,7 @@
 
 #include "asyncstd/future.h"
 #include "asyncstd/task.h"
+#include "list.h"
 
 
 #define ASYNC_CONTAINER_OF(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
@@ -173,7 +174,7 @@ typedef struct async__task {
     async__ctx_t ctx;
     async__stack_t *stack;                /* NULL until the task first runs */
     struct async__worker *_Atomic worker; /* changes only while unstarted (stealing) */
-    struct async__task *prev, *next;      /* the worker's list of live tasks */
+    async__node_t live;                   /* in its worker's list of live tasks */
     async_task_fn fn;
     void *arg;
     void (*free_arg)(void *); /* async__spawn_owned: called once as the task ends */
@@ -245,7 +246,7 @@ typedef struct async__worker {
     bool woken_by_inbox;         /* the last wake-up from the loop came with messages */
     uint64_t last_poll_ns;       /* uv_hrtime() of the last poll made while tasks were ready */
     async__task_t *current;      /* the task running now, or NULL */
-    async__task_t *tasks;        /* live tasks that were handed to this worker */
+    async__list_t tasks;         /* live tasks that were handed to this worker */
     async__ctx_t sched;          /* the worker thread's own context */
     async__stack_t *stack_cache; /* free stacks of the default size */
     void *obj_cache[3];          /* free objects per class (alloc.c) */
@@ -325,8 +326,8 @@ void async__runtime_task_ended(void);
 enum { ASYNC_POOL_FS = 0, ASYNC_POOL_USER = 1 };
 
 typedef struct async__job {
-    async_future_t future; /* first */
-    struct async__job *next, *prev;
+    async_future_t future;                  /* first */
+    async__node_t node;                     /* in its pool queue (fs ops: in op.c's queue) */
     intptr_t (*work)(struct async__job *j); /* runs on a pool thread; -1 + errno for failure */
     int kind;
     int state; /* queued, running, done */
@@ -360,10 +361,10 @@ struct async__io_op {
     async_future_t future; /* first: the op is its own future */
     async__msg_t msg;      /* start message (plain threads) */
     async__msg_t cancel_msg;
-    struct async__io_op *next, *prev; /* the fd's parked ops, per direction */
-    struct async__worker *worker;     /* where it parks; set before anyone can cancel */
-    int state;                        /* io.c's OP_* */
-    bool small;                       /* from ASYNC_OBJ_SMALL, else malloc */
+    async__node_t node;           /* in its fd's parked ops of its direction */
+    struct async__worker *worker; /* where it parks; set before anyone can cancel */
+    int state;                    /* io.c's OP_* */
+    bool small;                   /* from ASYNC_OBJ_SMALL, else malloc */
     int fd;
     int events; /* ASYNC_IO_READ or ASYNC_IO_WRITE */
     async__io_attempt_fn attempt;

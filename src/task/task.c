@@ -57,21 +57,6 @@ async__task_t *async__task_current(void) {
     return w ? w->current : NULL;
 }
 
-static void list_add(async__worker_t *w, async__task_t *t) {
-    t->prev = NULL;
-    t->next = w->tasks;
-    if (w->tasks) w->tasks->prev = t;
-    w->tasks = t;
-}
-
-static void list_remove(async__worker_t *w, async__task_t *t) {
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        w->tasks = t->next;
-    if (t->next) t->next->prev = t->prev;
-}
-
 /* Queues an unstarted task on its worker (this thread): pinned tasks on the
  * private run queue, others where idle workers may steal them. */
 static void enqueue_new(async__worker_t *w, async__task_t *t) {
@@ -128,7 +113,7 @@ static void task_entry(void) {
 
 static void task_finish(async__worker_t *w, async__task_t *t, intptr_t v, int err) {
     if (t->stack) {
-        list_remove(w, t);
+        async__list_remove(&w->tasks, &t->live);
         async__fiber_destroy(&t->ctx);
         async__stack_put(w, t->stack);
         t->stack = NULL;
@@ -161,7 +146,7 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
             return;
         }
         async__fiber_make(&t->ctx, t->stack->lo, t->stack->size, task_entry);
-        list_add(w, t);
+        async__list_push_front(&w->tasks, &t->live);
     }
     atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
     w->current = t;
@@ -184,7 +169,8 @@ void async__task_suspend(async__task_t *t) {
 }
 
 void async__task_cancel_all(async__worker_t *w) {
-    for (async__task_t *t = w->tasks; t; t = t->next) {
+    async__list_foreach(n, &w->tasks) {
+        async__task_t *t = async__list_entry(n, async__task_t, live);
         atomic_store_explicit(&t->cancel_requested, 1, memory_order_release);
         if (atomic_load_explicit(&t->state, memory_order_relaxed) == T_WAITING && t->waiting &&
             !t->cancel_disabled &&
