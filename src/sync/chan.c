@@ -64,7 +64,8 @@ static inline void copy(void *dst, const void *src, size_t n) {
         memcpy(dst, src, n);
 }
 
-/* Under the lock: room for one more buffered item (growing an unbounded ring). */
+/* Under the lock: room for one more buffered item (growing an unbounded ring).
+ * 0 made, -1 full (the sender must wait), or ENOMEM. */
 static int make_room(async_chan_t *c) {
     if (c->len < c->slots) return 0;
     if (c->cap != ASYNC_CHAN_UNBOUNDED) return -1;

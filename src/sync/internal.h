@@ -158,8 +158,12 @@ async_future_t *async__sem_wait_ms(async_sem_t *sem, int64_t ms); /* ms < 0: no 
  * true if acquired at once (w is then not queued). */
 bool async__mutex_acquire_for(async_mutex_t *m, async__sw_t *w);
 /* Unlock for a cond wait: fully releases the mutex (any recursion count is
- * returned in *count, and given back when the waiter retakes it). */
+ * returned in *count, and given back when the waiter retakes it). 0, or -1
+ * with async_mutex_unlock()'s errno. */
 int async__mutex_release_all(async_mutex_t *m, unsigned *count);
+/* 0 if the caller may wait on a cond with `m` (it holds it), else the errno
+ * to settle the wait with: EPERM (not held, or held by another), EINVAL
+ * (destroyed). */
 int async__mutex_check_held(async_mutex_t *m);
 
 #endif

@@ -1,7 +1,24 @@
 /* Private declarations of the core: futures, tasks, fibers, stacks, workers,
- * the blocking pool and timers. Never installed. Inside the library errors
- * travel as positive errno values in a future's `err`; they become `errno`
- * only where an await returns. */
+ * the blocking pool and timers. Never installed.
+ *
+ * How internal functions report errors (every module follows this):
+ *  - An error on its way to a future is a positive errno value: a future's
+ *    `err`, an `int *err` out-parameter, or the return of a function that
+ *    gives "0 or an errno" (async__race_add, async__net_set_nonblock,
+ *    async__fs_dirbuf_fill). It becomes `errno` only where an await returns.
+ *    A function that can also say "not now" returns -1 for that, which is
+ *    then not an error ("0 done, -1 must wait, or an errno": the sync
+ *    module's try_* helpers).
+ *  - A function shaped like a libc call reports as libc does: -1 (or NULL
+ *    for a pointer) with `errno` set. That is the blocking work run on pool
+ *    threads (the pool reads errno right after, on the same thread), the
+ *    constructors (NULL + ENOMEM), and helpers whose caller is a public call
+ *    that itself returns -1/NULL with errno.
+ * The rule for which: a positive errno when the error outlives other calls
+ * before it is reported (settles, unlocks, frees, user callbacks: any of them
+ * may overwrite errno), errno when the caller reports it at once. Negative
+ * errno values (libuv's and io_uring's) are turned into one of the two where
+ * they come back from those libraries, never passed on. */
 #ifndef ASYNC_TASK_INTERNAL_H
 #define ASYNC_TASK_INTERNAL_H
 
@@ -161,7 +178,9 @@ void async__stack_put(struct async__worker *w, async__stack_t *s);
 void async__stack_flush(struct async__worker *w); /* worker cache to the global list */
 void async__stack_global_free(void);              /* at shutdown: unmap every slab */
 void async__stack_overflow_check(struct async__task *t, void *sp);
-int async__stack_install_guard_handler(void); /* per worker thread: sigaltstack */
+/* Per worker thread: the overflow handler's sigaltstack. 0, or -1 + ENOMEM
+ * (no alternate stack: an overflow is then a plain SIGSEGV). */
+int async__stack_install_guard_handler(void);
 void async__stack_remove_guard_handler(void);
 
 /* ---- tasks ---------------------------------------------------------------- */
