@@ -258,3 +258,34 @@ Test(stall, bad_value_is_named_and_the_default_used) {
     capture_end();
     cr_assert_eq(count("ASYNCSTD_STALL_MS=\"soon\""), 1);
 }
+
+/* A task blocked in a system call (a read on an empty pipe, which SA_RESTART
+ * resumes after the handler) holds its worker too: reported, off the CPU. */
+static int block_pipe[2];
+
+intptr_t stall_blocked_reader(void *arg) {
+    (void)arg;
+    char c;
+    return read(block_pipe[0], &c, 1);
+}
+
+Test(stall, task_blocked_in_a_system_call_is_reported) {
+    cr_assert_eq(pipe(block_pipe), 0);
+    set_stall_ms("50");
+    capture_start();
+    rt_start();
+    async_spawn_opts_t o = {.name = "reader", .worker = 1};
+    async_future_t *f = async_spawn_opts(stall_blocked_reader, NULL, &o);
+    bool seen = WAIT_UNTIL((capture_drain(), strstr(cap.buf, "its stack:") != NULL), 10000);
+    cr_assert_eq(write(block_pipe[1], "x", 1), 1);
+    intptr_t r = async_await(f);
+    rt_stop();
+    capture_end();
+    close(block_pipe[0]);
+    close(block_pipe[1]);
+    cr_assert(seen, "no report within 10 s");
+    cr_assert_eq(r, 1, "the read was resumed after the handler, not failed");
+    cr_assert_eq(count(HEADER), 1);
+    cr_assert(strstr(cap.buf, "task 'reader' (function stall_blocked_reader)"));
+    cr_assert(strstr(cap.buf, "(stall_blocked_reader+0x"), "the stack shows the task's frame");
+}

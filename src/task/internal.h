@@ -271,6 +271,7 @@ void async__count_cancel(void);
 #define ASYNC_STALL_FRAMES 48
 typedef struct async__stall_probe {
     atomic_int state;
+    atomic_int tid;               /* the worker thread's id, set as it starts (0 before) */
     _Atomic unsigned long expect; /* the `ticks` the watchdog saw stuck */
     /* filled in by the handler, read after DONE (acquire) */
     bool found; /* the same task was still running */

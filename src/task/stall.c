@@ -122,6 +122,7 @@ void async__stall_setup(void) {
 }
 
 void async__stall_thread_init(void) {
+    atomic_store_explicit(&async__tls_worker->stall.tid, (int)gettid(), memory_order_relaxed);
     int sig = atomic_load_explicit(&handler_sig, memory_order_relaxed);
     if (!sig) return;
     sigset_t set;
@@ -152,6 +153,22 @@ static uint64_t cpu_ns(async__worker_t *w) {
     struct timespec ts;
     if (pthread_getcpuclockid(w->thread, &id) != 0 || clock_gettime(id, &ts) != 0) return 0;
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether the worker thread is runnable (state R in /proc), as opposed to
+ * blocked in a system call; unknown counts as blocked. */
+static bool runnable(async__worker_t *w) {
+    int tid = atomic_load_explicit(&w->stall.tid, memory_order_relaxed);
+    if (!tid) return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "re");
+    if (!f) return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name before it may hold anything */
+    return paren && paren[1] == ' ' && paren[2] == 'R';
 }
 
 /* Asks worker `w`'s handler for the stuck task and its stack, and prints the report. */
@@ -194,8 +211,8 @@ static void report(async__worker_t *w, unsigned long ticks, uint64_t held_ns, ui
         fprintf(out, "a task ");
     }
     fprintf(out,
-            "has held worker %u for at least %llu ms without awaiting, %llu ms of it on a CPU "
-            "(ASYNCSTD_STALL_MS=%llu)",
+            "has held worker %u for at least %llu ms without yielding it (%llu ms of that on a "
+            "CPU; ASYNCSTD_STALL_MS=%llu)",
             w->id, (unsigned long long)(held_ns / 1000000), (unsigned long long)(cpu / 1000000),
             (unsigned long long)(wd.stall_ns / 1000000));
     if (!answered) {
@@ -225,9 +242,15 @@ static void check(async__runtime_t *rt) {
             continue;
         }
         if (!(ticks & 1) || p->reported == ticks || now - p->seen_ns < wd.stall_ns) continue;
-        p->reported = ticks;
         uint64_t cpu = cpu_ns(w);
-        report(w, ticks, now - p->seen_ns, cpu > p->seen_cpu_ns ? cpu - p->seen_cpu_ns : 0);
+        cpu = cpu > p->seen_cpu_ns ? cpu - p->seen_cpu_ns : 0;
+        /* A task computing gets the CPU for most of the span, one blocked in a
+         * system call none; one that the kernel kept off an overloaded machine's
+         * CPUs is neither, and is not to blame: watch on, until its CPU time says
+         * it computes or it stops being runnable. */
+        if (cpu < wd.stall_ns / 2 && runnable(w)) continue;
+        p->reported = ticks;
+        report(w, ticks, now - p->seen_ns, cpu);
     }
 }
 
@@ -261,13 +284,12 @@ void async__stall_start(void) {
     pthread_cond_init(&wd.cond, &ca);
     pthread_condattr_destroy(&ca);
     wd.stop = false;
-    /* the watchdog inherits no signal the application blocked for its own reasons
-     * that matters: it only sends */
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     wd.running = pthread_create(&wd.thread, &attr, watchdog_main, &async__rt) == 0;
     pthread_attr_destroy(&attr);
+    if (wd.running) pthread_setname_np(wd.thread, "asyncstd-stall"); /* for top -H and gdb */
     if (!wd.running) pthread_cond_destroy(&wd.cond);
 }
 
