@@ -30,13 +30,20 @@ extern "C" {
  * computes for a second, or calls a blocking function, holds up every other
  * task of that worker. A watchdog thread looks at each worker every
  * `ASYNCSTD_STALL_MS` / 2 milliseconds; when one task has held its worker
- * without awaiting (or yielding) for longer than `ASYNCSTD_STALL_MS`, it writes
- * one report to stderr: the task's name (as given to async_spawn_opts()), its
- * function (symbolized with dladdr(3), or as `file(+offset)` for addr2line),
- * the worker and the time so far, then the stuck worker's stack, walked by
- * glibc's backtrace(3) in a signal handler on that worker. A task is reported
- * once per stall: again only after it has awaited and stalled anew. Reports
- * are text on stderr; nothing else changes, the task runs on.
+ * without switching away (an await that suspends, a yield, its end) for longer
+ * than `ASYNCSTD_STALL_MS`, it writes one report to stderr: the task's name (as
+ * given to async_spawn_opts()), its function (symbolized with dladdr(3), or as
+ * `file(+offset)` for addr2line), the worker, the time so far and how much of
+ * it the worker spent on a CPU (all of it: the task computes; none: it is
+ * blocked in a system call), then the stuck worker's stack, walked by glibc's
+ * backtrace(3) in a signal handler on that worker. A worker that is runnable
+ * but got less than half the time on a CPU was kept off it by an overloaded
+ * machine: it is not reported until its CPU time adds up. A task is reported
+ * once per stall: again only after it has switched away and stalled anew.
+ * Reports are text on stderr; nothing else changes, the task runs on. The
+ * handler's signal interrupts a system call the task is blocked in: calls that
+ * SA_RESTART resumes go on, the others (nanosleep(2), poll(2), see signal(7))
+ * fail once with EINTR, as under a profiler.
  *
  * - `ASYNCSTD_STALL_MS`: the threshold in milliseconds, 1 to 3600000; `0`
  *   turns the watchdog off (no thread, no signal handler). Default 100, but
@@ -55,9 +62,10 @@ extern "C" {
  *   with `-rdynamic` to see the program's own function names, or feed the
  *   `file(+0x...)` offsets to addr2line.
  *
- * Cost: one extra plain store per task switch (the counter the watchdog reads,
- * which also feeds `tasks_run`) and a thread that wakes 20 times a second at
- * the default; docs/design.md ("Stall reports and metrics") has the numbers.
+ * Cost: one more plain store per task run (the switch counter the watchdog
+ * reads, which also feeds `tasks_run`) and a thread that wakes 20 times a
+ * second at the default; docs/design.md ("Stall reports and metrics") has the
+ * numbers.
  * @{
  */
 
