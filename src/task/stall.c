@@ -1,21 +1,24 @@
 /* Stall reports: a watchdog thread that finds a task holding its worker for
- * longer than ASYNCSTD_STALL_MS without awaiting, and prints its name and the
- * worker's stack on stderr, once per stall.
+ * longer than ASYNCSTD_STALL_MS without switching away, and prints its name
+ * and the worker's stack on stderr, once per stall.
  *
- * Nothing is timed on the workers. Each worker bumps `ticks` as a task is
- * switched in and again as it switches out (task.c), so the word is odd while
- * a task runs. The watchdog wakes every STALL_MS / 2, and when a worker's
- * ticks are odd and have not moved for STALL_MS, one task has held it that
- * long. It then asks the worker for its stack with a real-time signal
- * (pthread_kill): the handler, on the stuck thread, checks that the same task
- * still runs, copies its function and name, and takes the raw frames with
- * backtrace(3), which is safe in a handler once libgcc's unwinder has been
- * loaded (done here, by one call at setup). Symbolizing (dladdr,
- * backtrace_symbols_fd) and printing happen back on the watchdog thread,
- * where locks and stdio are allowed: the handler does the least it can.
+ * Nothing is timed on the workers. A task bumps its worker's `ticks` as its
+ * code starts or resumes and again just before it switches away (task.c's
+ * tick), so the word is odd while task code runs. The watchdog wakes every
+ * STALL_MS / 2, and when a worker's ticks are odd and have not moved for
+ * STALL_MS, one task has held it that long, unless the kernel kept the
+ * thread off the CPU meanwhile (runnable, and under half the span on a CPU:
+ * an overloaded machine, not the task; watched on). It then asks the worker
+ * for its stack with a real-time signal (pthread_kill): the handler, on the
+ * stuck thread, checks that the same task still runs, copies its function
+ * and name, and takes the raw frames with backtrace(3), which is safe in a
+ * handler once libgcc's unwinder has been loaded (done here, by one call at
+ * setup). Symbolizing (dladdr, backtrace_symbols_fd) and printing happen
+ * back on the watchdog thread, where locks and stdio are allowed: the
+ * handler does the least it can.
  *
  * The cost on the workers is the second store to `ticks` per task run; the
- * watchdog's wake-ups are measured in docs/design.md ("Stall reports"). */
+ * watchdog's own is measured in docs/design.md ("Stall reports and metrics"). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
