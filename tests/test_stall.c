@@ -291,3 +291,22 @@ Test(stall, task_blocked_in_a_system_call_is_reported) {
     cr_assert(strstr(cap.buf, "task 'reader' (function stall_blocked_reader)"));
     cr_assert(strstr(cap.buf, "(stall_blocked_reader+0x"), "the stack shows the task's frame");
 }
+
+/* Awaiting the library's own signal takes it over (async_sigwait's handler);
+ * after shutdown every real-time signal is back at its default all the same. */
+Test(stall, awaiting_the_stall_signal_then_shutdown_gives_it_back) {
+    set_stall_ms("50");
+    note_defaults();
+    int sig = top_signal(); /* the one the library is about to take */
+    cr_assert_gt(sig, 0);
+    rt_start();
+    cr_assert(!is_default(sig), "the library took signal %d", sig);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    struct timespec zero = {0, 0};
+    cr_assert_eq(async_await(async_sigtimedwait(&set, NULL, &zero)), -1);
+    cr_assert_eq(errno, EAGAIN);
+    rt_stop();
+    cr_assert(all_default(0), "every real-time signal given back");
+}

@@ -232,10 +232,11 @@ int async_runtime_shutdown(void) {
     async__stall_stop(); /* no task runs any more: nothing to watch */
     for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_exit(&rt->workers[i]);
     for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_join(&rt->workers[i]);
-    /* after the joins: a stall signal still pending died with its thread */
-    async__stall_teardown();
     async__pool_shutdown();
     async__signal_shutdown();
+    /* after the joins (a stall signal still pending died with its thread), and after
+     * signal.c gave back what it replaced, which may be the stall handler */
+    async__stall_teardown();
     async__io_global_free();
     async__stack_global_free();
     pthread_rwlock_wrlock(&async__stats_lock);
