@@ -56,16 +56,6 @@ static void finish(async__gate_t *g, async__sw_t *w) {
 }
 
 
-static void queue_front(async__wq_t *q, async__sw_t *w) {
-    w->prev = NULL;
-    w->next = q->head;
-    if (q->head)
-        q->head->prev = w;
-    else
-        q->tail = w;
-    q->head = w;
-}
-
 static void on_retry(async__worker_t *wk, async__msg_t *m);
 
 /* The head `w` may not take the primitive in state `s`, at a release. A head
@@ -88,9 +78,9 @@ static void starve_check(async__gate_t *g, async__sw_t *w, uint64_t s) {
  * STARVING. */
 static void dispatch(async__gate_t *g, async__sw_t **grants, async__sw_t **retry, bool release) {
     async__sw_t *w;
-    while ((w = g->q.head)) {
+    while ((w = async__wq_head(&g->q))) {
         uint64_t s = atomic_load_explicit(&g->state, memory_order_relaxed), n;
-        uint64_t empty = w->next ? 0 : G_WAITERS; /* WAITERS goes when w leaves */
+        uint64_t empty = w->node.next ? 0 : G_WAITERS; /* WAITERS goes when w leaves */
         if ((s & G_STARVING) || !w->home) {
             do {
                 if (!w->gops->take(s, w->gkind, &n)) {
@@ -173,7 +163,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
             done = true;
             dispatch(g, &grants, &retry, false); /* the next head may take it too */
         } else {
-            queue_front(&g->q, w);
+            async__list_push_front(&g->q, &w->node);
             w->state = SW_QUEUED;
         }
     }
@@ -207,7 +197,7 @@ static void gate_abort(async__sw_t *w, int err) {
     w->state = SW_DONE;
     w->value = -1;
     w->err = err;
-    if (!g->q.head)
+    if (async__list_empty(&g->q))
         atomic_fetch_and_explicit(&g->state, ~(G_WAITERS | G_STARVING), memory_order_relaxed);
     else
         dispatch(g, &grants, &retry, false); /* a reader behind a writer that left may go */

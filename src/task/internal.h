@@ -1,7 +1,24 @@
 /* Private declarations of the core: futures, tasks, fibers, stacks, workers,
- * the blocking pool and timers. Never installed. Inside the library errors
- * travel as positive errno values in a future's `err`; they become `errno`
- * only where an await returns. */
+ * the blocking pool and timers. Never installed.
+ *
+ * How internal functions report errors (every module follows this):
+ *  - An error on its way to a future is a positive errno value: a future's
+ *    `err`, an `int *err` out-parameter, or the return of a function that
+ *    gives "0 or an errno" (async__race_add, async__net_set_nonblock,
+ *    async__fs_dirbuf_fill). It becomes `errno` only where an await returns.
+ *    A function that can also say "not now" returns -1 for that, which is
+ *    then not an error ("0 done, -1 must wait, or an errno": the sync
+ *    module's try_* helpers).
+ *  - A function shaped like a libc call reports as libc does: -1 (or NULL
+ *    for a pointer) with `errno` set. That is the blocking work run on pool
+ *    threads (the pool reads errno right after, on the same thread), the
+ *    constructors (NULL + ENOMEM), and helpers whose caller is a public call
+ *    that itself returns -1/NULL with errno.
+ * The rule for which: a positive errno when the error outlives other calls
+ * before it is reported (settles, unlocks, frees, user callbacks: any of them
+ * may overwrite errno), errno when the caller reports it at once. Negative
+ * errno values (libuv's and io_uring's) are turned into one of the two where
+ * they come back from those libraries, never passed on. */
 #ifndef ASYNC_TASK_INTERNAL_H
 #define ASYNC_TASK_INTERNAL_H
 
@@ -14,7 +31,9 @@
 #include <uv.h>
 
 #include "asyncstd/future.h"
+#include "asyncstd/stats.h"
 #include "asyncstd/task.h"
+#include "list.h"
 
 
 #define ASYNC_CONTAINER_OF(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
@@ -160,7 +179,9 @@ void async__stack_put(struct async__worker *w, async__stack_t *s);
 void async__stack_flush(struct async__worker *w); /* worker cache to the global list */
 void async__stack_global_free(void);              /* at shutdown: unmap every slab */
 void async__stack_overflow_check(struct async__task *t, void *sp);
-int async__stack_install_guard_handler(void); /* per worker thread: sigaltstack */
+/* Per worker thread: the overflow handler's sigaltstack. 0, or -1 + ENOMEM
+ * (no alternate stack: an overflow is then a plain SIGSEGV). */
+int async__stack_install_guard_handler(void);
 void async__stack_remove_guard_handler(void);
 
 /* ---- tasks ---------------------------------------------------------------- */
@@ -173,7 +194,7 @@ typedef struct async__task {
     async__ctx_t ctx;
     async__stack_t *stack;                /* NULL until the task first runs */
     struct async__worker *_Atomic worker; /* changes only while unstarted (stealing) */
-    struct async__task *prev, *next;      /* the worker's list of live tasks */
+    async__node_t live;                   /* in its worker's list of live tasks */
     async_task_fn fn;
     void *arg;
     void (*free_arg)(void *); /* async__spawn_owned: called once as the task ends */
@@ -218,6 +239,58 @@ void async__key_run_destructors(async__task_t *t);
 void async__key_free(async__task_t *t);
 void async__key_thread_cleanup(void); /* the calling plain thread's values table */
 
+/* ---- metrics (stats.c) ------------------------------------------------------
+ * A worker's counters: written by that worker only, with a relaxed load and
+ * store (async__count), never a locked read-modify-write, and summed by
+ * async_runtime_stats on whatever thread asks. Where a count can happen off
+ * the workers (a plain thread's spawn or cancel), that case adds atomically
+ * to the runtime's own counter instead. */
+typedef struct async__worker_counters {
+    _Atomic uint64_t tasks_live; /* started and not ended here (wraps down: unsigned) */
+    _Atomic uint64_t steals;     /* tasks taken from other workers */
+    _Atomic uint64_t polls;      /* poll_io calls */
+    _Atomic uint64_t parks, unparks;
+    _Atomic uint64_t parked_ns;    /* time blocked in the loop, sleeps that have ended */
+    _Atomic uint64_t parked_since; /* uv_hrtime() when the current sleep began, or 0 */
+    _Atomic uint64_t spawns, cancels, timers;
+} async__worker_counters_t;
+
+static inline void async__count(_Atomic uint64_t *c, uint64_t n) {
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* A worker thread's spawn or cancel on its own counters; a plain thread's on the runtime's. */
+void async__count_spawn(void);
+void async__count_cancel(void);
+
+/* ---- stall reports (stall.c) ------------------------------------------------
+ * The watchdog's fields are its own (seen_*, reported); `state` hands a
+ * request to the worker's signal handler and its answer back:
+ * IDLE -> ASKED (watchdog) -> BUSY -> DONE (handler) -> IDLE (watchdog). */
+#define ASYNC_STALL_FRAMES 48
+typedef struct async__stall_probe {
+    atomic_int state;
+    atomic_int tid;               /* the worker thread's id, set as it starts (0 before) */
+    _Atomic unsigned long expect; /* the `ticks` the watchdog saw stuck */
+    /* filled in by the handler, read after DONE (acquire) */
+    bool found; /* the same task was still running */
+    async_task_fn fn;
+    char name[16];
+    int nframes;
+    void *frames[ASYNC_STALL_FRAMES];
+    /* the watchdog's own */
+    unsigned long seen_ticks, reported;
+    uint64_t seen_ns, seen_cpu_ns; /* when seen_ticks was first seen; the worker's CPU time then */
+} async__stall_probe_t;
+
+/* Before the workers start: reads ASYNCSTD_STALL_MS, takes a signal. */
+void async__stall_setup(void);
+void async__stall_thread_init(void); /* on each worker thread: unblock the signal */
+void async__stall_start(void);       /* after the workers started: the watchdog thread */
+void async__stall_stop(void);        /* before the workers exit: join the watchdog */
+void async__stall_teardown(void);    /* after the workers were joined: the old disposition */
+
 /* ---- workers -------------------------------------------------------------- */
 typedef struct async__worker {
     uv_loop_t loop;
@@ -231,13 +304,17 @@ typedef struct async__worker {
     int wakefd;
     _Atomic(async__msg_t *) inbox;       /* lock-free LIFO of messages, drained whole */
     async__msg_t *runq_head, *runq_tail; /* ready started or pinned tasks (this thread only) */
-    size_t runq_len;
+    atomic_size_t runq_len; /* written by this thread only; read by async_runtime_stats */
     /* New tasks not yet started: the only tasks another worker may take. */
     pthread_spinlock_t newq_lock;
     async__msg_t *newq_head, *newq_tail;
     atomic_size_t newq_len;
     atomic_int sleeping; /* 1 while blocked (or about to block) in the loop: pushers ring */
-    atomic_ulong ticks;  /* task runs so far: a thief sees whether this worker is stuck */
+    /* Bumped as a task's code starts or resumes and again just before it
+     * switches away (task.c's tick), so odd while task code runs: a thief sees
+     * whether this worker is stuck, the stall watchdog (stall.c) whether one
+     * task holds it, and the metrics count runs. Written by this thread only. */
+    atomic_ulong ticks;
     /* the last worker this one looked at to steal from, and its ticks then */
     struct async__worker *memo_victim;
     unsigned long memo_ticks;
@@ -245,7 +322,7 @@ typedef struct async__worker {
     bool woken_by_inbox;         /* the last wake-up from the loop came with messages */
     uint64_t last_poll_ns;       /* uv_hrtime() of the last poll made while tasks were ready */
     async__task_t *current;      /* the task running now, or NULL */
-    async__task_t *tasks;        /* live tasks that were handed to this worker */
+    async__list_t tasks;         /* live tasks that were handed to this worker */
     async__ctx_t sched;          /* the worker thread's own context */
     async__stack_t *stack_cache; /* free stacks of the default size */
     void *obj_cache[3];          /* free objects per class (alloc.c) */
@@ -260,7 +337,9 @@ typedef struct async__worker {
     pthread_t thread;
     void *altstack; /* for the stack-overflow SIGSEGV handler */
     async__msg_t stop_msg, exit_msg;
-    struct async__io_worker *io; /* fd readiness (io.c), created on the first wait */
+    struct async__io_worker *io;    /* fd readiness (io.c), created on the first wait */
+    async__worker_counters_t count; /* metrics (stats.c) */
+    async__stall_probe_t stall;     /* the watchdog's request and the answer (stall.c) */
 } async__worker_t;
 
 extern __thread async__worker_t *async__tls_worker;
@@ -292,7 +371,14 @@ typedef struct async__runtime {
     atomic_uint sleepers; /* workers blocked in their loop, to be woken for stealing */
     atomic_int stopping;
     atomic_int all_done; /* futex word: live_tasks reached 0 during shutdown */
+    uint64_t started_ns; /* uv_hrtime() at start */
+    /* spawns and cancels made on plain threads (workers count their own) */
+    _Atomic uint64_t foreign_spawns, foreign_cancels;
 } async__runtime_t;
+
+/* Held for reading by async_runtime_stats, for writing by shutdown while it
+ * frees the workers (stats.c). */
+extern pthread_rwlock_t async__stats_lock;
 
 extern async__runtime_t async__rt;
 extern atomic_int async__rt_state; /* 0 down, 1 starting, 2 up, 3 stopping */
@@ -310,6 +396,7 @@ enum {
     ASYNC_ENV_STACK_SIZE = 8,
     ASYNC_ENV_FS_RUNNERS = 16,
     ASYNC_ENV_IO_URING = 32,
+    ASYNC_ENV_STALL_MS = 64,
 };
 unsigned long long async__env_setting(const char *name, unsigned bit, unsigned long long min,
                                       unsigned long long max, bool sized);
@@ -325,8 +412,8 @@ void async__runtime_task_ended(void);
 enum { ASYNC_POOL_FS = 0, ASYNC_POOL_USER = 1 };
 
 typedef struct async__job {
-    async_future_t future; /* first */
-    struct async__job *next, *prev;
+    async_future_t future;                  /* first */
+    async__node_t node;                     /* in its pool queue (fs ops: in op.c's queue) */
     intptr_t (*work)(struct async__job *j); /* runs on a pool thread; -1 + errno for failure */
     int kind;
     int state; /* queued, running, done */
@@ -335,6 +422,7 @@ typedef struct async__job {
 int async__pool_init(unsigned max_threads, unsigned reserved);
 bool async__pool_is_current_thread(void);
 void async__pool_shutdown(void);
+void async__pool_stats(async_pool_stats_t *out);
 /* Queues a job whose future is already initialised (ops from async__job_ops
  * or a copy with another release). Returns the job's future. */
 async_future_t *async__pool_submit(async__job_t *j);
@@ -360,10 +448,10 @@ struct async__io_op {
     async_future_t future; /* first: the op is its own future */
     async__msg_t msg;      /* start message (plain threads) */
     async__msg_t cancel_msg;
-    struct async__io_op *next, *prev; /* the fd's parked ops, per direction */
-    struct async__worker *worker;     /* where it parks; set before anyone can cancel */
-    int state;                        /* io.c's OP_* */
-    bool small;                       /* from ASYNC_OBJ_SMALL, else malloc */
+    async__node_t node;           /* in its fd's parked ops of its direction */
+    struct async__worker *worker; /* where it parks; set before anyone can cancel */
+    int state;                    /* io.c's OP_* */
+    bool small;                   /* from ASYNC_OBJ_SMALL, else malloc */
     int fd;
     int events; /* ASYNC_IO_READ or ASYNC_IO_WRITE */
     async__io_attempt_fn attempt;

@@ -15,17 +15,15 @@
 
 enum { J_QUEUED, J_RUNNING, J_DONE };
 
-typedef struct queue {
-    async__job_t *head, *tail;
-} queue_t;
-
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    queue_t q[2];
+    async__list_t q[2]; /* queued jobs by kind, oldest first */
+    size_t queued[2];   /* their lengths, for async_runtime_stats */
     unsigned max, reserved;
     unsigned threads, idle, running_user;
-    unsigned signalled; /* idle threads already woken for a job, not yet running */
+    unsigned signalled;        /* idle threads already woken for a job, not yet running */
+    _Atomic uint64_t jobs_run; /* counted before the job's future settles: its awaiter sees it */
     bool stopping;
     pthread_t *tids;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
@@ -34,38 +32,18 @@ static __thread bool on_pool_thread;
 
 bool async__pool_is_current_thread(void) { return on_pool_thread; }
 
-static void push(queue_t *q, async__job_t *j) {
-    j->next = NULL;
-    j->prev = q->tail;
-    if (q->tail)
-        q->tail->next = j;
-    else
-        q->head = j;
-    q->tail = j;
-}
-
-static void unlink_job(queue_t *q, async__job_t *j) {
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        q->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        q->tail = j->prev;
-    j->next = j->prev = NULL;
-}
-
 /* Must hold the lock. The next job this thread may take, or NULL. */
 static async__job_t *take(void) {
-    async__job_t *j = pool.q[ASYNC_POOL_FS].head;
-    if (j) {
-        unlink_job(&pool.q[ASYNC_POOL_FS], j);
-        return j;
+    async__node_t *n = async__list_pop_front(&pool.q[ASYNC_POOL_FS]);
+    if (n) {
+        pool.queued[ASYNC_POOL_FS]--;
+        return async__list_entry(n, async__job_t, node);
     }
-    j = pool.q[ASYNC_POOL_USER].head;
-    if (j && pool.running_user < pool.max - pool.reserved) {
-        unlink_job(&pool.q[ASYNC_POOL_USER], j);
+    if (!async__list_empty(&pool.q[ASYNC_POOL_USER]) &&
+        pool.running_user < pool.max - pool.reserved) {
+        async__job_t *j =
+            async__list_entry(async__list_pop_front(&pool.q[ASYNC_POOL_USER]), async__job_t, node);
+        pool.queued[ASYNC_POOL_USER]--;
         pool.running_user++;
         return j;
     }
@@ -92,12 +70,14 @@ static void *pool_main(void *arg) {
         intptr_t v = j->work(j);
         int err = v == -1 ? (errno ? errno : EIO) : 0;
         int kind = j->kind;
+        atomic_fetch_add_explicit(&pool.jobs_run, 1, memory_order_relaxed);
         async__future_complete(&j->future, v, err);
         pthread_mutex_lock(&pool.lock);
         if (kind == ASYNC_POOL_USER) {
             pool.running_user--;
             /* a user job may have been waiting for this slot */
-            if (pool.q[ASYNC_POOL_USER].head && pool.idle) pthread_cond_signal(&pool.cond);
+            if (!async__list_empty(&pool.q[ASYNC_POOL_USER]) && pool.idle)
+                pthread_cond_signal(&pool.cond);
         }
     }
     pthread_mutex_unlock(&pool.lock);
@@ -115,8 +95,10 @@ int async__pool_init(unsigned max_threads, unsigned reserved) {
     pool.max = max_threads;
     pool.reserved = reserved;
     pool.threads = pool.idle = pool.running_user = pool.signalled = 0;
+    atomic_store(&pool.jobs_run, 0);
     pool.stopping = false;
     memset(pool.q, 0, sizeof pool.q);
+    memset(pool.queued, 0, sizeof pool.queued);
     pthread_mutex_unlock(&pool.lock);
     return 0;
 }
@@ -154,10 +136,12 @@ async_future_t *async__pool_submit(async__job_t *j) {
         return &j->future;
     }
     j->state = J_QUEUED;
-    push(&pool.q[j->kind], j);
+    async__list_push_back(&pool.q[j->kind], &j->node);
+    pool.queued[j->kind]++;
     int err = maybe_grow(j->kind);
     if (err) {
-        unlink_job(&pool.q[j->kind], j);
+        async__list_remove(&pool.q[j->kind], &j->node);
+        pool.queued[j->kind]--;
         j->state = J_DONE;
     }
     pthread_mutex_unlock(&pool.lock);
@@ -170,7 +154,8 @@ void async__job_cancel(async_future_t *f) {
     pthread_mutex_lock(&pool.lock);
     bool queued = j->state == J_QUEUED;
     if (queued) {
-        unlink_job(&pool.q[j->kind], j);
+        async__list_remove(&pool.q[j->kind], &j->node);
+        pool.queued[j->kind]--;
         j->state = J_DONE;
     }
     pthread_mutex_unlock(&pool.lock);
@@ -181,30 +166,37 @@ void async__pool_shutdown(void) {
     pthread_mutex_lock(&pool.lock);
     pool.stopping = true;
     /* queued jobs will not run: settle them */
-    async__job_t *cancelled = NULL;
+    async__list_t cancelled = {0};
     for (int k = 0; k < 2; k++) {
-        while (pool.q[k].head) {
-            async__job_t *j = pool.q[k].head;
-            unlink_job(&pool.q[k], j);
-            j->state = J_DONE;
-            j->next = cancelled;
-            cancelled = j;
+        async__node_t *n;
+        while ((n = async__list_pop_front(&pool.q[k]))) {
+            async__list_entry(n, async__job_t, node)->state = J_DONE;
+            async__list_push_back(&cancelled, n);
         }
+        pool.queued[k] = 0;
     }
     pthread_cond_broadcast(&pool.cond);
-    unsigned n = pool.threads;
+    unsigned threads = pool.threads;
     pthread_mutex_unlock(&pool.lock);
-    while (cancelled) {
-        async__job_t *j = cancelled;
-        cancelled = j->next;
-        async__future_complete(&j->future, -1, ECANCELED);
-    }
-    for (unsigned i = 0; i < n; i++) pthread_join(pool.tids[i], NULL);
+    async__node_t *n;
+    while ((n = async__list_pop_front(&cancelled)))
+        async__future_complete(&async__list_entry(n, async__job_t, node)->future, -1, ECANCELED);
+    for (unsigned i = 0; i < threads; i++) pthread_join(pool.tids[i], NULL);
     pthread_mutex_lock(&pool.lock);
     free(pool.tids);
     pool.tids = NULL;
     pool.threads = 0;
     pool.max = 0;
+    pthread_mutex_unlock(&pool.lock);
+}
+
+void async__pool_stats(async_pool_stats_t *out) {
+    pthread_mutex_lock(&pool.lock);
+    out->threads = pool.threads;
+    out->busy = pool.threads - pool.idle;
+    out->queued_fs = pool.queued[ASYNC_POOL_FS];
+    out->queued_user = pool.queued[ASYNC_POOL_USER];
+    out->jobs_run = atomic_load_explicit(&pool.jobs_run, memory_order_relaxed);
     pthread_mutex_unlock(&pool.lock);
 }
 
