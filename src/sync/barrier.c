@@ -65,6 +65,7 @@ async_future_t *async_barrier_wait(async_barrier_t *b) {
     }
     async__sw_t *w = async__sw_new(br, &br->lock, &br->q, waiter_removed);
     if (!w) return NULL;
+    w->what = "barrier";
     async__slock_lock(&br->lock);
     if (br->count == 0) {
         async__sw_done_unqueued(w, -1, EINVAL);

@@ -290,6 +290,7 @@ static async_future_t *lock_slow(mutex_t *mx, const struct timespec *abstime, bo
     }
     async__sw_t *w = async__sw_new(mx, &mx->lock, &mx->q, waiter_removed);
     if (!w) return NULL;
+    w->what = "mutex";
     async__sw_no_cancel_point(w);
     w->owner = self;
     if (ms > 0) async__sw_arm(w, (uint64_t)ms);

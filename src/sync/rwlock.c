@@ -88,6 +88,7 @@ static async_future_t *lock_common(async_rwlock_t *rw, int kind, bool timed,
     async__sw_t *w = async__sw_new(r, &r->lock, &r->q, waiter_removed);
     if (!w) return NULL;
     async__sw_no_cancel_point(w);
+    w->what = kind == RW_READ ? "rwlock read" : "rwlock write";
     w->kind = kind;
     w->owner = self;
     if (ms > 0) async__sw_arm(w, (uint64_t)ms);

@@ -59,6 +59,7 @@ async_future_t *async__sem_wait_ms(async_sem_t *sem, int64_t ms) {
     if (ms == 0) return async__future_failed(ETIMEDOUT);
     async__sw_t *w = async__sw_new(s, &s->lock, &s->q, waiter_removed);
     if (!w) return NULL;
+    w->what = "sem";
     if (ms > 0) async__sw_arm(w, (uint64_t)ms);
     bool queued = false;
     async__slock_lock(&s->lock);

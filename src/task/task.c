@@ -34,7 +34,11 @@ static void task_cancel(async_future_t *f) {
     async__worker_post(home, &t->cancel_msg);
 }
 
-static const async__future_ops_t task_ops = {task_cancel, task_release};
+static void task_describe(const async_future_t *f, async__wait_t *out) {
+    async__wait_set(out, ASYNC_WAIT_JOIN, NULL, NULL, f, NULL, (int64_t)((async__task_t *)f)->id);
+}
+
+static const async__future_ops_t task_ops = {task_cancel, task_release, task_describe};
 
 static void on_cancel_msg(async__worker_t *w, async__msg_t *m) {
     async__task_t *t = ASYNC_CONTAINER_OF(m, async__task_t, cancel_msg);
@@ -57,19 +61,24 @@ async__task_t *async__task_current(void) {
     return w ? w->current : NULL;
 }
 
+/* The registry (w->tasks): taken at a task's first run and at its end only. */
 static void list_add(async__worker_t *w, async__task_t *t) {
+    pthread_mutex_lock(&w->tasks_lock);
     t->prev = NULL;
     t->next = w->tasks;
     if (w->tasks) w->tasks->prev = t;
     w->tasks = t;
+    pthread_mutex_unlock(&w->tasks_lock);
 }
 
 static void list_remove(async__worker_t *w, async__task_t *t) {
+    pthread_mutex_lock(&w->tasks_lock);
     if (t->prev)
         t->prev->next = t->next;
     else
         w->tasks = t->next;
     if (t->next) t->next->prev = t->prev;
+    pthread_mutex_unlock(&w->tasks_lock);
 }
 
 /* Queues an unstarted task on its worker (this thread): pinned tasks on the
@@ -164,6 +173,7 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
         list_add(w, t);
     }
     atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&t->since_ms, async__coarse_ms(), memory_order_relaxed);
     w->current = t;
     errno = t->saved_errno;
     async__fiber_switch(&w->sched, &t->ctx, false);
@@ -175,6 +185,7 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
 void async__task_suspend(async__task_t *t) {
     async__worker_t *w = async__tls_worker;
     t->saved_errno = errno;
+    atomic_store_explicit(&t->since_ms, async__coarse_ms(), memory_order_relaxed);
     atomic_store_explicit(&t->state, T_WAITING, memory_order_relaxed);
 #ifndef ASYNC_FIBER_UCONTEXT
     async__stack_overflow_check(t, __builtin_frame_address(0));
@@ -226,6 +237,7 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
     t->free_arg = free_arg;
     t->stack_size = stack_size;
     atomic_init(&t->state, T_NEW);
+    t->id = atomic_fetch_add_explicit(&rt->next_task_id, 1, memory_order_relaxed) + 1;
     t->cancel_msg.run = on_cancel_msg;
     if (opts && opts->name) {
         strncpy(t->name, opts->name, sizeof t->name - 1);
@@ -303,6 +315,7 @@ int async_yield(void) {
     /* to the back of the run queue; the worker polls I/O within RUN_BUDGET runs */
     async__worker_runq_push(async__tls_worker, t);
     t->waiting = NULL;
+    async__wait_set(&t->wait, ASYNC_WAIT_TEXT, "yield", NULL, NULL, NULL, -1);
     async__task_suspend(t);
     return 0;
 }

@@ -48,7 +48,9 @@ void async__worker_runq_push(async__worker_t *w, async__task_t *t) {
     else
         w->runq_head = &t->node;
     w->runq_tail = &t->node;
-    w->runq_len++;
+    atomic_store_explicit(&w->runq_len,
+                          atomic_load_explicit(&w->runq_len, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 static async__task_t *runq_pop(async__worker_t *w) {
@@ -56,7 +58,9 @@ static async__task_t *runq_pop(async__worker_t *w) {
     if (!m) return NULL;
     w->runq_head = m->next;
     if (!w->runq_head) w->runq_tail = NULL;
-    w->runq_len--;
+    atomic_store_explicit(&w->runq_len,
+                          atomic_load_explicit(&w->runq_len, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
     return ASYNC_CONTAINER_OF(m, async__task_t, node);
 }
 
@@ -369,6 +373,7 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
     atomic_init(&w->newq_len, 0);
     atomic_init(&w->sleeping, 0);
     pthread_spin_init(&w->newq_lock, PTHREAD_PROCESS_PRIVATE);
+    pthread_mutex_init(&w->tasks_lock, NULL);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
@@ -381,6 +386,7 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         pthread_spin_destroy(&w->newq_lock);
+        pthread_mutex_destroy(&w->tasks_lock);
         errno = r;
         return -1;
     }
@@ -396,4 +402,5 @@ void async__worker_join(async__worker_t *w) {
     if (w->wakefd >= 0) close(w->wakefd); /* nobody rings a joined worker */
     w->wakefd = -1;
     pthread_spin_destroy(&w->newq_lock);
+    pthread_mutex_destroy(&w->tasks_lock);
 }
