@@ -1,7 +1,7 @@
-/* Tests of async_dump: what a dump says of tasks
+/* Tests of async_dump and ASYNCSTD_DUMP_SIGNAL: what a dump says of tasks
  * parked on each kind of wait (socket, timer, mutex, channel, pool job, file
  * job, another task), their names, states and backtraces; from a plain thread
- * and from a task; bad input and the cap on tasks shown. */
+ * and from a task; the signal path; bad input and the cap on tasks shown. */
 #include "helpers.h"
 
 #include <fcntl.h>
@@ -268,6 +268,111 @@ Test(dump, from_a_task) {
     async_cancel(s);
     ASSERT_VAL(async_await(s), 7);
     rt_stop();
+}
+
+/* ---- the signal --------------------------------------------------------------------- */
+
+/* Reads fd until `needle` arrives or 10 s pass; returns what was read. */
+static char *read_until(int fd, const char *needle) {
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    buf[0] = '\0';
+    double end = now_ms() + 10000;
+    while (!strstr(buf, needle) && now_ms() < end && len + 1 < cap) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) continue;
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    return buf;
+}
+
+static void signal_dump(const char *setting, int sig) {
+    cr_assert_eq(setenv("ASYNCSTD_DUMP_SIGNAL", setting, 1), 0);
+    rt_start();
+    async_future_t *s = spawn_named(sleeper, NULL, "sig_sleeper");
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    cr_assert_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+    /* wait for the sleeper to park, so that its block names its wait */
+    char *d = NULL;
+    for (int tries = 0; tries < 100; tries++) {
+        free(d);
+        d = dump_string();
+        if (d && in_block(d, "sig_sleeper", "awaiting sleep")) break;
+        sleep_ms(10);
+    }
+    free(d);
+    cr_assert_eq(raise(sig), 0);
+    char *out = read_until(p[0], "end of asyncstd dump");
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(p[1]);
+    close(p[0]);
+    assert_has(out, "asyncstd dump: ");
+    ASSERT_IN_BLOCK(out, "sig_sleeper", "awaiting sleep until +");
+    ASSERT_IN_BLOCK(out, "sig_sleeper", " sleeper+0x");
+    assert_has(out, "end of asyncstd dump");
+    free(out);
+    async_cancel(s);
+    ASSERT_VAL(async_await(s), 7);
+    rt_stop();
+    unsetenv("ASYNCSTD_DUMP_SIGNAL");
+}
+
+Test(dump, on_the_signal_by_name) { signal_dump("SIGUSR1", SIGUSR1); }
+
+Test(dump, on_the_signal_short_name) { signal_dump("quit", SIGQUIT); }
+
+Test(dump, on_the_signal_by_number) { signal_dump("12", SIGUSR2); }
+
+/* After shutdown the previous disposition is back: SIGUSR1 ignored again. */
+Test(dump, signal_disposition_restored) {
+    cr_assert_neq(signal(SIGUSR1, SIG_IGN), SIG_ERR);
+    cr_assert_eq(setenv("ASYNCSTD_DUMP_SIGNAL", "USR1", 1), 0);
+    rt_start();
+    struct sigaction sa;
+    cr_assert_eq(sigaction(SIGUSR1, NULL, &sa), 0);
+    cr_assert_neq(sa.sa_handler, SIG_IGN);
+    rt_stop();
+    cr_assert_eq(sigaction(SIGUSR1, NULL, &sa), 0);
+    cr_assert_eq(sa.sa_handler, SIG_IGN);
+    unsetenv("ASYNCSTD_DUMP_SIGNAL");
+}
+
+/* A setting that names no usable signal is reported on stderr and ignored:
+ * the runtime starts, and dumps on demand still work. */
+Test(dump, bad_signal_setting) {
+    cr_assert_eq(setenv("ASYNCSTD_DUMP_SIGNAL", "SIGNOPE", 1), 0);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    cr_assert_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+    rt_start();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(p[1]);
+    char *out = read_until(p[0], "\n");
+    close(p[0]);
+    assert_has(out, "ignoring ASYNCSTD_DUMP_SIGNAL=\"SIGNOPE\"");
+    free(out);
+    char *d = dump_string();
+    cr_assert_not_null(d);
+    assert_has(d, "end of asyncstd dump");
+    free(d);
+    rt_stop();
+    cr_assert_eq(setenv("ASYNCSTD_DUMP_SIGNAL", "SIGKILL", 1), 0); /* refused, once reported */
+    rt_start();
+    rt_stop();
+    unsetenv("ASYNCSTD_DUMP_SIGNAL");
 }
 
 /* ---- bad input, no runtime, the cap -------------------------------------------------- */
