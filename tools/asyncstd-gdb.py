@@ -4,6 +4,7 @@
 #   (gdb) source tools/asyncstd-gdb.py
 #   (gdb) info async-tasks          every started task, then the unstarted ones
 #   (gdb) async-task 12 bt          backtrace of task 12 (any gdb command works: "async-task 12 bt full")
+#   (gdb) async-task reader bt      the same for the first task named "reader"
 #
 # The task list is the runtime's registry (each worker's `tasks` list and
 # its queue of unstarted tasks), read from the debug info of libasyncstd, so
@@ -170,24 +171,27 @@ def _saved_registers(t):
 
 
 class AsyncTask(gdb.Command):
-    """Run a command on a parked task's stack: async-task ID COMMAND (e.g. async-task 3 bt)."""
+    """Run a command on a parked task's stack: async-task ID|NAME COMMAND (e.g. async-task 3 bt)."""
 
     def __init__(self):
         super().__init__("async-task", gdb.COMMAND_STACK)
 
     def invoke(self, arg, from_tty):
         parts = arg.split(None, 1)
-        if len(parts) < 2 or not parts[0].isdigit():
-            raise gdb.GdbError("usage: async-task ID COMMAND   (for example: async-task 3 bt)")
-        want, cmd = int(parts[0]), parts[1]
+        if len(parts) < 2:
+            raise gdb.GdbError("usage: async-task ID|NAME COMMAND   (for example: async-task 3 bt)")
+        want, cmd = parts[0], parts[1]
         for t, wid, started in tasks():
-            if _int(t["id"]) != want:
+            if want.isdigit():
+                if _int(t["id"]) != int(want):
+                    continue
+            elif _string(t["name"].address, 16) != want:
                 continue
             state = _int(t["state"])
             if not started or int(t["stack"]) == 0:
-                raise gdb.GdbError("asyncstd: task %d has not started: it has no stack yet" % want)
+                raise gdb.GdbError("asyncstd: task %s has not started: it has no stack yet" % want)
             if STATES.get(state) not in ("parked", "ready"):
-                raise gdb.GdbError("asyncstd: task %d is %s: its stack is its worker thread's"
+                raise gdb.GdbError("asyncstd: task %s is %s: its stack is its worker thread's"
                                    % (want, STATES.get(state, "?")))
             regs = _saved_registers(t)
             gdb.execute("frame 0", to_string=True)
@@ -202,7 +206,7 @@ class AsyncTask(gdb.Command):
                 for r, v in old.items():
                     gdb.execute("set $%s = 0x%x" % (r, v), to_string=True)
             return
-        raise gdb.GdbError("asyncstd: no task %d" % want)
+        raise gdb.GdbError("asyncstd: no task %s" % want)
 
 
 InfoAsyncTasks()

@@ -18,7 +18,7 @@ extern "C" {
  * A dump lists the workers (tasks, ready-queue depth, unstarted tasks), the
  * blocking pool's threads (busy or idle, and the job each runs), then one
  * block per live task: its id, name (async_spawn_opts_t::name), worker, state
- * (running, ready, parked, not started), how long it has been in that state,
+ * (running, ready, parked, not started), how long a parked one has been parked,
  * what a parked task awaits (`recv(fd 7)`, `sleep until +812 ms`,
  * `mutex 0x…`, `channel 0x… recv`, `pool: openat "/srv/x"`, `task 42`), and
  * the symbolized backtrace of a parked or ready task, walked from the context

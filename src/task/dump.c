@@ -302,9 +302,10 @@ static void print_task(FILE *out, async__symbolizer_t *sym, const snap_t *s, int
     if (s->name[0]) fprintf(out, " \"%s\"", s->name);
     fprintf(out, " (worker %u): %s", s->worker, state_name(s->state));
     if (s->self) fprintf(out, " (the caller)");
-    if (s->state != T_NEW && s->since_ms)
+    /* the clock is read as a task parks, not as it runs: a running task has no time */
+    if ((s->state == T_WAITING || s->state == T_READY) && s->since_ms)
         fprintf(out, " %lld ms", (long long)(now - s->since_ms > 0 ? now - s->since_ms : 0));
-    if (s->state == T_READY) fprintf(out, " since it last ran");
+    if (s->state == T_READY) fprintf(out, " since it last parked");
     if (s->state == T_WAITING) {
         char what[256];
         describe(sym, s, what, sizeof what);

@@ -235,8 +235,8 @@ typedef struct async__task {
     int saved_errno;
     bool pinned;
     bool cancel_disabled; /* async_setcancelstate(DISABLE): requests wait (task's thread only) */
-    uint64_t id;          /* 1, 2, ... in spawn order, for dumps */
-    _Atomic int64_t since_ms; /* async__coarse_ms() when it last started running or parked */
+    uint64_t id;          /* unique, for dumps (task.c's new_id) */
+    _Atomic int64_t since_ms; /* async__coarse_ms() when it last parked (not when it ran: cost) */
     async__wait_t wait;       /* what it awaits while parked (see async__wait_t) */
     char name[16];
 } async__task_t;
@@ -309,8 +309,9 @@ typedef struct async__worker {
     long obj_live[3]; /* objects allocated minus freed on this thread (alloc.c) */
     char *obj_fresh[3], *obj_fresh_end[3]; /* a run of never-used objects (alloc.c) */
     unsigned stack_cache_len;
-    unsigned id; /* 1..N; the waiter is N+1 */
-    bool waiter; /* runs no task: it holds plain threads' waits (runtime.c) */
+    unsigned id;      /* 1..N; the waiter is N+1 */
+    uint64_t next_id; /* the id of the next task spawned on this thread (task.c's new_id) */
+    bool waiter;      /* runs no task: it holds plain threads' waits (runtime.c) */
     bool stopping;
     bool exiting;
     pthread_t thread;
@@ -345,7 +346,7 @@ typedef struct async__runtime {
     size_t stack_size;
     atomic_uint next_worker; /* round robin for spawns from plain threads */
     atomic_long live_tasks;
-    atomic_uint_fast64_t next_task_id; /* beside live_tasks: one cache line per spawn */
+    atomic_uint_fast64_t next_task_id; /* ids of tasks spawned by plain threads (task.c) */
     atomic_uint sleepers;              /* workers blocked in their loop, to be woken for stealing */
     atomic_int stopping;
     atomic_int all_done; /* futex word: live_tasks reached 0 during shutdown */

@@ -173,7 +173,6 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
         list_add(w, t);
     }
     atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
-    atomic_store_explicit(&t->since_ms, async__coarse_ms(), memory_order_relaxed);
     w->current = t;
     errno = t->saved_errno;
     async__fiber_switch(&w->sched, &t->ctx, false);
@@ -202,6 +201,21 @@ void async__task_cancel_all(async__worker_t *w) {
             atomic_exchange_explicit(&t->waiting->fired, 1, memory_order_acq_rel) == 0)
             async__task_ready(t);
     }
+}
+
+/* A task id without an atomic read-modify-write on a worker: worker k of N
+ * (the waiter is N+1) numbers its spawns k, k + N+1, k + 2(N+1), ...; plain
+ * threads share the multiples of N+1. Unique, and growing with time on each
+ * worker. */
+static uint64_t new_id(async__runtime_t *rt) {
+    uint64_t stride = rt->nworkers + 1;
+    async__worker_t *w = async__tls_worker;
+    if (w) {
+        uint64_t id = w->next_id;
+        w->next_id += stride;
+        return id;
+    }
+    return (atomic_fetch_add_explicit(&rt->next_task_id, 1, memory_order_relaxed) + 1) * stride;
 }
 
 /* async_spawn_opts with a free_arg (async__spawn_owned); NULL or a settled
@@ -237,7 +251,7 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
     t->free_arg = free_arg;
     t->stack_size = stack_size;
     atomic_init(&t->state, T_NEW);
-    t->id = atomic_fetch_add_explicit(&rt->next_task_id, 1, memory_order_relaxed) + 1;
+    t->id = new_id(rt);
     t->cancel_msg.run = on_cancel_msg;
     if (opts && opts->name) {
         strncpy(t->name, opts->name, sizeof t->name - 1);

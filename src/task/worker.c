@@ -351,6 +351,7 @@ static void on_exit_msg(async__worker_t *w, async__msg_t *m) {
 int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
     memset(w, 0, sizeof *w);
     w->id = id;
+    w->next_id = id;
     w->waiter = waiter;
     int r = uv_loop_init(&w->loop);
     if (r) {
