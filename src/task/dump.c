@@ -177,7 +177,7 @@ static void copy_worker(async__worker_t *w, worker_view_t *v, snap_t *snaps, siz
     async__task_t *self = async__task_current();
     v->runq = atomic_load_explicit(&w->runq_len, memory_order_relaxed);
     v->newq = atomic_load_explicit(&w->newq_len, memory_order_relaxed);
-    pthread_mutex_lock(&w->tasks_lock);
+    pthread_spin_lock(&w->tasks_lock);
     for (async__task_t *t = w->tasks; t; t = t->next) {
         v->started++;
         if (*n == cap) {
@@ -188,7 +188,7 @@ static void copy_worker(async__worker_t *w, worker_view_t *v, snap_t *snaps, siz
         copy_task(s, t, w->id, self);
         copy_stack(s, t);
     }
-    pthread_mutex_unlock(&w->tasks_lock);
+    pthread_spin_unlock(&w->tasks_lock);
     /* unstarted tasks that may still be stolen; a pinned one waits in the
      * worker's private run queue, where only the worker may look */
     pthread_spin_lock(&w->newq_lock);

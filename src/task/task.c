@@ -61,24 +61,30 @@ async__task_t *async__task_current(void) {
     return w ? w->current : NULL;
 }
 
-/* The registry (w->tasks): taken at a task's first run and at its end only. */
+/* The registry (w->tasks): locked at a task's first run and at its end only.
+ * A dump may hold the lock for milliseconds (it walks stacks): yield the CPU
+ * to it rather than spin. */
+static void registry_lock(async__worker_t *w) {
+    while (pthread_spin_trylock(&w->tasks_lock) != 0) sched_yield();
+}
+
 static void list_add(async__worker_t *w, async__task_t *t) {
-    pthread_mutex_lock(&w->tasks_lock);
+    registry_lock(w);
     t->prev = NULL;
     t->next = w->tasks;
     if (w->tasks) w->tasks->prev = t;
     w->tasks = t;
-    pthread_mutex_unlock(&w->tasks_lock);
+    pthread_spin_unlock(&w->tasks_lock);
 }
 
 static void list_remove(async__worker_t *w, async__task_t *t) {
-    pthread_mutex_lock(&w->tasks_lock);
+    registry_lock(w);
     if (t->prev)
         t->prev->next = t->next;
     else
         w->tasks = t->next;
     if (t->next) t->next->prev = t->prev;
-    pthread_mutex_unlock(&w->tasks_lock);
+    pthread_spin_unlock(&w->tasks_lock);
 }
 
 /* Queues an unstarted task on its worker (this thread): pinned tasks on the
@@ -184,7 +190,6 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
 void async__task_suspend(async__task_t *t) {
     async__worker_t *w = async__tls_worker;
     t->saved_errno = errno;
-    atomic_store_explicit(&t->since_ms, async__coarse_ms(), memory_order_relaxed);
     atomic_store_explicit(&t->state, T_WAITING, memory_order_relaxed);
 #ifndef ASYNC_FIBER_UCONTEXT
     async__stack_overflow_check(t, __builtin_frame_address(0));
@@ -252,6 +257,7 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
     t->stack_size = stack_size;
     atomic_init(&t->state, T_NEW);
     t->id = new_id(rt);
+    atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_NONE, memory_order_relaxed);
     t->cancel_msg.run = on_cancel_msg;
     if (opts && opts->name) {
         strncpy(t->name, opts->name, sizeof t->name - 1);
@@ -329,7 +335,9 @@ int async_yield(void) {
     /* to the back of the run queue; the worker polls I/O within RUN_BUDGET runs */
     async__worker_runq_push(async__tls_worker, t);
     t->waiting = NULL;
-    async__wait_set(&t->wait, ASYNC_WAIT_TEXT, "yield", NULL, NULL, NULL, -1);
+    /* two stores, and no clock read: it waits only for its turn */
+    atomic_store_explicit(&t->wait.what, "yield", memory_order_relaxed);
+    atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_TEXT, memory_order_relaxed);
     async__task_suspend(t);
     return 0;
 }

@@ -374,7 +374,7 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
     atomic_init(&w->newq_len, 0);
     atomic_init(&w->sleeping, 0);
     pthread_spin_init(&w->newq_lock, PTHREAD_PROCESS_PRIVATE);
-    pthread_mutex_init(&w->tasks_lock, NULL);
+    pthread_spin_init(&w->tasks_lock, PTHREAD_PROCESS_PRIVATE);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
@@ -387,7 +387,7 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         pthread_spin_destroy(&w->newq_lock);
-        pthread_mutex_destroy(&w->tasks_lock);
+        pthread_spin_destroy(&w->tasks_lock);
         errno = r;
         return -1;
     }
@@ -403,5 +403,5 @@ void async__worker_join(async__worker_t *w) {
     if (w->wakefd >= 0) close(w->wakefd); /* nobody rings a joined worker */
     w->wakefd = -1;
     pthread_spin_destroy(&w->newq_lock);
-    pthread_mutex_destroy(&w->tasks_lock);
+    pthread_spin_destroy(&w->tasks_lock);
 }
