@@ -160,6 +160,7 @@ static intptr_t runner_work(async__job_t *j) {
         op->job.state = OP_TAKEN;
         pthread_mutex_unlock(&fsq.lock);
         run_op(op);
+        async__pool_note((uintptr_t)runner_work, NULL); /* for dumps: between ops now */
     }
 }
 
