@@ -64,23 +64,28 @@ def _task_type():
     return gdb.lookup_type("async__task_t").pointer()
 
 
+def _offset(member):
+    """The offset of a member of async__task_t."""
+    v = gdb.parse_and_eval("&((async__task_t *)0)->%s" % member)
+    return int(v.cast(gdb.lookup_type("unsigned long")))
+
+
 def tasks():
     """Yields (task value, worker id, started) for every task in the registry."""
     rt = _runtime()
     ttype = _task_type()
-    node_off = None
+    live_off = _offset("live")
+    node_off = _offset("node")
     for i in range(int(rt["nworkers"])):
         w = rt["workers"][i]
-        t = w["tasks"]
+        # started tasks: linked through their `live` node (src/task/list.h)
+        n = w["tasks"]["head"]
         seen = 0
-        while int(t) != 0 and seen < 100000:
-            yield t, int(w["id"]), True
-            t = t["next"]
+        while int(n) != 0 and seen < 100000:
+            yield gdb.Value(int(n) - live_off).cast(ttype), int(w["id"]), True
+            n = n["next"]
             seen += 1
         # unstarted tasks: linked through their `node` message
-        if node_off is None:
-            node_off = int(gdb.parse_and_eval("&((async__task_t *)0)->node").cast(
-                gdb.lookup_type("unsigned long")))
         m = w["newq_head"]
         seen = 0
         while int(m) != 0 and seen < 100000:

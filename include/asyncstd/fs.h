@@ -160,8 +160,9 @@ ASYNC_EXTERN async_future_t *async_read(int fd, void *buf, size_t count) ASYNC_W
  * Routes as async_read(). A pipe may take fewer bytes than offered: loop,
  * or use async_write_all(). A socket takes all of them, waiting for room as
  * often as needed, as write(2) does on a blocking stream socket and as
- * async_send() does (an error after some bytes gives their count; the
- * vector form, async_writev(), may be short). Writing to a socket whose peer
+ * async_send() does (an error after some bytes gives their count, and so
+ * does a cancellation: the future settles with the count, not ECANCELED;
+ * async_writev() does the same). Writing to a socket whose peer
  * has gone gives EPIPE without raising SIGPIPE; to a pipe whose reader has
  * gone, EPIPE and SIGPIPE, as write(2) gives.
  *
@@ -230,11 +231,19 @@ ASYNC_EXTERN async_future_t *async_readv(int fd, const struct iovec *iov,
 /**
  * Async equivalent of writev(2), for any kind of fd (routed as async_write()).
  *
+ * On a socket it writes every byte of every buffer, in order, waiting for
+ * room as often as needed, as writev(2) does on a blocking stream socket:
+ * an error after some bytes, or a cancellation after some bytes, gives
+ * their count (the error comes again on the next call). A pipe may take
+ * fewer bytes than offered, as writev(2) on a pipe may.
+ *
  * \param fd      the descriptor.
  * \param iov     the buffers; the array and the buffers must stay valid until
  *                the future settles.
  * \param iovcnt  number of entries (0 to `IOV_MAX`).
- * \return a future whose value is the count written, or -1 with writev(2)'s errno.
+ * \return a future whose value is the count written, or -1 with writev(2)'s
+ *         errno (EINVAL for a negative or too large `iovcnt`, EFAULT, EPIPE,
+ *         ECANCELED when cancelled before any byte went out, ...).
  */
 ASYNC_EXTERN async_future_t *async_writev(int fd, const struct iovec *iov,
                                           int iovcnt) ASYNC_WARN_UNUSED;

@@ -26,8 +26,8 @@ enum { OP_NEW, OP_QUEUED, OP_TAKEN };
 
 static struct {
     pthread_mutex_t lock;
-    fs_op_t *head, *tail; /* linked through job.next/prev */
-    pthread_cond_t cond;  /* idle runners wait here a moment before leaving */
+    async__list_t q;     /* queued ops, oldest first, linked through job.node */
+    pthread_cond_t cond; /* idle runners wait here a moment before leaving */
     unsigned runners;
     unsigned idle;      /* runners waiting on cond */
     unsigned signalled; /* of those, already woken for an op */
@@ -42,27 +42,8 @@ static uint64_t mono_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void q_push(fs_op_t *op) {
-    op->job.next = NULL;
-    op->job.prev = fsq.tail ? &fsq.tail->job : NULL;
-    if (fsq.tail)
-        fsq.tail->job.next = &op->job;
-    else
-        fsq.head = op;
-    fsq.tail = op;
-}
-
-static void q_unlink(fs_op_t *op) {
-    if (op->job.prev)
-        op->job.prev->next = op->job.next;
-    else
-        fsq.head = (fs_op_t *)op->job.next;
-    if (op->job.next)
-        op->job.next->prev = op->job.prev;
-    else
-        fsq.tail = (fs_op_t *)op->job.prev;
-    op->job.next = op->job.prev = NULL;
-}
+/* The oldest queued op, or NULL. */
+static fs_op_t *q_first(void) { return async__list_entry(fsq.q.head, fs_op_t, job.node); }
 
 static void fs_release(async_future_t *f) {
     fs_op_t *op = (fs_op_t *)f;
@@ -84,7 +65,7 @@ static void fs_cancel(async_future_t *f) {
     pthread_mutex_lock(&fsq.lock);
     bool queued = op->job.state == OP_QUEUED;
     if (queued) {
-        q_unlink(op);
+        async__list_remove(&fsq.q, &op->job.node);
         op->job.state = OP_TAKEN;
     }
     pthread_mutex_unlock(&fsq.lock);
@@ -116,15 +97,12 @@ typedef struct runner {
 
 /* Settles every queued op with `err` (no runner is left to take them). */
 static void drain_locked_and_unlock(int err) {
-    fs_op_t *list = fsq.head;
-    for (fs_op_t *op = list; op; op = (fs_op_t *)op->job.next) op->job.state = OP_TAKEN;
-    fsq.head = fsq.tail = NULL;
+    async__list_foreach(n, &fsq.q) async__list_entry(n, fs_op_t, job.node)->job.state = OP_TAKEN;
+    async__list_t all = async__list_take(&fsq.q);
     pthread_mutex_unlock(&fsq.lock);
-    while (list) {
-        fs_op_t *op = list;
-        list = (fs_op_t *)op->job.next;
-        settle_unrun(op, err);
-    }
+    async__node_t *n;
+    while ((n = async__list_pop_front(&all)))
+        settle_unrun(async__list_entry(n, fs_op_t, job.node), err);
 }
 
 /* Waits up to IDLE_NS for an op; false when none came. Must hold the lock. */
@@ -137,26 +115,26 @@ static bool runner_wait(void) {
         ts.tv_nsec -= 1000000000;
     }
     fsq.idle++;
-    while (!fsq.head) {
+    while (async__list_empty(&fsq.q)) {
         if (pthread_cond_timedwait(&fsq.cond, &fsq.lock, &ts) != 0) break;
     }
     fsq.idle--;
     if (fsq.signalled) fsq.signalled--;
-    return fsq.head != NULL;
+    return !async__list_empty(&fsq.q);
 }
 
 static intptr_t runner_work(async__job_t *j) {
     ((runner_t *)j)->ran = true;
     for (;;) {
         pthread_mutex_lock(&fsq.lock);
-        fs_op_t *op = fsq.head;
-        if (!op && runner_wait()) op = fsq.head;
+        fs_op_t *op = q_first();
+        if (!op && runner_wait()) op = q_first();
         if (!op) {
             fsq.runners--;
             pthread_mutex_unlock(&fsq.lock);
             return 0;
         }
-        q_unlink(op);
+        async__list_remove(&fsq.q, &op->job.node);
         op->job.state = OP_TAKEN;
         pthread_mutex_unlock(&fsq.lock);
         run_op(op);
@@ -173,7 +151,7 @@ static void runner_release(async_future_t *f) {
     if (ran) return;
     pthread_mutex_lock(&fsq.lock);
     fsq.runners--;
-    if (fsq.runners == 0 && fsq.head)
+    if (fsq.runners == 0 && !async__list_empty(&fsq.q))
         drain_locked_and_unlock(ECANCELED);
     else
         pthread_mutex_unlock(&fsq.lock);
@@ -186,7 +164,7 @@ static void start_runner(void) {
     if (!r) {
         pthread_mutex_lock(&fsq.lock);
         fsq.runners--;
-        if (fsq.runners == 0 && fsq.head)
+        if (fsq.runners == 0 && !async__list_empty(&fsq.q))
             drain_locked_and_unlock(ENOMEM);
         else
             pthread_mutex_unlock(&fsq.lock);
@@ -267,8 +245,8 @@ async_future_t *async__fs_submit(fs_op_t *op) {
     bool wake = fsq.idle > fsq.signalled;
     bool start =
         !wake && (fsq.runners < limit ||
-                  (fsq.head && now - fsq.head->queued_ns > STUCK_NS && fsq.runners < 1024));
-    q_push(op);
+                  (q_first() && now - q_first()->queued_ns > STUCK_NS && fsq.runners < 1024));
+    async__list_push_back(&fsq.q, &op->job.node);
     if (wake) {
         fsq.signalled++;
         pthread_cond_signal(&fsq.cond);

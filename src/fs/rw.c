@@ -120,17 +120,48 @@ typedef struct ready_op {
     struct iovec one;  /* the single-buffer calls' iovec, which lived on their frame */
     const struct iovec *iov;
     int cnt, dir, how;
-    size_t done; /* a write of one buffer to a socket: bytes sent so far */
+    /* a write to a socket: bytes sent so far, and where they end (entry `at`,
+     * `off` bytes into it) */
+    size_t done, off;
+    int at;
 } ready_op_t;
 
-/* A write of one buffer to a socket sends all of it, waiting for room as
- * often as needed, as write(2) does on a blocking stream socket and as
- * async_send() does: the two agree. An error after some bytes reports the
- * count (the error comes again on the next call). */
+/* Moves the write position of r past `n` more bytes sent. */
+static void advance(ready_op_t *r, size_t n) {
+    r->done += n;
+    r->io.progress = r->done;
+    while (r->at < r->cnt) {
+        size_t room = r->iov[r->at].iov_len - r->off;
+        if (n < room) {
+            r->off += n;
+            return;
+        }
+        n -= room;
+        r->at++;
+        r->off = 0;
+    }
+}
+
+/* A write to a socket sends all of it, waiting for room as often as needed,
+ * as write(2) and writev(2) do on a blocking stream socket and as
+ * async_send() does: they agree. A vector goes out from where the last send
+ * stopped: the rest of a part-sent entry alone, then the entries after it in
+ * one sendmsg. An error after some bytes reports the count (the error comes
+ * again on the next call). */
 static bool send_rest(ready_op_t *r, intptr_t *value, int *err) {
-    while (r->done < r->one.iov_len) {
-        ssize_t n = send(r->io.fd, (char *)r->one.iov_base + r->done, r->one.iov_len - r->done,
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
+    advance(r, 0); /* steps over empty entries */
+    while (r->at < r->cnt) {
+        const struct iovec *v = &r->iov[r->at];
+        ssize_t n;
+        if (r->off) {
+            n = send(r->io.fd, (char *)v->iov_base + r->off, v->iov_len - r->off,
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+        } else {
+            struct msghdr m = {0};
+            m.msg_iov = (struct iovec *)v;
+            m.msg_iovlen = (size_t)(r->cnt - r->at);
+            n = sendmsg(r->io.fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
         if (n < 0) {
@@ -138,8 +169,7 @@ static bool send_rest(ready_op_t *r, intptr_t *value, int *err) {
             *err = r->done ? 0 : errno;
             return true;
         }
-        r->done += (size_t)n;
-        r->io.progress = r->done;
+        advance(r, (size_t)n);
     }
     *value = (intptr_t)r->done;
     *err = 0;
@@ -148,7 +178,7 @@ static bool send_rest(ready_op_t *r, intptr_t *value, int *err) {
 
 static bool ready_attempt(async__io_op_t *o, intptr_t *value, int *err) {
     ready_op_t *r = (ready_op_t *)o;
-    if (r->dir == RW_WRITE && r->how == HOW_SOCKET && r->cnt == 1) return send_rest(r, value, err);
+    if (r->dir == RW_WRITE && r->how == HOW_SOCKET) return send_rest(r, value, err);
     ssize_t n = attempt_learn(o->fd, r->iov, r->cnt, r->dir, &r->how);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
     *value = n;
@@ -170,7 +200,9 @@ static async_future_t *rw_ready(int fd, const struct iovec *iov, int cnt, int di
     r->cnt = cnt;
     r->dir = dir;
     r->how = how;
-    r->done = done;
+    r->done = r->off = 0;
+    r->at = 0;
+    if (how == HOW_SOCKET) advance(r, done);
     r->io.progress = done;
     return async__io_start(&r->io);
 }
@@ -195,6 +227,13 @@ static ssize_t read_rest(int fd, const struct iovec *iov, off_t off, size_t done
     return (ssize_t)done;
 }
 
+/* The bytes of a vector the kernel has accepted (so its entries are valid). */
+static size_t iov_total(const struct iovec *iov, int cnt) {
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
+    return total;
+}
+
 /* The result's future is reserved before the first system call, not
  * allocated after it: once bytes have moved, the call must report them
  * (read from a pipe or a socket, or from the file position, they are gone
@@ -217,9 +256,7 @@ static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t 
         m.msg_iov = (struct iovec *)iov;
         m.msg_iovlen = (size_t)cnt;
         ssize_t n = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-        /* all of it, or a vector (writev may be short, as sendmsg is) */
-        if (n >= 0 && (cnt != 1 || (size_t)n == iov[0].iov_len))
-            return async__future_fill(res, n, 0);
+        if (n >= 0 && (size_t)n == iov_total(iov, cnt)) return async__future_fill(res, n, 0);
         if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
             /* the rest waits for room, as on a blocking socket (send_rest) */
             async_future_t *rest = rw_ready(fd, iov, cnt, dir, HOW_SOCKET, n > 0 ? (size_t)n : 0);

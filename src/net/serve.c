@@ -31,7 +31,7 @@ typedef struct serve {
     size_t stack_size;
     bool nodelay; /* the listener has TCP_NODELAY: set it on every accepted socket */
     pthread_mutex_t lock;
-    conn_t *conns; /* live connections, under `lock` */
+    async__list_t conns; /* live connections, under `lock` */
     async_waitgroup_t live;
 } serve_t;
 
@@ -39,7 +39,7 @@ struct conn {
     serve_t *s;
     int fd;
     async_future_t *task; /* detached; valid while on the list */
-    conn_t *prev, *next;
+    async__node_t node;   /* in s->conns */
 };
 
 static intptr_t conn_main(void *arg) {
@@ -48,11 +48,7 @@ static intptr_t conn_main(void *arg) {
     (void)s->handler(c->fd, s->arg); /* a failure concerns this connection only */
     async__net_close(c->fd);
     pthread_mutex_lock(&s->lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    async__list_remove(&s->conns, &c->node);
     pthread_mutex_unlock(&s->lock);
     free(c);
     async_waitgroup_done(&s->live);
@@ -73,7 +69,6 @@ static int start_conn(serve_t *s, int fd) {
     }
     c->s = s;
     c->fd = fd;
-    c->prev = NULL;
     async_waitgroup_add(&s->live, 1);
     async_spawn_opts_t o = {.stack_size = s->stack_size};
     pthread_mutex_lock(&s->lock);
@@ -88,9 +83,7 @@ static int start_conn(serve_t *s, int fd) {
         return -1;
     }
     c->task = t;
-    c->next = s->conns;
-    if (s->conns) s->conns->prev = c;
-    s->conns = c;
+    async__list_push_front(&s->conns, &c->node);
     async_future_free(t); /* detached: the task frees itself when it ends */
     pthread_mutex_unlock(&s->lock);
     return 0;
@@ -142,7 +135,7 @@ static intptr_t serve_main(void *arg) {
     async_setcancelstate(ASYNC_CANCEL_DISABLE, NULL);
     if (s->on_stop == ASYNC_SERVE_CANCEL) {
         pthread_mutex_lock(&s->lock);
-        for (conn_t *c = s->conns; c; c = c->next) async_cancel(c->task);
+        async__list_foreach(n, &s->conns) async_cancel(async__list_entry(n, conn_t, node)->task);
         pthread_mutex_unlock(&s->lock);
     }
     (void)async_await(async_waitgroup_wait(&s->live));

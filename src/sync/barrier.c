@@ -43,7 +43,7 @@ static void waiter_removed(async__sw_t *w, async__sw_t **grants) {
  * onto *grants and return true. */
 static bool last_arrival(barrier_t *br, async__sw_t **grants) {
     if (br->arrived + 1 < br->count) return false;
-    while (br->q.head) async__sw_grant(br->q.head, 0, 0, grants);
+    while (async__wq_head(&br->q)) async__sw_grant(async__wq_head(&br->q), 0, 0, grants);
     br->arrived = 0;
     return true;
 }
@@ -91,7 +91,7 @@ int async_barrier_destroy(async_barrier_t *b) {
     }
     barrier_t *br = (barrier_t *)b;
     async__slock_lock(&br->lock);
-    int err = br->count == 0 ? EINVAL : br->q.head ? EBUSY : 0;
+    int err = br->count == 0 ? EINVAL : async__wq_head(&br->q) ? EBUSY : 0;
     if (!err) br->count = 0;
     async__slock_unlock(&br->lock);
     if (err) {

@@ -64,7 +64,8 @@ static inline void copy(void *dst, const void *src, size_t n) {
         memcpy(dst, src, n);
 }
 
-/* Under the lock: room for one more buffered item (growing an unbounded ring). */
+/* Under the lock: room for one more buffered item (growing an unbounded ring).
+ * 0 made, -1 full (the sender must wait), or ENOMEM. */
 static int make_room(async_chan_t *c) {
     if (c->len < c->slots) return 0;
     if (c->cap != ASYNC_CHAN_UNBOUNDED) return -1;
@@ -88,13 +89,13 @@ static void push(async_chan_t *c, const void *elem) {
 /* Under the lock: 0 sent, -1 must wait, or an errno. */
 static int try_send_locked(async_chan_t *c, const void *elem, async__sw_t **grants) {
     if (c->closed) return EPIPE;
-    async__sw_t *r = c->recvq.head;
+    async__sw_t *r = async__wq_head(&c->recvq);
     if (r) {
         copy(r->buf, elem, c->esize);
         async__sw_grant(r, 1, 0, grants);
         return 0;
     }
-    if (c->sendq.head) return -1; /* senders before us wait: keep their order */
+    if (async__wq_head(&c->sendq)) return -1; /* senders before us wait: keep their order */
     int room = make_room(c);
     if (room) return room;
     push(c, elem);
@@ -103,7 +104,7 @@ static int try_send_locked(async_chan_t *c, const void *elem, async__sw_t **gran
 
 /* Under the lock: 1 received, 0 closed and empty, -1 must wait. */
 static int try_recv_locked(async_chan_t *c, void *elem, async__sw_t **grants) {
-    async__sw_t *s = c->sendq.head;
+    async__sw_t *s = async__wq_head(&c->sendq);
     if (c->len) {
         copy(elem, slot(c, 0), c->esize);
         if (++c->head == c->slots) c->head = 0;
@@ -204,9 +205,10 @@ int async_chan_close(async_chan_t *c) {
     bool was = c->closed;
     c->closed = true;
     if (!was) {
-        while (c->sendq.head) async__sw_grant(c->sendq.head, -1, EPIPE, &grants);
+        while (async__wq_head(&c->sendq))
+            async__sw_grant(async__wq_head(&c->sendq), -1, EPIPE, &grants);
         /* receivers wait only on an empty channel: all get end-of-channel */
-        while (c->recvq.head) async__sw_grant(c->recvq.head, 0, 0, &grants);
+        while (async__wq_head(&c->recvq)) async__sw_grant(async__wq_head(&c->recvq), 0, 0, &grants);
     }
     async__slock_unlock(&c->lock);
     if (was) {
@@ -230,7 +232,7 @@ size_t async_chan_cap(async_chan_t *c) { return c ? c->cap : 0; }
 int async_chan_free(async_chan_t *c) {
     if (!c) return 0;
     async__slock_lock(&c->lock);
-    bool busy = c->sendq.head || c->recvq.head;
+    bool busy = async__wq_head(&c->sendq) || async__wq_head(&c->recvq);
     async__slock_unlock(&c->lock);
     if (busy) {
         errno = EBUSY;

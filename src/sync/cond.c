@@ -143,17 +143,18 @@ int async_cond_broadcast(async_cond_t *cv) {
     }
     cond_t *c = (cond_t *)cv;
     async__slock_lock(&c->lock);
-    async__sw_t *all = c->q.head;
-    for (async__sw_t *w = all; w; w = w->next) {
+    async__sw_t *all = NULL, **tail = &all;
+    for (async__sw_t *w; (w = async__wq_pop(&c->q));) {
         w->kind = CW_LEFT;
-        w->gnext = w->next;
+        w->gnext = NULL;
+        *tail = w;
+        tail = &w->gnext;
     }
-    c->q.head = c->q.tail = NULL;
     async__slock_unlock(&c->lock);
     /* in waiting order, so that they take the mutex in that order */
     while (all) {
         async__sw_t *n = all->gnext;
-        all->next = all->prev = all->gnext = NULL;
+        all->gnext = NULL;
         to_mutex(all);
         all = n;
     }
@@ -167,7 +168,7 @@ int async_cond_destroy(async_cond_t *cv) {
     }
     cond_t *c = (cond_t *)cv;
     async__slock_lock(&c->lock);
-    int err = c->dead ? EINVAL : c->q.head ? EBUSY : 0;
+    int err = c->dead ? EINVAL : async__wq_head(&c->q) ? EBUSY : 0;
     if (!err) c->dead = 1;
     async__slock_unlock(&c->lock);
     if (err) {

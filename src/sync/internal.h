@@ -46,9 +46,7 @@ static inline void async__slock_unlock(async__slock_t *l) {
 /* ---- waiters ------------------------------------------------------------- */
 typedef struct async__sw async__sw_t;
 
-typedef struct async__wq {
-    async__sw_t *head, *tail;
-} async__wq_t;
+typedef async__list_t async__wq_t; /* of async__sw_t, by `node`, oldest first */
 
 enum {
     SW_INIT,    /* allocated, not yet queued: only a timer can see it */
@@ -65,11 +63,11 @@ enum {
  * an ASYNC_OBJ_SMALL object, freed when owner and settler are both done. */
 struct async__sw {
     async_future_t future; /* first */
-    async__sw_t *next, *prev;
-    async__sw_t *gnext;   /* list of waiters to complete after unlocking */
-    async__slock_t *lock; /* the lock of the queue it waits in */
-    async__wq_t *q;       /* that queue */
-    void *prim;           /* the primitive */
+    async__node_t node;    /* in `q` while SW_QUEUED */
+    async__sw_t *gnext;    /* list of waiters to complete after unlocking */
+    async__slock_t *lock;  /* the lock of the queue it waits in */
+    async__wq_t *q;        /* that queue */
+    void *prim;            /* the primitive */
     /* After a cancel or timeout unlinked it, under the lock: fix the primitive's
      * state; may grant other waiters by pushing them on *grants. Or NULL. */
     void (*removed)(async__sw_t *w, async__sw_t **grants);
@@ -90,12 +88,18 @@ struct async__sw {
     uint64_t since;             /* mutexes: when it first queued (ns, monotonic) */
 };
 
-void async__wq_push(async__wq_t *q, async__sw_t *w);
-void async__wq_remove(async__wq_t *q, async__sw_t *w);
+/* The first waiter of a queue, or NULL. */
+static inline async__sw_t *async__wq_head(async__wq_t *q) {
+    return async__list_entry(q->head, async__sw_t, node);
+}
+static inline void async__wq_push(async__wq_t *q, async__sw_t *w) {
+    async__list_push_back(q, &w->node);
+}
+static inline void async__wq_remove(async__wq_t *q, async__sw_t *w) {
+    async__list_remove(q, &w->node);
+}
 static inline async__sw_t *async__wq_pop(async__wq_t *q) {
-    async__sw_t *w = q->head;
-    if (w) async__wq_remove(q, w);
-    return w;
+    return async__list_entry(async__list_pop_front(q), async__sw_t, node);
 }
 
 /* A waiter for `prim`, queue `q` guarded by `lock`, in state SW_INIT. NULL
@@ -155,8 +159,12 @@ async_future_t *async__sem_wait_ms(async_sem_t *sem, int64_t ms); /* ms < 0: no 
  * true if acquired at once (w is then not queued). */
 bool async__mutex_acquire_for(async_mutex_t *m, async__sw_t *w);
 /* Unlock for a cond wait: fully releases the mutex (any recursion count is
- * returned in *count, and given back when the waiter retakes it). */
+ * returned in *count, and given back when the waiter retakes it). 0, or -1
+ * with async_mutex_unlock()'s errno. */
 int async__mutex_release_all(async_mutex_t *m, unsigned *count);
+/* 0 if the caller may wait on a cond with `m` (it holds it), else the errno
+ * to settle the wait with: EPERM (not held, or held by another), EINVAL
+ * (destroyed). */
 int async__mutex_check_held(async_mutex_t *m);
 
 #endif

@@ -114,16 +114,6 @@ static void grant(mutex_t *mx, async__sw_t *w) {
     take_ownership(mx, w->owner, w->count);
 }
 
-static void queue_front(async__wq_t *q, async__sw_t *w) {
-    w->prev = NULL;
-    w->next = q->head;
-    if (q->head)
-        q->head->prev = w;
-    else
-        q->tail = w;
-    q->head = w;
-}
-
 /* Under mx->lock: take mx for w, or queue w at the back. True if taken. */
 static bool acquire_or_queue(mutex_t *mx, async__sw_t *w, int *err) {
     for (;;) {
@@ -157,7 +147,7 @@ static bool acquire_or_queue(mutex_t *mx, async__sw_t *w, int *err) {
 static void waiter_removed(async__sw_t *w, async__sw_t **grants) {
     mutex_t *mx = w->prim;
     (void)grants;
-    if (!mx->q.head)
+    if (!async__wq_head(&mx->q))
         atomic_fetch_and_explicit(&mx->state, ~(uint32_t)(M_WAITERS | M_STARVING),
                                   memory_order_relaxed);
 }
@@ -170,7 +160,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m);
  * thread is handed the mutex (the caller completes `*granted`). `s` is the
  * state the caller will store, LOCKED clear; returns it updated. */
 static uint32_t wake_head(mutex_t *mx, uint32_t s, async__sw_t **retry, async__sw_t **granted) {
-    async__sw_t *w = mx->q.head;
+    async__sw_t *w = async__wq_head(&mx->q);
     if (!w || (s & M_WOKEN)) return s;
     if (!w->home) {
         async__wq_remove(&mx->q, w);
@@ -184,7 +174,7 @@ static uint32_t wake_head(mutex_t *mx, uint32_t s, async__sw_t **retry, async__s
         *retry = w;
         s |= M_WOKEN;
     }
-    if (!mx->q.head) s &= ~(uint32_t)M_WAITERS;
+    if (!async__wq_head(&mx->q)) s &= ~(uint32_t)M_WAITERS;
     return s;
 }
 
@@ -211,7 +201,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
          * free, nobody else will look at it, so wake the next waiter */
         uint32_t old =
             atomic_fetch_and_explicit(&mx->state, ~(uint32_t)M_WOKEN, memory_order_relaxed);
-        async__sw_t *h = mx->q.head;
+        async__sw_t *h = async__wq_head(&mx->q);
         if (h && !(old & M_LOCKED)) {
             if (h->home) {
                 async__wq_remove(&mx->q, h);
@@ -224,7 +214,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
                 grant(mx, h);
                 granted = h;
             }
-            if (!mx->q.head)
+            if (!async__wq_head(&mx->q))
                 atomic_fetch_and_explicit(&mx->state, ~(uint32_t)M_WAITERS, memory_order_relaxed);
         }
     } else {
@@ -243,7 +233,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
             grant(mx, w);
             done = true;
         } else {
-            queue_front(&mx->q, w);
+            async__list_push_front(&mx->q, &w->node);
             w->state = SW_QUEUED;
         }
     }
@@ -387,7 +377,7 @@ static int release(mutex_t *mx) {
     if (s & M_STARVING) { /* the head starved: it gets the mutex, and the mode ends */
         handed = async__wq_pop(&mx->q);
         s &= ~(uint32_t)M_STARVING;
-        if (!mx->q.head) s &= ~(uint32_t)M_WAITERS;
+        if (!async__wq_head(&mx->q)) s &= ~(uint32_t)M_WAITERS;
         grant(mx, handed);
         atomic_store_explicit(&mx->state, s, memory_order_relaxed);
     } else {

@@ -31,7 +31,7 @@ async_future_t *async_once(async_once_t *once, void (*init_routine)(void)) {
             async__sw_t *grants = NULL;
             async__slock_lock(&o->lock);
             atomic_store_explicit(&o->state, O_DONE, memory_order_release);
-            while (o->q.head) async__sw_grant(o->q.head, 0, 0, &grants);
+            while (async__wq_head(&o->q)) async__sw_grant(async__wq_head(&o->q), 0, 0, &grants);
             async__slock_unlock(&o->lock);
             async__sw_complete_list(grants);
             break;

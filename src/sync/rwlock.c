@@ -39,8 +39,8 @@ int async_rwlock_init(async_rwlock_t *rw, const void *attr) {
 
 /* Under the lock: grant what the head of the queue allows. */
 static void dispatch(rwlock_t *r, async__sw_t **grants) {
-    while (r->q.head && !r->writer) {
-        async__sw_t *h = r->q.head;
+    while (async__wq_head(&r->q) && !r->writer) {
+        async__sw_t *h = async__wq_head(&r->q);
         if (h->kind == RW_WRITE) {
             if (r->readers) return;
             r->writer = h->owner;
@@ -58,7 +58,7 @@ static void waiter_removed(async__sw_t *w, async__sw_t **grants) { dispatch(w->p
 static int try_locked(rwlock_t *r, int kind, void *self) {
     if (r->dead) return EINVAL;
     if (r->writer == self) return EDEADLK;
-    if (r->writer || r->q.head) return -1;
+    if (r->writer || async__wq_head(&r->q)) return -1;
     if (kind == RW_READ) {
         if (r->readers == UINT32_MAX) return EAGAIN;
         r->readers++;
@@ -180,7 +180,7 @@ int async_rwlock_destroy(async_rwlock_t *rw) {
     }
     rwlock_t *r = (rwlock_t *)rw;
     async__slock_lock(&r->lock);
-    int err = r->dead ? EINVAL : (r->writer || r->readers || r->q.head) ? EBUSY : 0;
+    int err = r->dead ? EINVAL : (r->writer || r->readers || async__wq_head(&r->q)) ? EBUSY : 0;
     if (!err) r->dead = 1;
     async__slock_unlock(&r->lock);
     if (err) {

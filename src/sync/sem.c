@@ -48,7 +48,7 @@ static int try_take(sem_impl_t *s) {
 static void waiter_removed(async__sw_t *w, async__sw_t **grants) {
     sem_impl_t *s = w->prim;
     (void)grants;
-    if (!s->q.head) atomic_store_explicit(&s->value, 0, memory_order_relaxed);
+    if (!async__wq_head(&s->q)) atomic_store_explicit(&s->value, 0, memory_order_relaxed);
 }
 
 async_future_t *async__sem_wait_ms(async_sem_t *sem, int64_t ms) {
@@ -146,7 +146,7 @@ int async_sem_post(async_sem_t *sem) {
     v = atomic_load_explicit(&s->value, memory_order_relaxed);
     if (v & S_WAITERS) {
         w = async__wq_pop(&s->q);
-        if (!s->q.head) atomic_store_explicit(&s->value, 0, memory_order_relaxed);
+        if (!async__wq_head(&s->q)) atomic_store_explicit(&s->value, 0, memory_order_relaxed);
         w->state = SW_DONE;
         w->value = 0;
     } else {

@@ -23,28 +23,6 @@ void async__slock_lock_slow(async__slock_t *l) {
 
 void async__slock_wake(async__slock_t *l) { async__futex_wake(l, 1); }
 
-void async__wq_push(async__wq_t *q, async__sw_t *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
-}
-
-void async__wq_remove(async__wq_t *q, async__sw_t *w) {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
-    w->next = w->prev = NULL;
-}
-
 /* ---- settled futures without allocation -------------------------------------
  * async_await() of a settled future reads its value and drops a reference;
  * these futures start with a huge count and their release puts it back, so
@@ -124,7 +102,8 @@ async__sw_t *async__sw_new(void *prim, async__slock_t *lock, async__wq_t *q,
         return NULL;
     }
     async__future_init(&w->future, &sw_ops);
-    w->next = w->prev = w->gnext = NULL;
+    w->node.next = w->node.prev = NULL;
+    w->gnext = NULL;
     w->lock = lock;
     w->q = q;
     w->prim = prim;

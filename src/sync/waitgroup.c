@@ -37,7 +37,7 @@ int async_waitgroup_add(async_waitgroup_t *wg, long delta) {
     else {
         g->counter += delta;
         if (g->counter == 0)
-            while (g->q.head) async__sw_grant(g->q.head, 0, 0, &grants);
+            while (async__wq_head(&g->q)) async__sw_grant(async__wq_head(&g->q), 0, 0, &grants);
     }
     async__slock_unlock(&g->lock);
     if (err) {
@@ -78,7 +78,7 @@ int async_waitgroup_destroy(async_waitgroup_t *wg) {
     }
     waitgroup_t *g = (waitgroup_t *)wg;
     async__slock_lock(&g->lock);
-    bool busy = g->q.head != NULL;
+    bool busy = async__wq_head(&g->q) != NULL;
     async__slock_unlock(&g->lock);
     if (busy) {
         errno = EBUSY;

@@ -178,7 +178,8 @@ static void copy_worker(async__worker_t *w, worker_view_t *v, snap_t *snaps, siz
     v->runq = atomic_load_explicit(&w->runq_len, memory_order_relaxed);
     v->newq = atomic_load_explicit(&w->newq_len, memory_order_relaxed);
     pthread_spin_lock(&w->tasks_lock);
-    for (async__task_t *t = w->tasks; t; t = t->next) {
+    async__list_foreach(ln, &w->tasks) {
+        async__task_t *t = async__list_entry(ln, async__task_t, live);
         v->started++;
         if (*n == cap) {
             ++*more;

@@ -9,14 +9,14 @@
 #include "internal.h"
 
 typedef struct member {
-    struct member *next, *prev;
+    async__node_t node; /* in the group's members */
     async_future_t *task;
     struct async_group *group;
 } member_t;
 
 struct async_group {
     pthread_mutex_t lock;
-    member_t *members; /* tasks still running */
+    async__list_t members; /* tasks still running */
     size_t running;
     int refs;
     int first_err;
@@ -47,7 +47,7 @@ static void group_unref_locked(async_group_t *g) {
 
 /* Must hold the lock. */
 static void cancel_members(async_group_t *g) {
-    for (member_t *m = g->members; m; m = m->next) async_cancel(m->task);
+    async__list_foreach(n, &g->members) async_cancel(async__list_entry(n, member_t, node)->task);
 }
 
 static void on_member_done(intptr_t value, int err, void *arg) {
@@ -55,11 +55,7 @@ static void on_member_done(intptr_t value, int err, void *arg) {
     async_group_t *g = m->group;
     (void)value;
     pthread_mutex_lock(&g->lock);
-    if (m->prev)
-        m->prev->next = m->next;
-    else
-        g->members = m->next;
-    if (m->next) m->next->prev = m->prev;
+    async__list_remove(&g->members, &m->node);
     if (err && !g->first_err) {
         g->first_err = err;
         cancel_members(g);
@@ -117,10 +113,7 @@ int async_group_spawn(async_group_t *g, async_task_fn fn, void *arg,
     }
     m->task = t;
     m->group = g;
-    m->prev = NULL;
-    m->next = g->members;
-    if (g->members) g->members->prev = m;
-    g->members = m;
+    async__list_push_front(&g->members, &m->node);
     g->running++;
     g->refs++;
     async__future_ref(t); /* kept to cancel it; then() consumes the owner's */

@@ -1,7 +1,24 @@
 /* Private declarations of the core: futures, tasks, fibers, stacks, workers,
- * the blocking pool and timers. Never installed. Inside the library errors
- * travel as positive errno values in a future's `err`; they become `errno`
- * only where an await returns. */
+ * the blocking pool and timers. Never installed.
+ *
+ * How internal functions report errors (every module follows this):
+ *  - An error on its way to a future is a positive errno value: a future's
+ *    `err`, an `int *err` out-parameter, or the return of a function that
+ *    gives "0 or an errno" (async__race_add, async__net_set_nonblock,
+ *    async__fs_dirbuf_fill). It becomes `errno` only where an await returns.
+ *    A function that can also say "not now" returns -1 for that, which is
+ *    then not an error ("0 done, -1 must wait, or an errno": the sync
+ *    module's try_* helpers).
+ *  - A function shaped like a libc call reports as libc does: -1 (or NULL
+ *    for a pointer) with `errno` set. That is the blocking work run on pool
+ *    threads (the pool reads errno right after, on the same thread), the
+ *    constructors (NULL + ENOMEM), and helpers whose caller is a public call
+ *    that itself returns -1/NULL with errno.
+ * The rule for which: a positive errno when the error outlives other calls
+ * before it is reported (settles, unlocks, frees, user callbacks: any of them
+ * may overwrite errno), errno when the caller reports it at once. Negative
+ * errno values (libuv's and io_uring's) are turned into one of the two where
+ * they come back from those libraries, never passed on. */
 #ifndef ASYNC_TASK_INTERNAL_H
 #define ASYNC_TASK_INTERNAL_H
 
@@ -16,6 +33,7 @@
 
 #include "asyncstd/future.h"
 #include "asyncstd/task.h"
+#include "list.h"
 
 
 #define ASYNC_CONTAINER_OF(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
@@ -165,7 +183,9 @@ void async__stack_put(struct async__worker *w, async__stack_t *s);
 void async__stack_flush(struct async__worker *w); /* worker cache to the global list */
 void async__stack_global_free(void);              /* at shutdown: unmap every slab */
 void async__stack_overflow_check(struct async__task *t, void *sp);
-int async__stack_install_guard_handler(void); /* per worker thread: sigaltstack */
+/* Per worker thread: the overflow handler's sigaltstack. 0, or -1 + ENOMEM
+ * (no alternate stack: an overflow is then a plain SIGSEGV). */
+int async__stack_install_guard_handler(void);
 void async__stack_remove_guard_handler(void);
 
 /* ---- what a parked task waits for ----------------------------------------
@@ -222,7 +242,7 @@ typedef struct async__task {
     async__ctx_t ctx;
     async__stack_t *stack;                /* NULL until the task first runs */
     struct async__worker *_Atomic worker; /* changes only while unstarted (stealing) */
-    struct async__task *prev, *next;      /* the worker's list of live tasks */
+    async__node_t live;                   /* in its worker's list of live tasks */
     async_task_fn fn;
     void *arg;
     void (*free_arg)(void *); /* async__spawn_owned: called once as the task ends */
@@ -298,11 +318,12 @@ typedef struct async__worker {
     bool woken_by_inbox;    /* the last wake-up from the loop came with messages */
     uint64_t last_poll_ns;  /* uv_hrtime() of the last poll made while tasks were ready */
     async__task_t *current; /* the task running now, or NULL */
-    /* Started tasks that have not ended: the registry a dump walks. Changed
-     * only at a task's first run and at its end, under tasks_lock, which a
-     * dump holds while it copies this worker's tasks; never taken per switch.
-     * A spinlock: a mutex pair cost ~55 instructions per spawn+join. */
-    async__task_t *tasks;
+    /* Started tasks that have not ended, by their `live` node: the registry a
+     * dump walks. Changed only at a task's first run and at its end, under
+     * tasks_lock, which a dump holds while it copies this worker's tasks;
+     * never taken per switch. A spinlock: a mutex pair cost ~55 instructions
+     * per spawn+join. */
+    async__list_t tasks;
     pthread_spinlock_t tasks_lock;
     async__ctx_t sched;          /* the worker thread's own context */
     async__stack_t *stack_cache; /* free stacks of the default size */
@@ -385,8 +406,8 @@ void async__runtime_task_ended(void);
 enum { ASYNC_POOL_FS = 0, ASYNC_POOL_USER = 1 };
 
 typedef struct async__job {
-    async_future_t future; /* first */
-    struct async__job *next, *prev;
+    async_future_t future;                  /* first */
+    async__node_t node;                     /* in its pool queue (fs ops: in op.c's queue) */
     intptr_t (*work)(struct async__job *j); /* runs on a pool thread; -1 + errno for failure */
     int kind;
     int state; /* queued, running, done */
@@ -420,10 +441,10 @@ struct async__io_op {
     async_future_t future; /* first: the op is its own future */
     async__msg_t msg;      /* start message (plain threads) */
     async__msg_t cancel_msg;
-    struct async__io_op *next, *prev; /* the fd's parked ops, per direction */
-    struct async__worker *worker;     /* where it parks; set before anyone can cancel */
-    int state;                        /* io.c's OP_* */
-    bool small;                       /* from ASYNC_OBJ_SMALL, else malloc */
+    async__node_t node;           /* in its fd's parked ops of its direction */
+    struct async__worker *worker; /* where it parks; set before anyone can cancel */
+    int state;                    /* io.c's OP_* */
+    bool small;                   /* from ASYNC_OBJ_SMALL, else malloc */
     int fd;
     int events; /* ASYNC_IO_READ or ASYNC_IO_WRITE */
     async__io_attempt_fn attempt;

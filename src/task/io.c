@@ -63,15 +63,15 @@ enum { OP_NEW, OP_QUEUED, OP_PARKED, OP_DONE };
 
 /* One fd as one worker sees it. */
 typedef struct io_fd {
-    async__io_op_t *head[2], *tail[2]; /* parked ops: [0] read, [1] write, FIFO */
-    uint32_t gen;                      /* bumped on drop: stale epoll events are ignored */
-    uint32_t fdgen;                    /* the global generation this entry belongs to */
-    unsigned ready;                    /* ASYNC_IO_* known ready (a hint: see above) */
-    bool registered;                   /* added to this worker's epoll (a hint: see above) */
-    bool tcp;                          /* learned when added: a short read empties it */
-    bool arming;                       /* a re-arm is queued in the ring, not yet reaped */
-    unsigned probes[2];                /* parked ops that are probes, per direction */
-    struct epoll_event arm_ev;         /* what it asks for: read by the kernel at submission */
+    async__list_t parked[2];   /* parked ops: [0] read, [1] write, oldest first */
+    uint32_t gen;              /* bumped on drop: stale epoll events are ignored */
+    uint32_t fdgen;            /* the global generation this entry belongs to */
+    unsigned ready;            /* ASYNC_IO_* known ready (a hint: see above) */
+    bool registered;           /* added to this worker's epoll (a hint: see above) */
+    bool tcp;                  /* learned when added: a short read empties it */
+    bool arming;               /* a re-arm is queued in the ring, not yet reaped */
+    unsigned probes[2];        /* parked ops that are probes, per direction */
+    struct epoll_event arm_ev; /* what it asks for: read by the kernel at submission */
 } io_fd_t;
 
 /* The epoll event that stands for libuv's backend fd: no fd and generation
@@ -231,15 +231,7 @@ static io_fd_t *io_fd(struct async__io_worker *io, int fd, int *err) {
 static void unlink_op(io_fd_t *e, async__io_op_t *op) {
     int d = dir_index(op->events);
     if (op->probe) e->probes[d]--;
-    if (op->prev)
-        op->prev->next = op->next;
-    else
-        e->head[d] = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
-    else
-        e->tail[d] = op->prev;
-    op->next = op->prev = NULL;
+    async__list_remove(&e->parked[d], &op->node);
 }
 
 static void finish(async__io_op_t *op, intptr_t value, int err) {
@@ -256,15 +248,12 @@ static void drop_fd(struct async__io_worker *io, io_fd_t *e, int fd, int err) {
     e->arming = false; /* a queued re-arm's result is ignored: its gen is old */
     e->ready = 0;
     e->gen++;
-    async__io_op_t *list[2] = {e->head[0], e->head[1]};
-    e->head[0] = e->head[1] = e->tail[0] = e->tail[1] = NULL;
+    async__list_t all[2] = {async__list_take(&e->parked[0]), async__list_take(&e->parked[1])};
     e->probes[0] = e->probes[1] = 0;
     for (int d = 0; d < 2; d++) {
-        for (async__io_op_t *op = list[d], *next; op; op = next) {
-            next = op->next;
-            op->next = op->prev = NULL;
-            finish(op, -1, err);
-        }
+        async__node_t *n;
+        while ((n = async__list_pop_front(&all[d])))
+            finish(async__list_entry(n, async__io_op_t, node), -1, err);
     }
 }
 
@@ -389,13 +378,7 @@ static void park(io_fd_t *e, async__io_op_t *op) {
     int d = dir_index(op->events);
     if (op->probe) e->probes[d]++;
     op->state = OP_PARKED;
-    op->next = NULL;
-    op->prev = e->tail[d];
-    if (e->tail[d])
-        e->tail[d]->next = op;
-    else
-        e->head[d] = op;
-    e->tail[d] = op;
+    async__list_push_back(&e->parked[d], &op->node);
 }
 
 /* Worker thread: try the op (unless the fd is thought not ready) and park it
@@ -414,7 +397,7 @@ static void start_here(async__worker_t *w, async__io_op_t *op) {
         return;
     }
     int d = dir_index(op->events);
-    bool queued_ahead = e->head[d] != NULL;
+    bool queued_ahead = !async__list_empty(&e->parked[d]);
     if (op->nowait || op->probe || (!queued_ahead && (!e->registered || (e->ready & op->events)))) {
         intptr_t value = 0;
         if (op->attempt(op, &value, &err)) {
@@ -446,9 +429,10 @@ static void start_here(async__worker_t *w, async__io_op_t *op) {
  * the list is walked only while nothing else can change it. */
 static void run_ready_ops(io_fd_t *e, int events) {
     int d = dir_index(events);
-    async__io_op_t *done = NULL, **done_tail = &done;
-    for (async__io_op_t *op = e->head[d], *next; op; op = next) {
-        next = op->next;
+    async__list_t done = {0};
+    for (async__node_t *n = e->parked[d].head, *next; n; n = next) {
+        next = n->next;
+        async__io_op_t *op = async__list_entry(n, async__io_op_t, node);
         if (!op->probe && !(e->ready & (unsigned)events)) {
             if (!e->probes[d]) break;
             continue; /* only probes now */
@@ -459,13 +443,12 @@ static void run_ready_ops(io_fd_t *e, int events) {
         }
         unlink_op(e, op);
         op->state = OP_DONE; /* a cancel made while settling the others leaves it be */
-        if (op->drained && e->tcp && !e->head[d]) e->ready &= ~(unsigned)events;
-        *done_tail = op;
-        done_tail = &op->next;
+        if (op->drained && e->tcp && async__list_empty(&e->parked[d]))
+            e->ready &= ~(unsigned)events;
+        async__list_push_back(&done, n);
     }
-    for (async__io_op_t *op = done, *next; op; op = next) {
-        next = op->next;
-        op->next = NULL;
+    for (async__node_t *n; (n = async__list_pop_front(&done));) {
+        async__io_op_t *op = async__list_entry(n, async__io_op_t, node);
         finish(op, op->result, op->result_err);
     }
 }

@@ -25,14 +25,10 @@ typedef struct slot {
     _Atomic int64_t since_ms;
 } slot_t;
 
-typedef struct queue {
-    async__job_t *head, *tail;
-} queue_t;
-
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    queue_t q[2];
+    async__list_t q[2]; /* queued jobs by kind, oldest first */
     unsigned max, reserved;
     unsigned threads, idle, running_user;
     unsigned signalled; /* idle threads already woken for a job, not yet running */
@@ -46,38 +42,14 @@ static __thread slot_t *my_slot;
 
 bool async__pool_is_current_thread(void) { return on_pool_thread; }
 
-static void push(queue_t *q, async__job_t *j) {
-    j->next = NULL;
-    j->prev = q->tail;
-    if (q->tail)
-        q->tail->next = j;
-    else
-        q->head = j;
-    q->tail = j;
-}
-
-static void unlink_job(queue_t *q, async__job_t *j) {
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        q->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        q->tail = j->prev;
-    j->next = j->prev = NULL;
-}
-
 /* Must hold the lock. The next job this thread may take, or NULL. */
 static async__job_t *take(void) {
-    async__job_t *j = pool.q[ASYNC_POOL_FS].head;
-    if (j) {
-        unlink_job(&pool.q[ASYNC_POOL_FS], j);
-        return j;
-    }
-    j = pool.q[ASYNC_POOL_USER].head;
-    if (j && pool.running_user < pool.max - pool.reserved) {
-        unlink_job(&pool.q[ASYNC_POOL_USER], j);
+    async__node_t *n = async__list_pop_front(&pool.q[ASYNC_POOL_FS]);
+    if (n) return async__list_entry(n, async__job_t, node);
+    if (!async__list_empty(&pool.q[ASYNC_POOL_USER]) &&
+        pool.running_user < pool.max - pool.reserved) {
+        async__job_t *j =
+            async__list_entry(async__list_pop_front(&pool.q[ASYNC_POOL_USER]), async__job_t, node);
         pool.running_user++;
         return j;
     }
@@ -124,7 +96,8 @@ static void *pool_main(void *arg) {
         if (kind == ASYNC_POOL_USER) {
             pool.running_user--;
             /* a user job may have been waiting for this slot */
-            if (pool.q[ASYNC_POOL_USER].head && pool.idle) pthread_cond_signal(&pool.cond);
+            if (!async__list_empty(&pool.q[ASYNC_POOL_USER]) && pool.idle)
+                pthread_cond_signal(&pool.cond);
         }
     }
     pthread_mutex_unlock(&pool.lock);
@@ -186,10 +159,10 @@ async_future_t *async__pool_submit(async__job_t *j) {
         return &j->future;
     }
     j->state = J_QUEUED;
-    push(&pool.q[j->kind], j);
+    async__list_push_back(&pool.q[j->kind], &j->node);
     int err = maybe_grow(j->kind);
     if (err) {
-        unlink_job(&pool.q[j->kind], j);
+        async__list_remove(&pool.q[j->kind], &j->node);
         j->state = J_DONE;
     }
     pthread_mutex_unlock(&pool.lock);
@@ -202,7 +175,7 @@ void async__job_cancel(async_future_t *f) {
     pthread_mutex_lock(&pool.lock);
     bool queued = j->state == J_QUEUED;
     if (queued) {
-        unlink_job(&pool.q[j->kind], j);
+        async__list_remove(&pool.q[j->kind], &j->node);
         j->state = J_DONE;
     }
     pthread_mutex_unlock(&pool.lock);
@@ -213,25 +186,21 @@ void async__pool_shutdown(void) {
     pthread_mutex_lock(&pool.lock);
     pool.stopping = true;
     /* queued jobs will not run: settle them */
-    async__job_t *cancelled = NULL;
+    async__list_t cancelled = {0};
     for (int k = 0; k < 2; k++) {
-        while (pool.q[k].head) {
-            async__job_t *j = pool.q[k].head;
-            unlink_job(&pool.q[k], j);
-            j->state = J_DONE;
-            j->next = cancelled;
-            cancelled = j;
+        async__node_t *n;
+        while ((n = async__list_pop_front(&pool.q[k]))) {
+            async__list_entry(n, async__job_t, node)->state = J_DONE;
+            async__list_push_back(&cancelled, n);
         }
     }
     pthread_cond_broadcast(&pool.cond);
-    unsigned n = pool.threads;
+    unsigned threads = pool.threads;
     pthread_mutex_unlock(&pool.lock);
-    while (cancelled) {
-        async__job_t *j = cancelled;
-        cancelled = j->next;
-        async__future_complete(&j->future, -1, ECANCELED);
-    }
-    for (unsigned i = 0; i < n; i++) pthread_join(pool.tids[i], NULL);
+    async__node_t *n;
+    while ((n = async__list_pop_front(&cancelled)))
+        async__future_complete(&async__list_entry(n, async__job_t, node)->future, -1, ECANCELED);
+    for (unsigned i = 0; i < threads; i++) pthread_join(pool.tids[i], NULL);
     pthread_mutex_lock(&pool.lock);
     free(pool.tids);
     pool.tids = NULL;
@@ -275,7 +244,7 @@ unsigned async__pool_view(async__pool_view_t *v, async__pool_thread_view_t *thre
     v->idle = pool.idle;
     for (int k = 0; k < 2; k++) {
         size_t n = 0;
-        for (async__job_t *j = pool.q[k].head; j && n < ASYNC_DUMP_QUEUE_COUNT; j = j->next) n++;
+        for (async__node_t *j = pool.q[k].head; j && n < ASYNC_DUMP_QUEUE_COUNT; j = j->next) n++;
         v->queued[k] = n;
     }
     unsigned n = pool.threads < cap ? pool.threads : cap;

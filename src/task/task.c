@@ -70,20 +70,13 @@ static void registry_lock(async__worker_t *w) {
 
 static void list_add(async__worker_t *w, async__task_t *t) {
     registry_lock(w);
-    t->prev = NULL;
-    t->next = w->tasks;
-    if (w->tasks) w->tasks->prev = t;
-    w->tasks = t;
+    async__list_push_front(&w->tasks, &t->live);
     pthread_spin_unlock(&w->tasks_lock);
 }
 
 static void list_remove(async__worker_t *w, async__task_t *t) {
     registry_lock(w);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        w->tasks = t->next;
-    if (t->next) t->next->prev = t->prev;
+    async__list_remove(&w->tasks, &t->live);
     pthread_spin_unlock(&w->tasks_lock);
 }
 
@@ -199,7 +192,8 @@ void async__task_suspend(async__task_t *t) {
 }
 
 void async__task_cancel_all(async__worker_t *w) {
-    for (async__task_t *t = w->tasks; t; t = t->next) {
+    async__list_foreach(n, &w->tasks) {
+        async__task_t *t = async__list_entry(n, async__task_t, live);
         atomic_store_explicit(&t->cancel_requested, 1, memory_order_release);
         if (atomic_load_explicit(&t->state, memory_order_relaxed) == T_WAITING && t->waiting &&
             !t->cancel_disabled &&
