@@ -4,6 +4,7 @@
  * 2. a task group in which one job fails, so the group cancels every job still running;
  * 3. a CPU-heavy job on the blocking pool while a ticker task keeps running on the workers;
  * 4. async_await_timeout() on a job that is too slow, and on one that is fast enough.
+ * At the end, one line from async_runtime_stats(): what the workers and the pool did.
  *
  * Usage: tasks [jobs [seed]]   (default: 2000 jobs, seed 1). Exits 0 when every phase gave the
  * expected result, so it doubles as a smoke test. Try ASYNCSTD_THREADS=1 to see that one worker is
@@ -253,6 +254,31 @@ static void phase_timeout(void) {
     check(r2 == 42, "the fast job's value comes back");
 }
 
+/* ---- the runtime's own account of the run ---------------------------------------------------- */
+
+/* One line from async_runtime_stats(): what the workers and the pool did over the four phases. */
+static void print_metrics(void) {
+    async_runtime_stats_t s;
+    async_worker_stats_t w[64]; /* s.workers says how many there are; more are not written */
+    if (async_runtime_stats(&s, w, 64) < 0) {
+        perror("tasks: async_runtime_stats");
+        failures++;
+        return;
+    }
+    unsigned n = s.workers < 64 ? s.workers : 64;
+    double busy = 0;
+    for (unsigned i = 0; i < n; i++) busy += (double)w[i].busy_ns;
+    busy = n && s.uptime_ns ? 100.0 * busy / ((double)s.uptime_ns * n) : 0;
+    printf("metrics:     %llu spawns, %llu task runs, %llu steals, %llu timers, %llu cancels; "
+           "%llu polls, %llu sleeps; workers %.0f%% busy; pool: %llu job(s), %u thread(s)\n",
+           (unsigned long long)s.spawns, (unsigned long long)s.all.tasks_run,
+           (unsigned long long)s.all.steals, (unsigned long long)s.timers,
+           (unsigned long long)s.cancels, (unsigned long long)s.all.polls,
+           (unsigned long long)s.all.parks, busy, (unsigned long long)s.pool.jobs_run,
+           s.pool.threads);
+    check(s.spawns >= 4 && s.all.tasks_run >= 4, "the metrics count the tasks");
+}
+
 int main(int argc, char **argv) {
     size_t jobs = argc > 1 ? strtoul(argv[1], NULL, 10) : 2000;
     unsigned seed = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 1;
@@ -276,6 +302,7 @@ int main(int argc, char **argv) {
     phase_blocking();
     phase_timeout();
     double wall = now_ms() - t0;
+    print_metrics();
 
     if (async_runtime_shutdown() < 0) {
         perror("tasks: async_runtime_shutdown");

@@ -9,6 +9,7 @@
 #include "net.h"
 #include "proc.h"
 #include "signal.h"
+#include "stats.h"
 #include "stream.h"
 #include "sync.h"
 #include "task.h"

@@ -512,6 +512,7 @@ void async_cancel(async_future_t *f) {
     if (atomic_fetch_or_explicit(&f->flags, F_CANCELLED, memory_order_acq_rel) & F_CANCELLED)
         return;
     if (async__future_is_settled(f)) return;
+    async__count_cancel();
     if (f->ops->cancel)
         f->ops->cancel(f);
     else

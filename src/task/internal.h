@@ -32,6 +32,7 @@
 #include <uv.h>
 
 #include "asyncstd/future.h"
+#include "asyncstd/stats.h"
 #include "asyncstd/task.h"
 #include "list.h"
 
@@ -291,6 +292,58 @@ void async__key_run_destructors(async__task_t *t);
 void async__key_free(async__task_t *t);
 void async__key_thread_cleanup(void); /* the calling plain thread's values table */
 
+/* ---- metrics (stats.c) ------------------------------------------------------
+ * A worker's counters: written by that worker only, with a relaxed load and
+ * store (async__count), never a locked read-modify-write, and summed by
+ * async_runtime_stats on whatever thread asks. Where a count can happen off
+ * the workers (a plain thread's spawn or cancel), that case adds atomically
+ * to the runtime's own counter instead. */
+typedef struct async__worker_counters {
+    _Atomic uint64_t tasks_live; /* started and not ended here (wraps down: unsigned) */
+    _Atomic uint64_t steals;     /* tasks taken from other workers */
+    _Atomic uint64_t polls;      /* poll_io calls */
+    _Atomic uint64_t parks, unparks;
+    _Atomic uint64_t parked_ns;    /* time blocked in the loop, sleeps that have ended */
+    _Atomic uint64_t parked_since; /* uv_hrtime() when the current sleep began, or 0 */
+    _Atomic uint64_t spawns, cancels, timers;
+} async__worker_counters_t;
+
+static inline void async__count(_Atomic uint64_t *c, uint64_t n) {
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* A worker thread's spawn or cancel on its own counters; a plain thread's on the runtime's. */
+void async__count_spawn(void);
+void async__count_cancel(void);
+
+/* ---- stall reports (stall.c) ------------------------------------------------
+ * The watchdog's fields are its own (seen_*, reported); `state` hands a
+ * request to the worker's signal handler and its answer back:
+ * IDLE -> ASKED (watchdog) -> BUSY -> DONE (handler) -> IDLE (watchdog). */
+#define ASYNC_STALL_FRAMES 48
+typedef struct async__stall_probe {
+    atomic_int state;
+    atomic_int tid;               /* the worker thread's id, set as it starts (0 before) */
+    _Atomic unsigned long expect; /* the `ticks` the watchdog saw stuck */
+    /* filled in by the handler, read after DONE (acquire) */
+    bool found; /* the same task was still running */
+    async_task_fn fn;
+    char name[16];
+    int nframes;
+    void *frames[ASYNC_STALL_FRAMES];
+    /* the watchdog's own */
+    unsigned long seen_ticks, reported;
+    uint64_t seen_ns, seen_cpu_ns; /* when seen_ticks was first seen; the worker's CPU time then */
+} async__stall_probe_t;
+
+/* Before the workers start: reads ASYNCSTD_STALL_MS, takes a signal. */
+void async__stall_setup(void);
+void async__stall_thread_init(void); /* on each worker thread: unblock the signal */
+void async__stall_start(void);       /* after the workers started: the watchdog thread */
+void async__stall_stop(void);        /* before the workers exit: join the watchdog */
+void async__stall_teardown(void);    /* after the workers were joined: the old disposition */
+
 /* ---- workers -------------------------------------------------------------- */
 typedef struct async__worker {
     uv_loop_t loop;
@@ -304,13 +357,17 @@ typedef struct async__worker {
     int wakefd;
     _Atomic(async__msg_t *) inbox;       /* lock-free LIFO of messages, drained whole */
     async__msg_t *runq_head, *runq_tail; /* ready started or pinned tasks (this thread only) */
-    atomic_size_t runq_len;              /* written by this thread only; read by dumps */
+    atomic_size_t runq_len; /* written by this thread only; read by async_runtime_stats and dumps */
     /* New tasks not yet started: the only tasks another worker may take. */
     pthread_spinlock_t newq_lock;
     async__msg_t *newq_head, *newq_tail;
     atomic_size_t newq_len;
     atomic_int sleeping; /* 1 while blocked (or about to block) in the loop: pushers ring */
-    atomic_ulong ticks;  /* task runs so far: a thief sees whether this worker is stuck */
+    /* Bumped as a task's code starts or resumes and again just before it
+     * switches away (task.c's tick), so odd while task code runs: a thief sees
+     * whether this worker is stuck, the stall watchdog (stall.c) whether one
+     * task holds it, and the metrics count runs. Written by this thread only. */
+    atomic_ulong ticks;
     /* the last worker this one looked at to steal from, and its ticks then */
     struct async__worker *memo_victim;
     unsigned long memo_ticks;
@@ -340,7 +397,9 @@ typedef struct async__worker {
     pthread_t thread;
     void *altstack; /* for the stack-overflow SIGSEGV handler */
     async__msg_t stop_msg, exit_msg;
-    struct async__io_worker *io; /* fd readiness (io.c), created on the first wait */
+    struct async__io_worker *io;    /* fd readiness (io.c), created on the first wait */
+    async__worker_counters_t count; /* metrics (stats.c) */
+    async__stall_probe_t stall;     /* the watchdog's request and the answer (stall.c) */
 } async__worker_t;
 
 extern __thread async__worker_t *async__tls_worker;
@@ -373,7 +432,14 @@ typedef struct async__runtime {
     atomic_uint sleepers;              /* workers blocked in their loop, to be woken for stealing */
     atomic_int stopping;
     atomic_int all_done; /* futex word: live_tasks reached 0 during shutdown */
+    uint64_t started_ns; /* uv_hrtime() at start */
+    /* spawns and cancels made on plain threads (workers count their own) */
+    _Atomic uint64_t foreign_spawns, foreign_cancels;
 } async__runtime_t;
+
+/* Held for reading by async_runtime_stats, for writing by shutdown while it
+ * frees the workers (stats.c). */
+extern pthread_rwlock_t async__stats_lock;
 
 extern async__runtime_t async__rt;
 extern atomic_int async__rt_state; /* 0 down, 1 starting, 2 up, 3 stopping */
@@ -391,6 +457,7 @@ enum {
     ASYNC_ENV_STACK_SIZE = 8,
     ASYNC_ENV_FS_RUNNERS = 16,
     ASYNC_ENV_IO_URING = 32,
+    ASYNC_ENV_STALL_MS = 64,
 };
 unsigned long long async__env_setting(const char *name, unsigned bit, unsigned long long min,
                                       unsigned long long max, bool sized);
@@ -416,6 +483,7 @@ typedef struct async__job {
 int async__pool_init(unsigned max_threads, unsigned reserved);
 bool async__pool_is_current_thread(void);
 void async__pool_shutdown(void);
+void async__pool_stats(async_pool_stats_t *out);
 /* Queues a job whose future is already initialised (ops from async__job_ops
  * or a copy with another release). Returns the job's future. */
 async_future_t *async__pool_submit(async__job_t *j);

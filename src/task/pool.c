@@ -29,9 +29,11 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     async__list_t q[2]; /* queued jobs by kind, oldest first */
+    size_t queued[2];   /* their lengths, for async_runtime_stats */
     unsigned max, reserved;
     unsigned threads, idle, running_user;
-    unsigned signalled; /* idle threads already woken for a job, not yet running */
+    unsigned signalled;        /* idle threads already woken for a job, not yet running */
+    _Atomic uint64_t jobs_run; /* counted before the job's future settles: its awaiter sees it */
     bool stopping;
     pthread_t *tids;
     slot_t *slots; /* one per thread, beside tids */
@@ -45,11 +47,15 @@ bool async__pool_is_current_thread(void) { return on_pool_thread; }
 /* Must hold the lock. The next job this thread may take, or NULL. */
 static async__job_t *take(void) {
     async__node_t *n = async__list_pop_front(&pool.q[ASYNC_POOL_FS]);
-    if (n) return async__list_entry(n, async__job_t, node);
+    if (n) {
+        pool.queued[ASYNC_POOL_FS]--;
+        return async__list_entry(n, async__job_t, node);
+    }
     if (!async__list_empty(&pool.q[ASYNC_POOL_USER]) &&
         pool.running_user < pool.max - pool.reserved) {
         async__job_t *j =
             async__list_entry(async__list_pop_front(&pool.q[ASYNC_POOL_USER]), async__job_t, node);
+        pool.queued[ASYNC_POOL_USER]--;
         pool.running_user++;
         return j;
     }
@@ -91,6 +97,7 @@ static void *pool_main(void *arg) {
         atomic_store_explicit(&my_slot->busy, false, memory_order_relaxed);
         int err = v == -1 ? (errno ? errno : EIO) : 0;
         int kind = j->kind;
+        atomic_fetch_add_explicit(&pool.jobs_run, 1, memory_order_relaxed);
         async__future_complete(&j->future, v, err);
         pthread_mutex_lock(&pool.lock);
         if (kind == ASYNC_POOL_USER) {
@@ -120,8 +127,10 @@ int async__pool_init(unsigned max_threads, unsigned reserved) {
     pool.max = max_threads;
     pool.reserved = reserved;
     pool.threads = pool.idle = pool.running_user = pool.signalled = 0;
+    atomic_store(&pool.jobs_run, 0);
     pool.stopping = false;
     memset(pool.q, 0, sizeof pool.q);
+    memset(pool.queued, 0, sizeof pool.queued);
     pthread_mutex_unlock(&pool.lock);
     return 0;
 }
@@ -160,9 +169,11 @@ async_future_t *async__pool_submit(async__job_t *j) {
     }
     j->state = J_QUEUED;
     async__list_push_back(&pool.q[j->kind], &j->node);
+    pool.queued[j->kind]++;
     int err = maybe_grow(j->kind);
     if (err) {
         async__list_remove(&pool.q[j->kind], &j->node);
+        pool.queued[j->kind]--;
         j->state = J_DONE;
     }
     pthread_mutex_unlock(&pool.lock);
@@ -176,6 +187,7 @@ void async__job_cancel(async_future_t *f) {
     bool queued = j->state == J_QUEUED;
     if (queued) {
         async__list_remove(&pool.q[j->kind], &j->node);
+        pool.queued[j->kind]--;
         j->state = J_DONE;
     }
     pthread_mutex_unlock(&pool.lock);
@@ -193,6 +205,7 @@ void async__pool_shutdown(void) {
             async__list_entry(n, async__job_t, node)->state = J_DONE;
             async__list_push_back(&cancelled, n);
         }
+        pool.queued[k] = 0;
     }
     pthread_cond_broadcast(&pool.cond);
     unsigned threads = pool.threads;
@@ -208,6 +221,16 @@ void async__pool_shutdown(void) {
     pool.slots = NULL;
     pool.threads = 0;
     pool.max = 0;
+    pthread_mutex_unlock(&pool.lock);
+}
+
+void async__pool_stats(async_pool_stats_t *out) {
+    pthread_mutex_lock(&pool.lock);
+    out->threads = pool.threads;
+    out->busy = pool.threads - pool.idle;
+    out->queued_fs = pool.queued[ASYNC_POOL_FS];
+    out->queued_user = pool.queued[ASYNC_POOL_USER];
+    out->jobs_run = atomic_load_explicit(&pool.jobs_run, memory_order_relaxed);
     pthread_mutex_unlock(&pool.lock);
 }
 

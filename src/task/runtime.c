@@ -129,24 +129,30 @@ static int start(const async_config_t *config) {
     atomic_store(&rt->sleepers, 0);
     atomic_store(&rt->stopping, 0);
     atomic_store(&rt->all_done, 0);
+    atomic_store(&rt->foreign_spawns, 0);
+    atomic_store(&rt->foreign_cancels, 0);
+    rt->started_ns = uv_hrtime();
     async__stack_configure(c.stack_size);
     if (async__pool_init(c.pool_threads, c.pool_reserved) != 0) {
         free(rt->workers);
         rt->workers = NULL;
         return -1;
     }
+    async__stall_setup(); /* the signal its handler uses must be chosen before the workers start */
     for (unsigned i = 0; i <= c.threads; i++) {
         if (async__worker_start(&rt->workers[i], i + 1, i == c.threads) != 0) {
             int err = errno;
             for (unsigned j = 0; j < i; j++) async__worker_exit(&rt->workers[j]);
             for (unsigned j = 0; j < i; j++) async__worker_join(&rt->workers[j]);
             async__pool_shutdown();
+            async__stall_teardown();
             free(rt->workers);
             rt->workers = NULL;
             errno = err;
             return -1;
         }
     }
+    async__stall_start();
     async__dump_signal_start();
     return 0;
 }
@@ -226,16 +232,22 @@ int async_runtime_shutdown(void) {
         if (atomic_load_explicit(&rt->live_tasks, memory_order_acquire) == 0) break;
         async__futex_wait(&rt->all_done, 0);
     }
+    async__stall_stop(); /* no task runs any more: nothing to watch */
     for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_exit(&rt->workers[i]);
     for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_join(&rt->workers[i]);
     async__pool_shutdown();
     async__signal_shutdown();
+    /* after the joins (a stall signal still pending died with its thread), and after
+     * signal.c gave back what it replaced, which may be the stall handler */
+    async__stall_teardown();
     async__io_global_free();
     async__stack_global_free();
+    pthread_rwlock_wrlock(&async__stats_lock);
     free(rt->workers);
     rt->workers = NULL;
     rt->nworkers = 0;
     atomic_store_explicit(&async__rt_state, 0, memory_order_release);
+    pthread_rwlock_unlock(&async__stats_lock);
     async__obj_runtime_down();
     async__key_thread_cleanup(); /* main never exits through pthread_exit: free its table here */
     pthread_mutex_unlock(&rt_lock);

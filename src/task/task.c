@@ -112,12 +112,26 @@ void async__task_ready(async__task_t *t) {
     async__worker_post(w, &t->node);
 }
 
+/* Bumps the worker's ticks on the task's side of every switch: odd from the
+ * moment the task's stack is live until it switches away (async__worker_t).
+ * The context switch itself stays outside the odd span, because a stall
+ * signal (stall.c) taken there would make backtrace() unwind a half-switched
+ * frame. A plain load and store of the worker's own word, and compiler-only
+ * fences that keep them on the right side of the switch for the handler. */
+static inline void tick(async__worker_t *w) {
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&w->ticks, atomic_load_explicit(&w->ticks, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
 /* The first frame of every task: runs fn, then ends the fiber for good. */
 static void task_entry(void) __attribute__((noreturn));
 static void task_entry(void) {
     async__worker_t *w = async__tls_worker;
     async__task_t *t = w->current;
     async__fiber_entered(&w->sched);
+    tick(w);
     errno = 0;
     intptr_t v = t->fn(t->arg);
     int err = 0;
@@ -130,6 +144,7 @@ static void task_entry(void) {
     t->future.err = err;
     atomic_store_explicit(&t->state, T_DONE, memory_order_relaxed);
     w = async__tls_worker; /* tasks never migrate, but reload after user code anyway */
+    tick(w);
     async__fiber_switch(&t->ctx, &w->sched, true);
     async__fatal("asyncstd: a finished task was resumed");
 }
@@ -137,6 +152,7 @@ static void task_entry(void) {
 static void task_finish(async__worker_t *w, async__task_t *t, intptr_t v, int err) {
     if (t->stack) {
         list_remove(w, t);
+        async__count(&w->count.tasks_live, (uint64_t)-1);
         async__fiber_destroy(&t->ctx);
         async__stack_put(w, t->stack);
         t->stack = NULL;
@@ -170,6 +186,7 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
         }
         async__fiber_make(&t->ctx, t->stack->lo, t->stack->size, task_entry);
         list_add(w, t);
+        async__count(&w->count.tasks_live, 1);
     }
     atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
     w->current = t;
@@ -187,7 +204,9 @@ void async__task_suspend(async__task_t *t) {
 #ifndef ASYNC_FIBER_UCONTEXT
     async__stack_overflow_check(t, __builtin_frame_address(0));
 #endif
+    tick(w);
     async__fiber_switch(&t->ctx, &w->sched, false);
+    tick(w); /* back on the same worker: tasks never migrate once started */
     errno = t->saved_errno;
 }
 
@@ -263,6 +282,7 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
                                                             : async__runtime_pick_worker();
     atomic_init(&t->worker, w);
     atomic_fetch_add_explicit(&rt->live_tasks, 1, memory_order_relaxed);
+    async__count_spawn();
     if (w == async__tls_worker) {
         enqueue_new(w, t);
     } else {

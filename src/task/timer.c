@@ -81,6 +81,7 @@ static void start_here(timer_op_t *op) {
         return;
     }
     op->started = true;
+    async__count(&op->worker->count.timers, 1);
     uv_timer_init(&op->worker->loop, &op->handle);
     op->handle.data = &op->owner;
     /* the loop's clock is cached per iteration, and tasks may have run long since: without

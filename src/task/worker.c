@@ -145,6 +145,7 @@ static size_t steal(async__worker_t *w) {
                               atomic_load_explicit(&w->newq_len, memory_order_relaxed) + take,
                               memory_order_relaxed);
         pthread_spin_unlock(&w->newq_lock);
+        async__count(&w->count.steals, take);
         return take;
     }
     return 0;
@@ -208,6 +209,7 @@ static void poll_io(async__worker_t *w, bool block) {
         uv_update_time(loop);
         timeout = uv_backend_timeout(loop); /* -1: no timer; 0: libuv has work now */
     }
+    async__count(&w->count.polls, 1);
     bool run = async__io_poll(w, timeout);         /* our epoll is always looked at */
     if (!run && block && timeout == 0) run = true; /* libuv had work already */
     if (!run && timeout != -1) {                   /* a timer may have come due meanwhile */
@@ -231,8 +233,6 @@ static void run_ready(async__worker_t *w) {
         if (!t && !prefer_new) t = newq_pop(w);
         if (!t) break;
         prefer_new = !prefer_new;
-        atomic_store_explicit(&w->ticks, atomic_load_explicit(&w->ticks, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
         async__task_run(w, t);
     }
 }
@@ -270,13 +270,21 @@ static void idle(async__worker_t *w) {
     /* a stopping worker still steals before it sleeps; the waiter never does */
     if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) == NULL &&
         !(rt->nworkers > 1 && !w->waiter && steal(w))) {
-        uint64_t t0 = several ? uv_hrtime() : 0;
+        /* the clock is read only here, on the way to a system call that blocks:
+         * busy time is measured as time not spent asleep */
+        uint64_t t0 = uv_hrtime();
+        async__count(&w->count.parks, 1);
+        atomic_store_explicit(&w->count.parked_since, t0, memory_order_relaxed);
         w->woken_by_inbox = false;
         poll_io(w, true);
+        uint64_t t1 = uv_hrtime();
+        atomic_store_explicit(&w->count.parked_since, 0, memory_order_relaxed);
+        async__count(&w->count.parked_ns, t1 - t0);
         /* rung through the eventfd: the messages are still in the inbox */
         if (atomic_load_explicit(&w->inbox, memory_order_relaxed)) w->woken_by_inbox = true;
+        if (w->woken_by_inbox) async__count(&w->count.unparks, 1);
         if (several) {
-            if (w->woken_by_inbox && uv_hrtime() - t0 < SPIN_WINDOW_NS)
+            if (w->woken_by_inbox && t1 - t0 < SPIN_WINDOW_NS)
                 spin_grow(w);
             else
                 w->spin_rounds /= 2;
@@ -302,6 +310,7 @@ static void *worker_main(void *arg) {
     async__tls_worker = w;
     async__fiber_init_thread(&w->sched);
     async__stack_install_guard_handler();
+    async__stall_thread_init();
     /* libuv adds a handle's fd to its epoll only inside uv_run, and the worker
      * blocks on its own epoll: one turn now registers the wake-up eventfd
      * before the first block (every other handle asyncstd opens is a timer) */
@@ -372,6 +381,7 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
     w->exit_msg.run = on_exit_msg;
     atomic_init(&w->inbox, NULL);
     atomic_init(&w->newq_len, 0);
+    atomic_init(&w->runq_len, 0);
     atomic_init(&w->sleeping, 0);
     pthread_spin_init(&w->newq_lock, PTHREAD_PROCESS_PRIVATE);
     pthread_spin_init(&w->tasks_lock, PTHREAD_PROCESS_PRIVATE);
