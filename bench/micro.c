@@ -3,12 +3,14 @@
  * workers and one blocking-pool round trip cost. Each figure is the best of
  * ROUNDS runs (the machine is shared; the minimum is the least disturbed).
  *
- *   build/bench/asyncstd-micro [ROUNDS] [cross]
+ *   build/bench/asyncstd-micro [ROUNDS] [cross|local]
  *
  * With "cross", only the round trip between two workers runs, once per round,
- * each printed (bench/RESULTS.md: it is bimodal after the other phases).
+ * each printed (bench/RESULTS.md: it is bimodal after the other phases). With
+ * "local", only the lines that stay on one worker.
  */
 #include <asyncstd/asyncstd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +129,9 @@ int main(int argc, char **argv) {
         for (int r = 0; r < rounds; r++) printf("%.1f ns\n", bench_pingpong(1, 2));
         return async_runtime_shutdown();
     }
+    /* "local": the one-worker lines only (switch, spawn, same-worker wake-up), in seconds
+     * where the cross-worker and pool lines take minutes on a loaded machine */
+    bool local = argc > 2 && strcmp(argv[2], "local") == 0;
     double y = 0, aw = 0, sp = 0, pp1 = 0, pp2 = 0, pool = 0;
     for (int r = 0; r < rounds; r++) {
         double v;
@@ -137,6 +142,7 @@ int main(int argc, char **argv) {
         async_await(async_spawn_opts(spawner, &v, &o));
         sp = best(v, sp);
         pp1 = best(bench_pingpong(1, 1), pp1);
+        if (local) continue;
         pp2 = best(bench_pingpong(1, 2), pp2);
         async_await(async_spawn_opts(pool_user, &v, &o));
         pool = best(v, pool);
@@ -145,6 +151,7 @@ int main(int argc, char **argv) {
     printf("await of a settled future (new+resolve+await) %8.1f ns\n", aw);
     printf("spawn + join, one at a time           %8.1f ns\n", sp);
     printf("round trip, both tasks on one worker  %8.1f ns\n", pp1);
+    if (local) return async_runtime_shutdown();
     printf("round trip, tasks on two workers      %8.1f ns\n", pp2);
     printf("blocking pool round trip              %8.1f ns\n", pool);
     return async_runtime_shutdown();

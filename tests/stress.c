@@ -1,7 +1,7 @@
 /* The core's multi-worker stress scenarios in plain C, so that they also run
  * under ThreadSanitizer (stress.h says why, and how to run them): wake-ups
  * across workers, futures settled by plain threads, cancel races, groups,
- * stealing, and shutdown with work pending. */
+ * stealing, dumps while tasks run, and shutdown with work pending. */
 #define _GNU_SOURCE
 #include <pthread.h>
 
@@ -252,6 +252,53 @@ static void stealing_and_timeouts(void) {
     stealing();
 }
 
+/* ---- dumps from a thread and from a task while tasks start, park, wake and end ----------------
+ */
+
+static atomic_bool churn_stop;
+
+static intptr_t short_task(void *arg) {
+    (void)arg;
+    return async_yield() + 1;
+}
+
+static intptr_t churner(void *arg) {
+    (void)arg;
+    unsigned i = 0;
+    while (!atomic_load(&churn_stop)) {
+        CHECK(async_await(async_spawn(short_task, NULL)) == 1);
+        CHECK(async_await(async_usleep(100 + (i++ % 3) * 100)) == 0);
+    }
+    return 0;
+}
+
+static intptr_t task_dumper(void *arg) {
+    for (int i = 0; i < 3; i++) {
+        CHECK(async_dump(arg) == 0);
+        CHECK(async_await(async_usleep(1000)) == 0);
+    }
+    return 0;
+}
+
+static void dumps_while_running(void) {
+    FILE *out = fopen("/dev/null", "w");
+    CHECK(out != NULL);
+    if (!out) return;
+    atomic_store(&churn_stop, false);
+    unsigned n = 2 * nworkers();
+    async_future_t **fs = calloc(n + 1, sizeof *fs);
+    CHECK(fs != NULL);
+    if (!fs) return;
+    async_spawn_opts_t o = {.name = "churner"};
+    for (unsigned i = 0; i < n; i++) fs[i] = async_spawn_opts(churner, NULL, &o);
+    fs[n] = async_spawn(task_dumper, out);
+    for (int i = 0; i < 200 / scale + 2; i++) CHECK(async_dump(out) == 0);
+    atomic_store(&churn_stop, true);
+    CHECK(async_await_all(fs, n + 1, NULL, NULL) == 0);
+    free(fs);
+    fclose(out);
+}
+
 int main(int argc, char **argv) {
     static const stress_scenario_t scenarios[] = {
         {"cross_worker_wakeups", cross_worker_wakeups},
@@ -259,6 +306,7 @@ int main(int argc, char **argv) {
         {"cancel_races", cancel_races},
         {"group_across_workers", group_across_workers},
         {"stealing", stealing_and_timeouts},
+        {"dumps_while_running", dumps_while_running},
         {"shutdown_with_pending_work", shutdown_with_pending_work},
     };
     return stress_main(argc, argv, scenarios, sizeof scenarios / sizeof *scenarios,

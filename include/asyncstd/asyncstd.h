@@ -3,6 +3,7 @@
 #ifndef ASYNCSTD_H
 #define ASYNCSTD_H
 
+#include "debug.h"
 #include "fs.h"
 #include "future.h"
 #include "net.h"

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "task/dump.h"
 
 enum { OP_NEW, OP_QUEUED, OP_TAKEN };
 
@@ -71,9 +72,16 @@ static void fs_cancel(async_future_t *f) {
     if (queued) settle_unrun(op, ECANCELED);
 }
 
-static const async__future_ops_t fs_ops = {fs_cancel, fs_release};
+/* the path is a copy inside the op: a dump reads it with a checked copy */
+static void fs_describe(const async_future_t *f, async__wait_t *out) {
+    const fs_op_t *op = (const fs_op_t *)f;
+    async__wait_set(out, ASYNC_WAIT_JOB, NULL, (void (*)(void))op->run, f, op->path, op->fd);
+}
+
+static const async__future_ops_t fs_ops = {fs_cancel, fs_release, fs_describe};
 
 static void run_op(fs_op_t *op) {
+    async__pool_note((uintptr_t)op->run, op->path);
     errno = 0;
     intptr_t v = op->run(op);
     int err = v == -1 ? (errno ? errno : EIO) : 0;
@@ -130,6 +138,7 @@ static intptr_t runner_work(async__job_t *j) {
         op->job.state = OP_TAKEN;
         pthread_mutex_unlock(&fsq.lock);
         run_op(op);
+        async__pool_note((uintptr_t)runner_work, NULL); /* for dumps: between ops now */
     }
 }
 
@@ -148,7 +157,7 @@ static void runner_release(async_future_t *f) {
         pthread_mutex_unlock(&fsq.lock);
 }
 
-static const async__future_ops_t runner_ops = {async__job_cancel, runner_release};
+static const async__future_ops_t runner_ops = {async__job_cancel, runner_release, NULL};
 
 static void start_runner(void) {
     runner_t *r = malloc(sizeof *r);

@@ -191,6 +191,7 @@ static async_future_t *rw_ready(int fd, const struct iovec *iov, int cnt, int di
     ready_op_t *r = (ready_op_t *)async__io_op_new(
         sizeof *r, fd, dir == RW_WRITE ? ASYNC_IO_WRITE : ASYNC_IO_READ, ready_attempt);
     if (!r) return NULL;
+    r->io.name = dir == RW_WRITE ? "write" : "read";
     if (cnt == 1) {
         r->one = iov[0];
         iov = &r->one;

@@ -68,6 +68,7 @@ async_future_t *async_accept4(int sockfd, struct sockaddr *addr, socklen_t *addr
     accept_op_t *op =
         (accept_op_t *)async__io_op_new(sizeof *op, sockfd, ASYNC_IO_READ, accept_attempt);
     if (!op) return NULL; /* errno is ENOMEM */
+    op->io.name = "accept";
     op->addr = addr;
     op->addrlen = addr ? addrlen : NULL;
     op->flags = flags | SOCK_NONBLOCK;
@@ -121,6 +122,7 @@ async_future_t *async_connect(int sockfd, const struct sockaddr *addr, socklen_t
     connect_op_t *op =
         (connect_op_t *)async__io_op_new(sizeof *op, sockfd, ASYNC_IO_WRITE, connect_attempt);
     if (!op) return NULL; /* errno is ENOMEM */
+    op->io.name = "connect";
     op->addrlen = addrlen;
     if (addrlen) memcpy(&op->addr, addr, addrlen);
     return async__io_start(&op->io);
@@ -165,6 +167,7 @@ static async_future_t *start_send(int sockfd, const void *buf, size_t len, int f
     size_t size = to ? sizeof(send_op_t) : offsetof(send_op_t, to);
     send_op_t *op = (send_op_t *)async__io_op_new(size, sockfd, ASYNC_IO_WRITE, send_attempt);
     if (!op) return NULL; /* errno is ENOMEM */
+    op->io.name = "send";
     op->buf = buf;
     op->len = len;
     op->done = 0;
@@ -233,6 +236,7 @@ static async_future_t *start_recv(int sockfd, void *buf, size_t len, int flags,
     }
     recv_op_t *op = (recv_op_t *)async__io_op_new(sizeof *op, sockfd, ASYNC_IO_READ, recv_attempt);
     if (!op) return NULL; /* errno is ENOMEM */
+    op->io.name = "recv";
     op->buf = buf;
     op->len = len;
     op->done = 0;
@@ -316,6 +320,7 @@ async_future_t *async_sendmsg(int sockfd, const struct msghdr *msg, int flags) {
     sendmsg_op_t *op = (sendmsg_op_t *)async__io_op_new(
         sizeof *op + iov_bytes + msg->msg_controllen, sockfd, ASYNC_IO_WRITE, sendmsg_attempt);
     if (!op) return NULL; /* errno is ENOMEM */
+    op->io.name = "sendmsg";
     op->msg = *msg;
     op->msg.msg_flags = 0;
     op->msg.msg_namelen = namelen;
@@ -377,6 +382,7 @@ async_future_t *async_recvmsg(int sockfd, struct msghdr *msg, int flags) {
     recvmsg_op_t *op =
         (recvmsg_op_t *)async__io_op_new(sizeof *op, sockfd, ASYNC_IO_READ, recvmsg_attempt);
     if (!op) return NULL; /* errno is ENOMEM */
+    op->io.name = "recvmsg";
     op->msg = msg;
     op->flags = flags | MSG_DONTWAIT;
     op->io.nowait = flags & MSG_DONTWAIT;

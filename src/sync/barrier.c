@@ -67,6 +67,7 @@ async_future_t *async_barrier_wait(async_barrier_t *b) {
     }
     async__sw_t *w = async__sw_new(br, &br->lock, &br->q, waiter_removed);
     if (!w) return NULL;
+    w->what = "barrier";
     async__sw_no_cancel_point(w); /* pthreads(7) does not list pthread_barrier_wait */
     async__slock_lock(&br->lock);
     if (br->count == 0) {

@@ -137,6 +137,7 @@ async_future_t *async_chan_send(async_chan_t *c, const void *elem) {
     }
     async__sw_t *w = async__sw_new(c, &c->lock, &c->sendq, NULL);
     if (w) {
+        w->what = "channel send";
         w->buf = (void *)elem;
         async__sw_enqueue(w);
     }
@@ -156,6 +157,7 @@ async_future_t *async_chan_recv(async_chan_t *c, void *elem) {
     }
     async__sw_t *w = async__sw_new(c, &c->lock, &c->recvq, NULL);
     if (w) {
+        w->what = "channel recv";
         w->buf = elem;
         async__sw_enqueue(w);
     }

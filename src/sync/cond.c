@@ -88,6 +88,7 @@ static async_future_t *wait_common(async_cond_t *cv, async_mutex_t *m, bool time
     }
     async__sw_t *w = async__sw_new(c, &c->lock, &c->q, NULL);
     if (!w) return NULL;
+    w->what = "cond";
     w->abort = cond_abort;
     w->buf = c;
     w->extra = m;

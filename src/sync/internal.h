@@ -76,8 +76,9 @@ struct async__sw {
     async_future_t *timer; /* the timeout's timer (one extra reference), or NULL */
     intptr_t value;        /* the result to settle with */
     int err;
-    int state; /* SW_*, changed under `lock` */
-    int kind;  /* per primitive: read/write, send/recv */
+    int state;        /* SW_*, changed under `lock` */
+    int kind;         /* per primitive: read/write, send/recv */
+    const char *what; /* the primitive, for dumps: "mutex", "channel recv" */
     unsigned count;
     void *buf;                  /* channels: the item */
     void *owner;                /* mutexes and rwlocks: the caller's identity */

@@ -100,6 +100,7 @@ static async_future_t *lock_slow(mutex_t *mx, const struct timespec *abstime, bo
     }
     async__sw_t *w = async__gate_waiter(&mx->g, 0, ms);
     if (!w) return NULL;
+    w->what = "mutex";
     async__sw_no_cancel_point(w);
     w->owner = self;
     return async__gate_wait(&mx->g, &ops, w);

@@ -45,6 +45,7 @@ async_future_t *async_once(async_once_t *once, void (*init_routine)(void)) {
         if (s == O_DONE) break;
         w = async__sw_new(o, &o->lock, &o->q, NULL);
         if (!w) return NULL;
+        w->what = "once";
     }
     if (w) { /* allocated for a wait that turned out unneeded */
         w->state = SW_DONE;

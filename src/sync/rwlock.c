@@ -100,6 +100,7 @@ static async_future_t *lock_common(async_rwlock_t *rw, int kind, bool timed,
     }
     async__sw_t *w = async__gate_waiter(&r->g, kind, ms);
     if (!w) return NULL;
+    w->what = kind == RW_READ ? "rwlock read" : "rwlock write";
     async__sw_no_cancel_point(w);
     w->owner = self;
     return async__gate_wait(&r->g, &ops, w);

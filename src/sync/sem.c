@@ -53,6 +53,7 @@ async_future_t *async__sem_wait_ms(async_sem_t *sem, int64_t ms) {
     if (ms == 0) return async__future_failed(ETIMEDOUT);
     async__sw_t *w = async__gate_waiter(&s->g, 0, ms);
     if (!w) return NULL;
+    w->what = "sem";
     return async__gate_wait(&s->g, &ops, w);
 }
 

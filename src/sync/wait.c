@@ -34,7 +34,7 @@ static void done_release(async_future_t *f) {
     atomic_fetch_add_explicit(&f->refs, DONE_REFS, memory_order_relaxed);
     atomic_store_explicit(&f->owner, 0, memory_order_relaxed); /* unref marked it freed */
 }
-static const async__future_ops_t done_ops = {NULL, done_release};
+static const async__future_ops_t done_ops = {NULL, done_release, NULL};
 
 static __thread async_future_t done_futures[2] = {
     {.waiter = W_SETTLED,
@@ -86,7 +86,12 @@ static void sw_cancel(async_future_t *f) {
     w->abort(w, ECANCELED);
 }
 
-static const async__future_ops_t sw_ops = {sw_cancel, sw_release};
+static void sw_describe(const async_future_t *f, async__wait_t *out) {
+    const async__sw_t *w = (const async__sw_t *)f;
+    async__wait_set(out, ASYNC_WAIT_PRIM, w->what ? w->what : "sync", NULL, w->prim, NULL, 0);
+}
+
+static const async__future_ops_t sw_ops = {sw_cancel, sw_release, sw_describe};
 
 async__sw_t *async__sw_new(void *prim, async__slock_t *lock, async__wq_t *q,
                            void (*removed)(async__sw_t *, async__sw_t **)) {
@@ -109,6 +114,7 @@ async__sw_t *async__sw_new(void *prim, async__slock_t *lock, async__wq_t *q,
     w->err = 0;
     w->state = SW_INIT;
     w->kind = 0;
+    w->what = NULL;
     w->count = 0;
     w->buf = w->owner = w->extra = NULL;
     w->home = async__task_current() ? async__tls_worker : NULL;

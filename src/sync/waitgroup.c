@@ -59,6 +59,7 @@ async_future_t *async_waitgroup_wait(async_waitgroup_t *wg) {
     if (n == 0) return async__sync_done(0);
     async__sw_t *w = async__sw_new(g, &g->lock, &g->q, NULL);
     if (!w) return NULL;
+    w->what = "waitgroup";
     async__slock_lock(&g->lock);
     bool queued = g->counter != 0;
     if (queued)

@@ -25,7 +25,7 @@ _Static_assert(offsetof(async_future_t, owner) >= 16,
 _Static_assert(sizeof(async_future_t) == 40, "the owner word must fit in what was padding");
 
 static void plain_release(async_future_t *f) { async__obj_free(ASYNC_OBJ_FUTURE, f); }
-static const async__future_ops_t user_ops = {NULL, plain_release};
+static const async__future_ops_t user_ops = {NULL, plain_release, NULL};
 
 void async__futex_wait(void *word, int expected) {
     int saved = errno; /* EAGAIN or EINTR here is no business of the caller's */
@@ -289,6 +289,7 @@ static void release_waiter(async__waiter_t *w) {
 /* Suspends the caller until `w` fires. A task suspends; a thread sleeps on the futex. */
 static void block(async__waiter_t *w) {
     if (w->kind == WAIT_TASK) {
+        atomic_store_explicit(&w->task->since_ms, async__coarse_ms(), memory_order_relaxed);
         async__task_suspend(w->task);
         return;
     }
@@ -317,11 +318,20 @@ static void waiter_init(async__waiter_t *w, bool single) {
     w->task = t;
 }
 
+/* Notes what the task is about to park on, for dumps (async__wait_t). */
+static void describe_wait(async__task_t *t, const async_future_t *f) {
+    if (f->ops->describe)
+        f->ops->describe(f, &t->wait);
+    else
+        async__wait_set(&t->wait, ASYNC_WAIT_FUTURE, NULL, NULL, f, NULL, 0);
+}
+
 void async__future_wait(async_future_t *f) {
     if (async__future_is_settled(f)) return;
     async__waiter_t w;
     waiter_init(&w, true);
     if (!attach(f, &w)) return;
+    if (w.task) describe_wait(w.task, f);
     block(&w);
     release_waiter(&w);
 }
@@ -367,6 +377,7 @@ static inline __attribute__((always_inline)) intptr_t await_named(async_future_t
     if (attach(f, &w)) {
         int saved = errno; /* a success leaves errno as the caller had it, as libc does */
         if (interruptible) t->waiting = &w;
+        if (t) describe_wait(t, f);
         block(&w);
         if (interruptible) t->waiting = NULL;
         if (!async__future_is_settled(f)) finish_cancelled(f, &w); /* woken by cancellation */
@@ -421,6 +432,9 @@ static int await_any(async_future_t *const *fs, size_t n, bool interruptible) {
         claim_or_block(&w);
     } else {
         if (interruptible) t->waiting = &w;
+        if (t)
+            async__wait_set(&t->wait, ASYNC_WAIT_TEXT, "await_any(%lld futures)", NULL, NULL, NULL,
+                            (int64_t)n);
         block(&w);
         if (interruptible) t->waiting = NULL;
     }

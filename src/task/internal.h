@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #include "asyncstd/future.h"
@@ -42,6 +43,7 @@
 
 struct async__worker;
 struct async__stack;
+struct async__wait;
 
 /* ---- inbox messages ------------------------------------------------------
  * A message is a node pushed onto a worker's inbox from any thread and run
@@ -90,6 +92,9 @@ typedef struct async__future_ops {
     void (*cancel)(async_future_t *f);
     /* Frees the memory holding the future once both roles are done. */
     void (*release)(async_future_t *f);
+    /* Says what awaiting it waits for (async__wait_set), for dumps; or NULL.
+     * Called by the awaiting task just before it parks, while it owns `f`. */
+    void (*describe)(const async_future_t *f, struct async__wait *out);
 } async__future_ops_t;
 
 struct async_future {
@@ -184,6 +189,50 @@ void async__stack_overflow_check(struct async__task *t, void *sp);
 int async__stack_install_guard_handler(void);
 void async__stack_remove_guard_handler(void);
 
+/* ---- what a parked task waits for ----------------------------------------
+ * A few words, turned into text only by a dump (dump.c). The awaited future's
+ * ops->describe fills them with relaxed stores (plain stores on the CPUs we
+ * run on) as the task parks; a dump on another thread copies the words and
+ * may see a mix of an old and a new wait, never anything it follows: `ptr`
+ * and `fn` are only printed, and `path` is read with a checked copy. */
+enum {
+    ASYNC_WAIT_NONE,
+    ASYNC_WAIT_FD,     /* fn (an io op's attempt) on fd `num` */
+    ASYNC_WAIT_TIMER,  /* a timer due at uv_hrtime() `num` (0: not started, ptr = ms) */
+    ASYNC_WAIT_PRIM,   /* `what` at `ptr` (a mutex, a channel) */
+    ASYNC_WAIT_JOB,    /* a pool job running fn (its path if any) */
+    ASYNC_WAIT_JOIN,   /* the task with id `num` */
+    ASYNC_WAIT_TEXT,   /* `what`, with `num` if it is not negative */
+    ASYNC_WAIT_FUTURE, /* a future at `ptr` that says nothing more */
+};
+
+typedef struct async__wait {
+    atomic_int kind;
+    _Atomic(const char *) what;
+    _Atomic(void (*)(void)) fn;
+    _Atomic(const void *) ptr;
+    _Atomic(const char *) path;
+    _Atomic int64_t num;
+} async__wait_t;
+
+static inline void async__wait_set(async__wait_t *w, int kind, const char *what, void (*fn)(void),
+                                   const void *ptr, const char *path, int64_t num) {
+    atomic_store_explicit(&w->kind, kind, memory_order_relaxed);
+    atomic_store_explicit(&w->what, what, memory_order_relaxed);
+    atomic_store_explicit(&w->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&w->ptr, ptr, memory_order_relaxed);
+    atomic_store_explicit(&w->path, path, memory_order_relaxed);
+    atomic_store_explicit(&w->num, num, memory_order_relaxed);
+}
+
+/* A coarse monotonic clock in milliseconds (a few ns: no hardware counter
+ * read), for how long a task has been in its state. */
+static inline int64_t async__coarse_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ---- tasks ---------------------------------------------------------------- */
 enum { T_NEW, T_READY, T_RUNNING, T_WAITING, T_DONE };
 
@@ -208,6 +257,10 @@ typedef struct async__task {
     bool pinned;
     bool cancel_disabled; /* async_setcancelstate(DISABLE): requests wait (task's thread only) */
     char name[16];
+    /* for dumps; past `name`, so spawn does not zero them: each is set before it is read */
+    uint64_t id;              /* unique, for dumps (task.c's new_id) */
+    _Atomic int64_t since_ms; /* async__coarse_ms() when it last parked in an await (future.c) */
+    async__wait_t wait;       /* what it awaits while parked (see async__wait_t) */
 } async__task_t;
 
 /* Whether a cancellation request should act now: it came and is not held back. */
@@ -304,7 +357,7 @@ typedef struct async__worker {
     int wakefd;
     _Atomic(async__msg_t *) inbox;       /* lock-free LIFO of messages, drained whole */
     async__msg_t *runq_head, *runq_tail; /* ready started or pinned tasks (this thread only) */
-    atomic_size_t runq_len; /* written by this thread only; read by async_runtime_stats */
+    atomic_size_t runq_len; /* written by this thread only; read by async_runtime_stats and dumps */
     /* New tasks not yet started: the only tasks another worker may take. */
     pthread_spinlock_t newq_lock;
     async__msg_t *newq_head, *newq_tail;
@@ -318,11 +371,17 @@ typedef struct async__worker {
     /* the last worker this one looked at to steal from, and its ticks then */
     struct async__worker *memo_victim;
     unsigned long memo_ticks;
-    unsigned spin_rounds;        /* how long idle() spins now (worker.c adapts it) */
-    bool woken_by_inbox;         /* the last wake-up from the loop came with messages */
-    uint64_t last_poll_ns;       /* uv_hrtime() of the last poll made while tasks were ready */
-    async__task_t *current;      /* the task running now, or NULL */
-    async__list_t tasks;         /* live tasks that were handed to this worker */
+    unsigned spin_rounds;   /* how long idle() spins now (worker.c adapts it) */
+    bool woken_by_inbox;    /* the last wake-up from the loop came with messages */
+    uint64_t last_poll_ns;  /* uv_hrtime() of the last poll made while tasks were ready */
+    async__task_t *current; /* the task running now, or NULL */
+    /* Started tasks that have not ended, by their `live` node: the registry a
+     * dump walks. Changed only at a task's first run and at its end, under
+     * tasks_lock, which a dump holds while it copies this worker's tasks;
+     * never taken per switch. A spinlock: a mutex pair cost ~55 instructions
+     * per spawn+join. */
+    async__list_t tasks;
+    pthread_spinlock_t tasks_lock;
     async__ctx_t sched;          /* the worker thread's own context */
     async__stack_t *stack_cache; /* free stacks of the default size */
     void *obj_cache[3];          /* free objects per class (alloc.c) */
@@ -330,8 +389,9 @@ typedef struct async__worker {
     long obj_live[3]; /* objects allocated minus freed on this thread (alloc.c) */
     char *obj_fresh[3], *obj_fresh_end[3]; /* a run of never-used objects (alloc.c) */
     unsigned stack_cache_len;
-    unsigned id; /* 1..N; the waiter is N+1 */
-    bool waiter; /* runs no task: it holds plain threads' waits (runtime.c) */
+    unsigned id;      /* 1..N; the waiter is N+1 */
+    uint64_t next_id; /* the id of the next task spawned on this thread (task.c's new_id) */
+    bool waiter;      /* runs no task: it holds plain threads' waits (runtime.c) */
     bool stopping;
     bool exiting;
     pthread_t thread;
@@ -368,7 +428,8 @@ typedef struct async__runtime {
     size_t stack_size;
     atomic_uint next_worker; /* round robin for spawns from plain threads */
     atomic_long live_tasks;
-    atomic_uint sleepers; /* workers blocked in their loop, to be woken for stealing */
+    atomic_uint_fast64_t next_task_id; /* ids of tasks spawned by plain threads (task.c) */
+    atomic_uint sleepers;              /* workers blocked in their loop, to be woken for stealing */
     atomic_int stopping;
     atomic_int all_done; /* futex word: live_tasks reached 0 during shutdown */
     uint64_t started_ns; /* uv_hrtime() at start */
@@ -455,6 +516,7 @@ struct async__io_op {
     int fd;
     int events; /* ASYNC_IO_READ or ASYNC_IO_WRITE */
     async__io_attempt_fn attempt;
+    const char *name; /* the call, for dumps ("recv"); NULL: named after `attempt` */
     /* Never park: an attempt that would block ends the op with EAGAIN (the
      * caller's MSG_DONTWAIT). Set before async__io_start. */
     bool nowait;
@@ -528,6 +590,7 @@ typedef struct async__race_ops {
      * r->how, r->winner and the kids. */
     void (*end)(async__race_t *r, intptr_t *value, int *err);
     void (*release)(async__race_t *r); /* frees the memory holding the race */
+    void (*describe)(const async__race_t *r, struct async__wait *out); /* for dumps, or NULL */
 } async__race_ops_t;
 
 struct async__race {

@@ -122,7 +122,13 @@ static void op_release(async_future_t *f) {
 }
 
 static void op_cancel(async_future_t *f);
-static const async__future_ops_t io_ops = {op_cancel, op_release};
+
+static void op_describe(const async_future_t *f, async__wait_t *out) {
+    const async__io_op_t *op = (const async__io_op_t *)f;
+    async__wait_set(out, ASYNC_WAIT_FD, op->name, (void (*)(void))op->attempt, f, NULL, op->fd);
+}
+
+static const async__future_ops_t io_ops = {op_cancel, op_release, op_describe};
 
 async__io_op_t *async__io_op_new(size_t size, int fd, int events, async__io_attempt_fn attempt) {
     if (size < sizeof(async__io_op_t)) size = sizeof(async__io_op_t);
@@ -598,7 +604,10 @@ static void close_release(async_future_t *f) {
         free(f);
 }
 static void close_cancel(async_future_t *f) { (void)f; } /* close(2) is not interrupted either */
-static const async__future_ops_t close_ops = {close_cancel, close_release};
+static void close_describe(const async_future_t *f, async__wait_t *out) {
+    async__wait_set(out, ASYNC_WAIT_FD, "close", NULL, f, NULL, ((const close_op_t *)f)->fd);
+}
+static const async__future_ops_t close_ops = {close_cancel, close_release, close_describe};
 
 /* An op for closing fd after telling n other workers; NULL + ENOMEM. */
 static close_op_t *close_op_new(int fd, unsigned n) {

@@ -109,7 +109,16 @@ static void poll_end(async__race_t *r, intptr_t *value, int *err) {
 
 static void poll_release(async__race_t *r) { free(r); }
 
-static const async__race_ops_t poll_ops = {poll_start, poll_decides, poll_end, poll_release};
+static void poll_describe(const async__race_t *r, async__wait_t *out) {
+    const poll_op_t *p = (const poll_op_t *)r;
+    if (p->single)
+        async__wait_set(out, ASYNC_WAIT_FD, "fd_wait", NULL, r, NULL, p->one.fd);
+    else
+        async__wait_set(out, ASYNC_WAIT_TEXT, "poll(%lld fds)", NULL, r, NULL, (int64_t)p->nfds);
+}
+
+static const async__race_ops_t poll_ops = {poll_start, poll_decides, poll_end, poll_release,
+                                           poll_describe};
 
 static async_future_t *wait_for(struct pollfd *fds, nfds_t nfds, int timeout, bool single, int fd,
                                 short events) {

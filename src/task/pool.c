@@ -11,9 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump.h"
 #include "internal.h"
 
 enum { J_QUEUED, J_RUNNING, J_DONE };
+
+/* What one pool thread runs, for dumps: written by that thread as a job
+ * starts and ends (relaxed stores), read by a dump on any thread. */
+typedef struct slot {
+    atomic_bool busy;
+    _Atomic uintptr_t fn;
+    _Atomic(const char *) path;
+    _Atomic int64_t since_ms;
+} slot_t;
 
 static struct {
     pthread_mutex_t lock;
@@ -26,9 +36,11 @@ static struct {
     _Atomic uint64_t jobs_run; /* counted before the job's future settles: its awaiter sees it */
     bool stopping;
     pthread_t *tids;
+    slot_t *slots; /* one per thread, beside tids */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static __thread bool on_pool_thread;
+static __thread slot_t *my_slot;
 
 bool async__pool_is_current_thread(void) { return on_pool_thread; }
 
@@ -50,9 +62,21 @@ static async__job_t *take(void) {
     return NULL;
 }
 
+static void note(slot_t *s, uintptr_t fn, const char *path) {
+    atomic_store_explicit(&s->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&s->path, path, memory_order_relaxed);
+    atomic_store_explicit(&s->since_ms, async__coarse_ms(), memory_order_relaxed);
+}
+
+void async__pool_note(uintptr_t fn, const char *path) {
+    if (my_slot) note(my_slot, fn, path);
+}
+
+static uintptr_t job_fn(const async__job_t *j);
+
 static void *pool_main(void *arg) {
-    (void)arg;
     on_pool_thread = true;
+    my_slot = arg;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
         async__job_t *j = take();
@@ -66,8 +90,11 @@ static void *pool_main(void *arg) {
         }
         j->state = J_RUNNING;
         pthread_mutex_unlock(&pool.lock);
+        note(my_slot, job_fn(j), NULL);
+        atomic_store_explicit(&my_slot->busy, true, memory_order_relaxed);
         errno = 0;
         intptr_t v = j->work(j);
+        atomic_store_explicit(&my_slot->busy, false, memory_order_relaxed);
         int err = v == -1 ? (errno ? errno : EIO) : 0;
         int kind = j->kind;
         atomic_fetch_add_explicit(&pool.jobs_run, 1, memory_order_relaxed);
@@ -87,7 +114,12 @@ static void *pool_main(void *arg) {
 int async__pool_init(unsigned max_threads, unsigned reserved) {
     pthread_mutex_lock(&pool.lock);
     pool.tids = calloc(max_threads, sizeof *pool.tids);
-    if (!pool.tids) {
+    pool.slots = calloc(max_threads, sizeof *pool.slots);
+    if (!pool.tids || !pool.slots) {
+        free(pool.tids);
+        free(pool.slots);
+        pool.tids = NULL;
+        pool.slots = NULL;
         pthread_mutex_unlock(&pool.lock);
         errno = ENOMEM;
         return -1;
@@ -116,7 +148,7 @@ static int maybe_grow(int kind) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
-    int err = pthread_create(&pool.tids[pool.threads], &attr, pool_main, NULL);
+    int err = pthread_create(&pool.tids[pool.threads], &attr, pool_main, &pool.slots[pool.threads]);
     pthread_attr_destroy(&attr);
     if (err == 0) {
         pool.threads++;
@@ -185,6 +217,8 @@ void async__pool_shutdown(void) {
     pthread_mutex_lock(&pool.lock);
     free(pool.tids);
     pool.tids = NULL;
+    free(pool.slots);
+    pool.slots = NULL;
     pool.threads = 0;
     pool.max = 0;
     pthread_mutex_unlock(&pool.lock);
@@ -209,7 +243,44 @@ typedef struct user_job {
 } user_job_t;
 
 static void job_release(async_future_t *f) { free(f); }
-const async__future_ops_t async__job_ops = {async__job_cancel, job_release};
+
+static intptr_t run_user_job(async__job_t *j);
+
+static void job_describe(const async_future_t *f, async__wait_t *out) {
+    const async__job_t *j = (const async__job_t *)f;
+    void (*fn)(void) = (void (*)(void))j->work;
+    if (j->work == run_user_job) fn = (void (*)(void))((const user_job_t *)j)->fn;
+    async__wait_set(out, ASYNC_WAIT_JOB, NULL, fn, f, NULL, 0);
+}
+
+const async__future_ops_t async__job_ops = {async__job_cancel, job_release, job_describe};
+
+static uintptr_t job_fn(const async__job_t *j) {
+    if (j->work == run_user_job) return (uintptr_t)((const user_job_t *)j)->fn;
+    return (uintptr_t)j->work;
+}
+
+unsigned async__pool_view(async__pool_view_t *v, async__pool_thread_view_t *threads, unsigned cap) {
+    pthread_mutex_lock(&pool.lock);
+    v->threads = pool.threads;
+    v->max = pool.max;
+    v->idle = pool.idle;
+    for (int k = 0; k < 2; k++) {
+        size_t n = 0;
+        for (async__node_t *j = pool.q[k].head; j && n < ASYNC_DUMP_QUEUE_COUNT; j = j->next) n++;
+        v->queued[k] = n;
+    }
+    unsigned n = pool.threads < cap ? pool.threads : cap;
+    for (unsigned i = 0; i < n; i++) {
+        slot_t *s = &pool.slots[i];
+        threads[i].busy = atomic_load_explicit(&s->busy, memory_order_relaxed);
+        threads[i].fn = atomic_load_explicit(&s->fn, memory_order_relaxed);
+        threads[i].path = atomic_load_explicit(&s->path, memory_order_relaxed);
+        threads[i].since_ms = atomic_load_explicit(&s->since_ms, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return n;
+}
 
 static intptr_t run_user_job(async__job_t *j) {
     user_job_t *u = (user_job_t *)j;

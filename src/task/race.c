@@ -132,7 +132,15 @@ static void race_release(async_future_t *f) {
     r->ops->release(r);
 }
 
-static const async__future_ops_t race_future_ops = {race_cancel, race_release};
+static void race_describe(const async_future_t *f, async__wait_t *out) {
+    const async__race_t *r = (const async__race_t *)f;
+    if (r->ops->describe)
+        r->ops->describe(r, out);
+    else
+        async__wait_set(out, ASYNC_WAIT_FUTURE, NULL, NULL, f, NULL, 0);
+}
+
+static const async__future_ops_t race_future_ops = {race_cancel, race_release, race_describe};
 
 void async__race_init(async__race_t *r, const async__race_ops_t *ops, async__race_kid_t *kids,
                       size_t cap, int64_t timeout_ms) {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dump.h"
 #include "internal.h"
 
 #define WORKERS_MAX 1024
@@ -152,6 +153,7 @@ static int start(const async_config_t *config) {
         }
     }
     async__stall_start();
+    async__dump_signal_start();
     return 0;
 }
 
@@ -222,6 +224,7 @@ int async_runtime_shutdown(void) {
         return -1;
     }
     async__runtime_t *rt = &async__rt;
+    async__dump_signal_stop(); /* a dump in progress ends before the workers do */
     atomic_store_explicit(&rt->stopping, 1, memory_order_release);
     for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_stop(&rt->workers[i]);
     while (atomic_load_explicit(&rt->live_tasks, memory_order_acquire) != 0) {

@@ -245,6 +245,7 @@ static sig_op_t *sig_op(const sigset_t *set, siginfo_t *info, int *sig, int *err
         *err = ENOMEM;
         return NULL;
     }
+    op->io.name = "sigwait";
     op->set = *set;
     op->info = info;
     op->sig = sig;
@@ -306,7 +307,12 @@ static void timed_release(async__race_t *r) {
     free(t);
 }
 
-static const async__race_ops_t timed_ops = {timed_start, NULL, timed_end, timed_release};
+static void timed_describe(const async__race_t *r, async__wait_t *out) {
+    async__wait_set(out, ASYNC_WAIT_TEXT, "sigtimedwait", NULL, r, NULL, -1);
+}
+
+static const async__race_ops_t timed_ops = {timed_start, NULL, timed_end, timed_release,
+                                            timed_describe};
 
 async_future_t *async_sigtimedwait(const sigset_t *set, siginfo_t *info,
                                    const struct timespec *timeout) {

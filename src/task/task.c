@@ -34,7 +34,11 @@ static void task_cancel(async_future_t *f) {
     async__worker_post(home, &t->cancel_msg);
 }
 
-static const async__future_ops_t task_ops = {task_cancel, task_release};
+static void task_describe(const async_future_t *f, async__wait_t *out) {
+    async__wait_set(out, ASYNC_WAIT_JOIN, NULL, NULL, f, NULL, (int64_t)((async__task_t *)f)->id);
+}
+
+static const async__future_ops_t task_ops = {task_cancel, task_release, task_describe};
 
 static void on_cancel_msg(async__worker_t *w, async__msg_t *m) {
     async__task_t *t = ASYNC_CONTAINER_OF(m, async__task_t, cancel_msg);
@@ -55,6 +59,25 @@ static void on_cancel_msg(async__worker_t *w, async__msg_t *m) {
 async__task_t *async__task_current(void) {
     async__worker_t *w = async__tls_worker;
     return w ? w->current : NULL;
+}
+
+/* The registry (w->tasks): locked at a task's first run and at its end only.
+ * A dump may hold the lock for milliseconds (it walks stacks): yield the CPU
+ * to it rather than spin. */
+static void registry_lock(async__worker_t *w) {
+    while (pthread_spin_trylock(&w->tasks_lock) != 0) sched_yield();
+}
+
+static void list_add(async__worker_t *w, async__task_t *t) {
+    registry_lock(w);
+    async__list_push_front(&w->tasks, &t->live);
+    pthread_spin_unlock(&w->tasks_lock);
+}
+
+static void list_remove(async__worker_t *w, async__task_t *t) {
+    registry_lock(w);
+    async__list_remove(&w->tasks, &t->live);
+    pthread_spin_unlock(&w->tasks_lock);
 }
 
 /* Queues an unstarted task on its worker (this thread): pinned tasks on the
@@ -128,7 +151,7 @@ static void task_entry(void) {
 
 static void task_finish(async__worker_t *w, async__task_t *t, intptr_t v, int err) {
     if (t->stack) {
-        async__list_remove(&w->tasks, &t->live);
+        list_remove(w, t);
         async__count(&w->count.tasks_live, (uint64_t)-1);
         async__fiber_destroy(&t->ctx);
         async__stack_put(w, t->stack);
@@ -162,7 +185,7 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
             return;
         }
         async__fiber_make(&t->ctx, t->stack->lo, t->stack->size, task_entry);
-        async__list_push_front(&w->tasks, &t->live);
+        list_add(w, t);
         async__count(&w->count.tasks_live, 1);
     }
     atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
@@ -198,6 +221,21 @@ void async__task_cancel_all(async__worker_t *w) {
     }
 }
 
+/* A task id without an atomic read-modify-write on a worker: worker k of N
+ * (the waiter is N+1) numbers its spawns k, k + N+1, k + 2(N+1), ...; plain
+ * threads share the multiples of N+1. Unique, and growing with time on each
+ * worker. */
+static uint64_t new_id(async__runtime_t *rt) {
+    uint64_t stride = rt->nworkers + 1;
+    async__worker_t *w = async__tls_worker;
+    if (w) {
+        uint64_t id = w->next_id;
+        w->next_id += stride;
+        return id;
+    }
+    return (atomic_fetch_add_explicit(&rt->next_task_id, 1, memory_order_relaxed) + 1) * stride;
+}
+
 /* async_spawn_opts with a free_arg (async__spawn_owned); NULL or a settled
  * failure when no task was made, and then free_arg has not been called. */
 static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void *),
@@ -231,6 +269,8 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
     t->free_arg = free_arg;
     t->stack_size = stack_size;
     atomic_init(&t->state, T_NEW);
+    t->id = new_id(rt);
+    atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_NONE, memory_order_relaxed);
     t->cancel_msg.run = on_cancel_msg;
     if (opts && opts->name) {
         strncpy(t->name, opts->name, sizeof t->name - 1);
@@ -309,6 +349,9 @@ int async_yield(void) {
     /* to the back of the run queue; the worker polls I/O within RUN_BUDGET runs */
     async__worker_runq_push(async__tls_worker, t);
     t->waiting = NULL;
+    /* two stores, and no clock read: it waits only for its turn */
+    atomic_store_explicit(&t->wait.what, "yield", memory_order_relaxed);
+    atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_TEXT, memory_order_relaxed);
     async__task_suspend(t);
     return 0;
 }

@@ -116,7 +116,15 @@ static void timer_cancel(async_future_t *f) {
     async__worker_post(op->worker, &op->cancel_msg);
 }
 
-static const async__future_ops_t timer_ops = {timer_cancel, timer_release};
+/* due_ns is written on the timer's worker: the awaiting task's own (it was
+ * started before the await), or the waiter, which a task never uses */
+static void timer_describe(const async_future_t *f, async__wait_t *out) {
+    const timer_op_t *op = (const timer_op_t *)f;
+    async__wait_set(out, ASYNC_WAIT_TIMER, "sleep", NULL, (const void *)(uintptr_t)op->ms, NULL,
+                    op->started ? (int64_t)op->due_ns : 0);
+}
+
+static const async__future_ops_t timer_ops = {timer_cancel, timer_release, timer_describe};
 
 async_future_t *async__timer(uint64_t ms, struct timespec *rem) {
     if (!async__runtime()) return async__future_failed(errno);

@@ -360,6 +360,7 @@ static void on_exit_msg(async__worker_t *w, async__msg_t *m) {
 int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
     memset(w, 0, sizeof *w);
     w->id = id;
+    w->next_id = id;
     w->waiter = waiter;
     int r = uv_loop_init(&w->loop);
     if (r) {
@@ -383,6 +384,7 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
     atomic_init(&w->runq_len, 0);
     atomic_init(&w->sleeping, 0);
     pthread_spin_init(&w->newq_lock, PTHREAD_PROCESS_PRIVATE);
+    pthread_spin_init(&w->tasks_lock, PTHREAD_PROCESS_PRIVATE);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
@@ -395,6 +397,7 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         pthread_spin_destroy(&w->newq_lock);
+        pthread_spin_destroy(&w->tasks_lock);
         errno = r;
         return -1;
     }
@@ -410,4 +413,5 @@ void async__worker_join(async__worker_t *w) {
     if (w->wakefd >= 0) close(w->wakefd); /* nobody rings a joined worker */
     w->wakefd = -1;
     pthread_spin_destroy(&w->newq_lock);
+    pthread_spin_destroy(&w->tasks_lock);
 }
