@@ -58,6 +58,11 @@ static void finish(async__gate_t *g, async__sw_t *w) {
 
 static void on_retry(async__worker_t *wk, async__msg_t *m);
 
+/* The gate a waiter waits at, found from its queue: a cond waiter moved into
+ * a mutex's queue keeps `prim` (its condition, which a dump of its task may be
+ * reading meanwhile). */
+static async__gate_t *gate_of(async__sw_t *w) { return ASYNC_CONTAINER_OF(w->q, async__gate_t, q); }
+
 /* The head `w` may not take the primitive in state `s`, at a release. A head
  * of kind 0 (a mutex or semaphore waiter, a reader) is let in by the release
  * of what it waits for, so it is woken and its retry finds out whether it
@@ -125,7 +130,7 @@ static void complete_all(async__sw_t *w, async__sw_t *grants, async__sw_t *retry
  * the front of the queue (and mark the gate STARVING if it waited too long). */
 static void on_retry(async__worker_t *wk, async__msg_t *m) {
     async__sw_t *w = ASYNC_CONTAINER_OF(m, async__sw_t, msg);
-    async__gate_t *g = w->prim;
+    async__gate_t *g = gate_of(w);
     const async__gate_ops_t *ops = w->gops;
     uint64_t s, n;
     (void)wk;
@@ -173,7 +178,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
 
 /* A gate waiter's cancel or timeout. */
 static void gate_abort(async__sw_t *w, int err) {
-    async__gate_t *g = w->prim;
+    async__gate_t *g = gate_of(w);
     async__sw_t *grants = NULL, *retry = NULL;
     async__slock_lock(&g->lock);
     switch (w->state) {

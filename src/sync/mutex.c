@@ -244,7 +244,6 @@ bool async__mutex_acquire_for(async_mutex_t *m, async__sw_t *w) {
     async__slock_lock(&mx->g.lock);
     w->lock = &mx->g.lock;
     w->q = &mx->g.q;
-    w->prim = &mx->g;
     w->removed = NULL;
     w->state = SW_INIT;
     w->gkind = 0;
