@@ -270,7 +270,7 @@ static void cancelled_waits(void) {
 Test(proc_glibc, cancelled_wait_leaves_the_child_waitable) { both_contexts(cancelled_waits); }
 
 static void cancelled_system(void) {
-    async_future_t *f = async_system("sleep 30");
+    async_future_t *f = async_system("exec sleep 30"); /* nothing left behind once killed */
     CHECK(f != NULL);
     if (!f) return;
     (void)async_await(async_usleep(100000));
