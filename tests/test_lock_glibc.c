@@ -195,8 +195,9 @@ static void fcntl_cases(void) {
     static const int cmds[] = {F_SETLK,      F_SETLKW,    F_GETLK, F_OFD_SETLK,
                                F_OFD_SETLKW, F_OFD_GETLK, 1234};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
-        SAME(fcntl(g, cmds[i], (struct flock *)NULL), async_fcntl_lock(a, cmds[i], NULL));
-        SAME(fcntl(-1, cmds[i], (struct flock *)NULL), async_fcntl_lock(-1, cmds[i], NULL));
+        if (cmds[i] == 1234 && !KERNEL_ONLY) continue;
+        SAME_BADPTR(fcntl(g, cmds[i], (struct flock *)NULL), async_fcntl_lock(a, cmds[i], NULL));
+        SAME_BADPTR(fcntl(-1, cmds[i], (struct flock *)NULL), async_fcntl_lock(-1, cmds[i], NULL));
         struct flock l = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 70, .l_len = 1};
         SAME(fcntl(-1, cmds[i], &l), async_fcntl_lock(-1, cmds[i], &l));
         SAME(fcntl(4000, cmds[i], &l), async_fcntl_lock(4000, cmds[i], &l));
