@@ -7,7 +7,9 @@
  * agree. From a plain thread and from a task; then cancellation. */
 #include "glibc_compare.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -203,3 +205,119 @@ static void cancelled(void) {
 }
 
 Test(splice_glibc, cancelled_wait_moves_nothing) { both_contexts(cancelled); }
+
+/* ---- blocking sockets ------------------------------------------------------------ */
+
+/* A connected loopback TCP pair, both ends blocking, as a program's own
+ * socket() and connect() leave them. */
+static void tcp_pair(int sv[2]) {
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    CHECK(l >= 0 && bind(l, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(l, 1) == 0 &&
+          getsockname(l, (struct sockaddr *)&sa, &len) == 0);
+    sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(connect(sv[0], (struct sockaddr *)&sa, sizeof sa), 0);
+    sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(sv[1] >= 0);
+    close(l);
+}
+
+static atomic_int ticks;
+
+static intptr_t ticker(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 5; i++) {
+        (void)async_await(async_usleep(2000));
+        atomic_fetch_add(&ticks, 1);
+    }
+    return 0;
+}
+
+/* The kernel ignores SPLICE_F_NONBLOCK for a blocking TCP socket's reads:
+ * a splice from one with nothing to read held the worker until data came,
+ * so that with one worker nothing else ran and it could not be cancelled. */
+static void blocking_tcp_input(void) {
+    int sv[2], p[2];
+    tcp_pair(sv);
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    async_future_t *f = async_splice(sv[0], NULL, p[1], NULL, 10, 0);
+    atomic_store(&ticks, 0);
+    CHECK_EQ(async_await(async_spawn(ticker, NULL)), 0); /* other tasks run meanwhile */
+    CHECK_EQ(atomic_load(&ticks), 5);
+    CHECK(f && !async_future_settled(f));
+    async_cancel(f);
+    errno = 0;
+    CHECK_EQ(async_await(f), -1);
+    CHECK_EQ(errno, ECANCELED);
+    /* nothing was taken: data sent now is spliced by the next call, as by glibc's */
+    CHECK_EQ(write(sv[1], "abcd", 4), 4);
+    CHECK_EQ(async_await(async_splice(sv[0], NULL, p[1], NULL, 10, 0)), 4);
+    CHECK_EQ(write(sv[1], "efgh", 4), 4);
+    CHECK_EQ(splice(sv[0], NULL, p[1], NULL, 10, 0), 4);
+    char buf[16] = "";
+    CHECK_EQ(read(p[0], buf, sizeof buf), 8);
+    CHECK(memcmp(buf, "abcdefgh", 8) == 0);
+    /* with SPLICE_F_NONBLOCK and nothing to read: EAGAIN (glibc's splice would block) */
+    CHECK_ERR(async_await(async_splice(sv[0], NULL, p[1], NULL, 10, SPLICE_F_NONBLOCK)), EAGAIN);
+    /* the end of the stream: 0 from both */
+    shutdown(sv[1], SHUT_WR);
+    SAME(splice(sv[0], NULL, p[1], NULL, 10, 0), async_splice(sv[0], NULL, p[1], NULL, 10, 0));
+    close(sv[0]);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+}
+
+Test(splice_glibc, blocking_tcp_input) { both_contexts(blocking_tcp_input); }
+
+/* A blocking Unix socket honours SPLICE_F_NONBLOCK for reading: EAGAIN from both. */
+static void blocking_unix_input(void) {
+    int sv[2], p[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    SAME(splice(sv[0], NULL, p[1], NULL, 10, SPLICE_F_NONBLOCK),
+         async_splice(sv[0], NULL, p[1], NULL, 10, SPLICE_F_NONBLOCK));
+    CHECK_EQ(write(sv[1], "xyz", 3), 3);
+    CHECK_EQ(async_await(async_splice(sv[0], NULL, p[1], NULL, 10, SPLICE_F_NONBLOCK)), 3);
+    close(sv[0]);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+}
+
+Test(splice_glibc, blocking_unix_input) { both_contexts(blocking_unix_input); }
+
+/* Writing a blocking socket waits for room in the kernel whatever the
+ * flags: a splice into a full one must not hold a worker either. */
+static void blocking_socket_output(void) {
+    int sv[2], p[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    int fl = fcntl(sv[0], F_GETFL);
+    fcntl(sv[0], F_SETFL, fl | O_NONBLOCK);
+    char chunk[1024] = {0};
+    while (write(sv[0], chunk, sizeof chunk) > 0) {
+    } /* full */
+    fcntl(sv[0], F_SETFL, fl);
+    CHECK_EQ(write(p[1], "data", 4), 4);
+    async_future_t *f = async_splice(p[0], NULL, sv[0], NULL, 4, 0);
+    atomic_store(&ticks, 0);
+    CHECK_EQ(async_await(async_spawn(ticker, NULL)), 0);
+    CHECK_EQ(atomic_load(&ticks), 5);
+    CHECK(f && !async_future_settled(f));
+    async_cancel(f);
+    errno = 0;
+    CHECK_EQ(async_await(f), -1);
+    CHECK_EQ(errno, ECANCELED);
+    char buf[8];
+    CHECK_EQ(read(p[0], buf, sizeof buf), 4); /* still in the pipe */
+    close(sv[0]);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+}
+
+Test(splice_glibc, blocking_socket_output) { both_contexts(blocking_socket_output); }
