@@ -187,3 +187,29 @@ static void cancelled_wait_leaves_it_pending(void) {
 Test(signal_glibc, cancelled_wait_leaves_the_signal_pending) {
     both_contexts(cancelled_wait_leaves_it_pending);
 }
+
+/* The deviations signal.h documents, shown next to what glibc does. */
+static void documented_deviations(void) {
+    /* a fault signal in the set: glibc waits for it, asyncstd says EINVAL */
+    sigset_t segv = set_of(SIGSEGV, 0);
+    siginfo_t info;
+    CHECK_ERR(sigtimedwait(&segv, &info, &zero), EAGAIN);
+    CHECK_ERR(async_await(async_sigtimedwait(&segv, &info, &zero)), EINVAL);
+    /* two queued real-time signals: glibc takes both, asyncstd merges them */
+    int rt = SIGRTMIN + 2;
+    sigset_t rtset = set_of(rt, 0), old;
+    union sigval v = {.sival_int = 1};
+    pthread_sigmask(SIG_BLOCK, &rtset, &old);
+    pthread_sigqueue(pthread_self(), rt, v);
+    pthread_sigqueue(pthread_self(), rt, v);
+    CHECK_EQ(sigtimedwait(&rtset, NULL, &zero), rt);
+    CHECK_EQ(sigtimedwait(&rtset, NULL, &zero), rt);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    CHECK_ERR(async_await(async_sigtimedwait(&rtset, NULL, &zero)), EAGAIN); /* now caught */
+    pthread_sigqueue(pthread_self(), rt, v);
+    pthread_sigqueue(pthread_self(), rt, v);
+    CHECK_EQ(async_await(async_sigtimedwait(&rtset, NULL, &zero)), rt);
+    CHECK_ERR(async_await(async_sigtimedwait(&rtset, NULL, &zero)), EAGAIN);
+}
+
+Test(signal_glibc, documented_deviations) { both_contexts(documented_deviations); }
