@@ -195,7 +195,11 @@ static void documented_deviations(void) {
     siginfo_t info;
     CHECK_ERR(sigtimedwait(&segv, &info, &zero), EAGAIN);
     CHECK_ERR(async_await(async_sigtimedwait(&segv, &info, &zero)), EINVAL);
-    /* two queued real-time signals: glibc takes both, asyncstd merges them */
+    /* two queued real-time signals: glibc takes both, asyncstd merges them.
+     * Not under valgrind: its delivery of the second queued one to the
+     * library's handler overflows the stack ("Can't extend stack during
+     * signal delivery"), which a plain or ASan run never does. */
+    if (RUNNING_ON_VALGRIND) return;
     int rt = SIGRTMIN + 2;
     sigset_t rtset = set_of(rt, 0), old;
     union sigval v = {.sival_int = 1};
