@@ -406,8 +406,12 @@ ASYNC_EXTERN async_future_t *async_fcntl_lock(int fd, int cmd,
  * A side that is a pipe never holds a thread: the call tries with
  * `SPLICE_F_NONBLOCK` and, while the input pipe is empty or the output pipe
  * full, waits for it on the worker's event loop. A side that is a file is
- * read or written on the blocking pool. With `SPLICE_F_NONBLOCK` in `flags`
- * nothing waits: EAGAIN is the result, as from splice(2).
+ * read or written on the blocking pool. A socket side that is not
+ * `O_NONBLOCK` (the kernel reads TCP sockets and writes all sockets by that
+ * flag alone, whatever `SPLICE_F_NONBLOCK`) is first waited for on the event
+ * loop, then spliced on the pool. With `SPLICE_F_NONBLOCK` in `flags`
+ * nothing waits: EAGAIN is the result, as from splice(2), also for a
+ * blocking TCP socket with nothing to read, where splice(2) would block.
  *
  * \param fd_in    the source.
  * \param off_in   the source offset (updated), or NULL; NULL for a pipe.

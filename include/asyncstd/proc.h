@@ -143,8 +143,10 @@ ASYNC_EXTERN async_future_t *async_waitid(idtype_t idtype, id_t id, siginfo_t *i
  * \return a future with the command's wait status (WEXITSTATUS() and kin
  *         read it; exit status 127 when the shell could not run); for a NULL
  *         `command`, 1 when `/bin/sh` can be executed, else 0. -1 with `errno`
- *         set when the child could not be started (EAGAIN, ENOMEM) or the wait
- *         failed (ECHILD: the application reaped it). ECANCELED when cancelled:
+ *         set when the child could not be started (EAGAIN, ENOMEM; as POSIX
+ *         asks, where glibc's system(3) returns exit status 127 and sets
+ *         `errno`) or the wait failed (ECHILD: the application reaped it, or
+ *         ignores SIGCHLD, as with glibc). ECANCELED when cancelled:
  *         as glibc's system(3) does for a cancelled thread, the shell is
  *         killed with SIGKILL and reaped (its own children are not waited
  *         for). NULL with ENOMEM.
@@ -171,7 +173,8 @@ ASYNC_EXTERN async_future_t *async_system(const char *command) ASYNC_WARN_UNUSED
  *                 it (any of the three letters, exactly one of r and w).
  * \return a future whose value is the `async_file_t *` (read it with
  *         async_await_ptr()), or NULL/-1 with `errno` EINVAL (`type` not one
- *         of the above, `command` NULL), EMFILE/ENFILE (no fds for the pipe),
+ *         of the above, `command` NULL: glibc's popen(3) would run `sh -c`
+ *         with no command, which exits with status 2), EMFILE/ENFILE (no fds for the pipe),
  *         EAGAIN or ENOMEM (the shell could not be started), ECANCELED
  *         (cancelled before the shell was started: nothing is left open).
  *
@@ -195,7 +198,9 @@ ASYNC_EXTERN async_future_t *async_popen(const char *command, const char *type) 
  * \param stream  a stream from async_popen().
  * \return a future with the shell's wait status (WEXITSTATUS() and kin read
  *         it), or -1 with `errno`: ECHILD for a stream that async_popen() did
- *         not return or that was passed here before (nothing is touched); the
+ *         not return or that was passed here before (nothing is touched;
+ *         glibc's pclose(3) would close the first like fclose(3) and return
+ *         0, and use the second after freeing it); the
  *         error of the final flush (the shell is still reaped; glibc returns
  *         -1 too); ECANCELED when the wait was cancelled (the shell is reaped
  *         later by the library, so no zombie is left). NULL with ENOMEM.

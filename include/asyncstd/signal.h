@@ -113,6 +113,8 @@ ASYNC_EXTERN async_future_t *async_sigwait(const sigset_t *set, int *sig) ASYNC_
  * \param set   the signals to wait for; read when called.
  * \param info  receives the siginfo (of the first arrival, when several were
  *              merged), or NULL; must stay valid until the future settles.
+ *              A raise() or pthread_kill() shows as `SI_USER`, not the
+ *              kernel's `SI_TKILL`, as glibc's sigwaitinfo(2) reports it.
  * \return a future with the signal's number, or -1 with `errno` EFAULT (`set`
  *         NULL), EINVAL (`set` holds a fault signal), ENOMEM or ECANCELED.
  *         NULL with ENOMEM. Never EINTR (see \ref signal).

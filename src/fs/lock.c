@@ -74,7 +74,15 @@ async_future_t *async_flock(int fd, int operation) {
 }
 
 async_future_t *async_fcntl_lock(int fd, int cmd, struct flock *lock) {
-    if (!lock) return async__future_failed(EFAULT);
+    bool lock_cmd = cmd == F_SETLKW || cmd == F_OFD_SETLKW || cmd == F_SETLK || cmd == F_GETLK ||
+                    cmd == F_OFD_SETLK || cmd == F_OFD_GETLK;
+    if (!lock_cmd || !lock) {
+        /* fcntl(2)'s order: a bad fd (EBADF), then an unknown command (EINVAL),
+         * then the lock's address (EFAULT); NULL is not passed to the kernel,
+         * where valgrind would call it the library's error */
+        if (fcntl(fd, F_GETFD) < 0) return async__future_failed(errno);
+        return async__future_failed(lock_cmd ? EFAULT : EINVAL);
+    }
     int nowait;
     switch (cmd) {
     case F_SETLKW:

@@ -7,7 +7,15 @@
  * tries again: straight-line code in a task. The flag does not reach the
  * side that is a file: reading or writing a file may wait for the disk, so
  * a splice with a file on one side tries on the pool; one between pipes and
- * sockets tries on the calling thread. */
+ * sockets tries on the calling thread.
+ *
+ * Nor does the flag reach a socket that is not O_NONBLOCK: the kernel reads
+ * a TCP socket and writes any socket by the socket's own flag, so a try on a
+ * blocking socket with nothing to read (or no room) would block the thread
+ * until the peer acts. Such a splice first waits, cancellably, for the
+ * socket to be ready, and then tries on the pool, where a send that waits
+ * for room for the rest holds no worker. The socket's flags stay the
+ * caller's: changing them would change them for every holder of the file. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -18,7 +26,9 @@
 
 typedef struct splice_req {
     bool tee;
-    bool on_pool; /* a side is a file */
+    bool on_pool;  /* a side is a file or a blocking socket */
+    bool sock_in;  /* fd_in is a blocking socket: wait until it is readable first */
+    bool sock_out; /* fd_out is a blocking socket: wait until it is writable first */
     int in, out;
     loff_t *off_in, *off_out;
     size_t len;
@@ -52,9 +62,28 @@ static int wait_for_sides(const splice_req_t *r) {
     return v < 0 ? -1 : 0;
 }
 
+/* Waits until each blocking socket side is ready; with SPLICE_F_NONBLOCK,
+ * EAGAIN when one is not ready now (where a blocking TCP socket would hold
+ * glibc's caller until data came: see the header). */
+static int socket_ready(const splice_req_t *r) {
+    bool nowait = r->flags & SPLICE_F_NONBLOCK;
+    for (int d = 0; d < 2; d++) {
+        if (!(d ? r->sock_out : r->sock_in)) continue;
+        intptr_t v =
+            async_await(async_fd_wait(d ? r->out : r->in, d ? POLLOUT : POLLIN, nowait ? 0 : -1));
+        if (v < 0) return -1;
+        if (v == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static intptr_t splice_task(void *arg) {
     splice_req_t *r = arg;
     for (;;) {
+        if (socket_ready(r) < 0) return -1;
         intptr_t n = attempt(r);
         if (n >= 0 || errno != EAGAIN || (r->flags & SPLICE_F_NONBLOCK)) return n;
         if (wait_for_sides(r) < 0) return -1;
@@ -66,8 +95,20 @@ static bool is_file(int fd) {
     return fstat(fd, &st) == 0 && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode);
 }
 
+static bool is_blocking_socket(int fd) {
+    struct stat st;
+    int fl;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && (fl = fcntl(fd, F_GETFL)) >= 0 &&
+           !(fl & O_NONBLOCK);
+}
+
 static async_future_t *start(splice_req_t *req) {
-    req->on_pool = !req->tee && (is_file(req->in) || is_file(req->out));
+    if (!req->tee) { /* tee takes pipes only: the kernel says EINVAL to the rest at once */
+        req->sock_in = is_blocking_socket(req->in);
+        req->sock_out = is_blocking_socket(req->out);
+    }
+    req->on_pool =
+        !req->tee && (is_file(req->in) || is_file(req->out) || req->sock_in || req->sock_out);
     if (!req->on_pool) { /* the first try costs no task when it succeeds */
         ssize_t n = try_once(req);
         if (n >= 0 || errno != EAGAIN || (req->flags & SPLICE_F_NONBLOCK))

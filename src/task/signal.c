@@ -101,7 +101,12 @@ static int take(const sigset_t *set, siginfo_t *info) {
         if (!sigismember(set, sig)) continue;
         slot_t *s = &slots[sig];
         if (!(atomic_load_explicit(&s->state, memory_order_acquire) & PENDING)) continue;
-        if (info) *info = s->info;
+        if (info) {
+            *info = s->info;
+            /* glibc's sigwaitinfo and sigtimedwait report a raise() (tgkill,
+             * SI_TKILL) as SI_USER, as from kill(2): so do these waits */
+            if (info->si_code == SI_TKILL) info->si_code = SI_USER;
+        }
         atomic_store_explicit(&s->state, 0, memory_order_release); /* handlers wait for this */
         got = sig;
     }
@@ -317,6 +322,8 @@ static const async__race_ops_t timed_ops = {timed_start, NULL, timed_end, timed_
 async_future_t *async_sigtimedwait(const sigset_t *set, siginfo_t *info,
                                    const struct timespec *timeout) {
     if (!timeout) return wait_for(set, info, NULL);
+    /* the kernel reads the set before the timeout: a NULL set is EFAULT first */
+    if (!set) return async__future_failed(EFAULT);
     if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec > 999999999L)
         return async__future_failed(EINVAL);
     int err;
