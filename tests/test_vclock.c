@@ -110,6 +110,7 @@ static intptr_t time_out_never_settling(void *arg) {
     uint64_t t0 = async_clock_now();
     CHECK_ERR(async_await_timeout(f, 90000), ETIMEDOUT);
     CHECK_EQ(async_clock_now() - t0, 90000 * MS);
+    CHECK_ERR(async_future_resolve(f, 1), ECANCELED); /* ends the settler's role */
     return 0;
 }
 
@@ -121,6 +122,7 @@ Test(vclock, await_timeout_on_a_never_settling_future_times_out_at_the_virtual_d
     uint64_t t0 = async_clock_now();
     ASSERT_ERR(async_await_timeout(f, 5000), ETIMEDOUT);
     cr_assert_eq(async_clock_now() - t0, 5000 * MS);
+    ASSERT_ERR(async_future_resolve(f, 1), ECANCELED);
     ASSERT_VAL(async_await(async_spawn(time_out_never_settling, NULL)), 0);
     cr_assert_lt(now_ms() - wall0, 10000);
     rt_stop();
