@@ -323,7 +323,7 @@ static void claim_or_block(async__waiter_t *w) {
         async__task_suspend(w->task);
 }
 
-static void waiter_init(async__waiter_t *w, bool single) {
+static inline __attribute__((always_inline)) void waiter_init(async__waiter_t *w, bool single) {
     async__task_t *t = async__task_current();
     atomic_init(&w->fired, 0);
     atomic_init(&w->holds, 0);
