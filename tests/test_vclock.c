@@ -238,6 +238,40 @@ Test(vclock, a_cancelled_nanosleep_reports_the_virtual_time_left, .timeout = 30)
     rt_stop();
 }
 
+/* A resource pool's idle timeout is measured on the runtime's clock. */
+static int pooled_object;
+
+static void *pool_create(void *ctx) {
+    (void)ctx;
+    return &pooled_object;
+}
+
+static void pool_destroy(void *obj, void *ctx) { (void)obj, (void)ctx; }
+
+Test(vclock, a_resource_pool_expires_idle_objects_on_the_virtual_clock, .timeout = 30) {
+    start_clock(ASYNC_CLOCK_MANUAL);
+    async_respool_config_t cfg = {0};
+    cfg.create = pool_create;
+    cfg.destroy = pool_destroy;
+    cfg.idle_timeout_ms = 60000;
+    async_respool_t *p = async_respool_new(&cfg);
+    cr_assert_not_null(p);
+    void *obj = async_await_ptr(async_respool_acquire(p, -1));
+    cr_assert_eq(obj, &pooled_object);
+    cr_assert_eq(async_respool_release(p, obj, 0), 0);
+    async_respool_stats_t st;
+    ASSERT_VAL(async_await(async_clock_advance(30000 * MS)), 0);
+    cr_assert_eq(async_respool_stats(p, &st), 0);
+    cr_assert_eq(st.idle, 1, "30 s idle of 60");
+    cr_assert_eq(st.expired, 0);
+    ASSERT_VAL(async_await(async_clock_advance(40000 * MS)), 0);
+    cr_assert_eq(async_respool_stats(p, &st), 0);
+    cr_assert_eq(st.idle, 0, "70 s idle of 60");
+    cr_assert_eq(st.expired, 1);
+    cr_assert_eq(async_respool_free(p), 0);
+    rt_stop();
+}
+
 /* A blocking job holds the clock: real time passes in it, none on the clock. */
 static int hold_pipe[2];
 
