@@ -301,8 +301,8 @@ static void block(async__waiter_t *w) {
      * untouched (fgetc's end of file) must find the caller's errno */
     int saved = errno;
     bool counted = false;
-    if (ASYNC_UNLIKELY(async__rt.vclock) &&
-        atomic_load_explicit(&async__rt_state, memory_order_acquire) == 2) {
+    if (atomic_load_explicit(&async__rt_state, memory_order_acquire) == 2 &&
+        ASYNC_UNLIKELY(async__rt.vclock)) { /* (the flag is written before the state) */
         /* counted before the flag is set: a settler that sees the flag uncounts */
         async__vclock_plain_wait_begin();
         atomic_store(&w->vc_counted, true);
