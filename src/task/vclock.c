@@ -19,10 +19,10 @@
  * readiness from its epoll, sent by a task of another worker, still looks
  * parked until it runs the woken task. So the move also needs a quiet round:
  * when all are parked, the one that parked last starts a round (snapshots
- * every worker's count of task runs and rings all the others); each wakes,
- * looks at its I/O, parks again and acknowledges the round if it ran no task
- * since the snapshot. Only a round acknowledged by all, with nothing run
- * anywhere, moves the clock. I/O from outside the process (a peer, a child,
+ * every worker's count of task runs and rings the others that have io ops
+ * parked); each wakes, looks at its I/O, parks again and acknowledges the
+ * round if it ran no task since the snapshot. Only a round acknowledged by
+ * all, with nothing run anywhere, moves the clock. I/O from outside the process (a peer, a child,
  * a file) does not hold the clock back, as with Tokio's paused time.
  *
  * The real clock's path pays one predictable branch in async__timer and in a
