@@ -54,6 +54,9 @@ static void run_sleepers(void) {
                      "wake %d (%u ms) came after wake %d (%u ms)", k, duration_ms[wake_order[k]],
                      k - 1, duration_ms[wake_order[k - 1]]);
     cr_assert_eq(async_clock_now() - t_start, 3600000 * MS, "the clock ends at the last deadline");
+    async_runtime_stats_t st;
+    cr_assert_eq(async_runtime_stats(&st, NULL, 0), 0);
+    cr_assert_eq(st.timers, SLEEPERS, "the metrics count each virtual timer once");
     /* a functional bound, not a benchmark: an hour of sleeps must not wait for real time */
     cr_assert_lt(wall, 10000, "took %.0f ms of real time", wall);
 }

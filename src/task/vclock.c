@@ -122,8 +122,10 @@ static void set_rem(vtimer_t *t, uint64_t left_ns) {
 
 /* On the home worker: the timer was taken from the heap by a move of the clock. */
 static void on_fire(async__worker_t *w, async__msg_t *m) {
-    (void)w;
     vtimer_t *t = ASYNC_CONTAINER_OF(m, vtimer_t, fire_msg);
+    /* the metrics' timer count is the home worker's own, so a timer is counted
+     * where it ends (fired, cancelled, or swept at exit), not where it was made */
+    async__count(&w->count.timers, 1);
     set_rem(t, 0);
     async__future_complete(&t->future, 0, 0);
 }
@@ -144,6 +146,7 @@ static void cancel_here(vtimer_t *t) {
     if (queued) heap_remove(t);
     pthread_mutex_unlock(&vc.lock);
     if (!queued) return;
+    async__count(&t->home->count.timers, 1); /* on the home worker (see on_fire) */
     set_rem(t, t->due > now ? t->due - now : 0);
     async__future_complete(&t->future, -1, ECANCELED);
 }
@@ -380,6 +383,7 @@ void async__vclock_worker_exit(async__worker_t *w) {
     while (mine) {
         vtimer_t *t = mine;
         mine = (vtimer_t *)t->fire_msg.next;
+        async__count(&w->count.timers, 1);
         set_rem(t, t->due > now ? t->due - now : 0);
         async__future_complete(&t->future, -1, ECANCELED);
     }
