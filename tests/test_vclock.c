@@ -284,9 +284,13 @@ static intptr_t blocking_read(void *arg) {
     return read(hold_pipe[0], &c, 1) == 1 ? 0 : -1;
 }
 
+static atomic_bool advance_asked;
+
 static intptr_t advance_in_task(void *arg) {
     (void)arg;
-    return async_await(async_clock_advance(50 * MS));
+    async_future_t *f = async_clock_advance(50 * MS);
+    atomic_store(&advance_asked, true);
+    return async_await(f);
 }
 
 Test(vclock, a_pool_job_holds_the_clock_and_a_second_advance_is_refused, .timeout = 30) {
@@ -296,6 +300,7 @@ Test(vclock, a_pool_job_holds_the_clock_and_a_second_advance_is_refused, .timeou
     async_future_t *sleep = async_usleep(10000);
     async_future_t *job = async_spawn_blocking(blocking_read, NULL);
     async_future_t *adv = async_spawn(advance_in_task, NULL);
+    cr_assert(WAIT_UNTIL(atomic_load(&advance_asked), 20000));
     sleep_ms(50); /* real time: the advance waits for the job */
     cr_assert(!async_future_settled(sleep));
     cr_assert(!async_future_settled(adv));
