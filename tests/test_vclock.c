@@ -241,6 +241,28 @@ Test(vclock, a_cancelled_nanosleep_reports_the_virtual_time_left, .timeout = 30)
     rt_stop();
 }
 
+static intptr_t sleeps_90s(void *arg) {
+    (void)arg;
+    return async_await(async_sleep(90));
+}
+
+Test(vclock, a_dump_gives_a_sleep_left_on_the_virtual_clock, .timeout = 30) {
+    start_clock(ASYNC_CLOCK_MANUAL);
+    async_future_t *f = async_spawn(sleeps_90s, NULL);
+    ASSERT_VAL(async_await(async_clock_advance(30000 * MS)), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    cr_assert_eq(async_dump(out), 0);
+    fclose(out);
+    cr_assert_not_null(strstr(text, "sleep until +60000 ms"), "dump:\n%s", text);
+    free(text);
+    async_cancel(f);
+    ASSERT_ERR(async_await(f), ECANCELED);
+    rt_stop();
+}
+
 /* A resource pool's idle timeout is measured on the runtime's clock. */
 static int pooled_object;
 

@@ -201,7 +201,7 @@ void async__stack_remove_guard_handler(void);
 enum {
     ASYNC_WAIT_NONE,
     ASYNC_WAIT_FD,     /* fn (an io op's attempt) on fd `num` */
-    ASYNC_WAIT_TIMER,  /* a timer due at uv_hrtime() `num` (0: not started, ptr = ms) */
+    ASYNC_WAIT_TIMER,  /* a timer due at async_clock_now() `num` (0: not started, ptr = ms) */
     ASYNC_WAIT_PRIM,   /* `what` at `ptr` (a mutex, a channel) */
     ASYNC_WAIT_JOB,    /* a pool job running fn (its path if any) */
     ASYNC_WAIT_JOIN,   /* the task with id `num` */

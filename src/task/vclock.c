@@ -169,7 +169,13 @@ static void vtimer_cancel(async_future_t *f) {
     async__worker_post(t->home, &t->cancel_msg);
 }
 
-static const async__future_ops_t vtimer_ops = {vtimer_cancel, vtimer_release};
+static void vtimer_describe(const async_future_t *f, async__wait_t *out) {
+    const vtimer_t *t = (const vtimer_t *)f;
+    /* the deadline on the virtual clock, which a dump reads through async_clock_now() */
+    async__wait_set(out, ASYNC_WAIT_TIMER, "sleep", NULL, NULL, NULL, (int64_t)t->due);
+}
+
+static const async__future_ops_t vtimer_ops = {vtimer_cancel, vtimer_release, vtimer_describe};
 
 async_future_t *async__vclock_timer(uint64_t ms, struct timespec *rem) {
     vtimer_t *t = async__obj_alloc(ASYNC_OBJ_SMALL);
@@ -415,7 +421,7 @@ static void advance_cancel(async_future_t *f) {
     if (mine) async__future_complete(f, -1, ECANCELED);
 }
 
-static const async__future_ops_t advance_ops = {advance_cancel, advance_release};
+static const async__future_ops_t advance_ops = {advance_cancel, advance_release, NULL};
 
 async_future_t *async_clock_advance(uint64_t ns) {
     async__runtime_t *rt = async__runtime();
