@@ -63,7 +63,21 @@ typedef struct async_config {
     unsigned pool_reserved;
     /** Default task stack size in bytes (`ASYNCSTD_STACK_SIZE`; default 256 KiB). */
     size_t stack_size;
+    /** The clock the library's timers run on: ASYNC_CLOCK_REAL,
+     * ASYNC_CLOCK_VIRTUAL or ASYNC_CLOCK_MANUAL (`ASYNCSTD_CLOCK=real`,
+     * `virtual` or `manual`; default real). The virtual clocks are for tests:
+     * see async_clock_advance(). */
+    int clock;
 } async_config_t;
+
+/** async_config_t.clock: timers wait for real time (CLOCK_MONOTONIC). */
+#define ASYNC_CLOCK_REAL 1
+/** async_config_t.clock: a virtual clock that jumps to the next timer's
+ * deadline whenever only timers can make progress (see async_clock_advance()). */
+#define ASYNC_CLOCK_VIRTUAL 2
+/** async_config_t.clock: a virtual clock that moves only through
+ * async_clock_advance() (and while async_runtime_shutdown() waits for tasks). */
+#define ASYNC_CLOCK_MANUAL 3
 
 /** The most task-local keys that may exist at once. */
 #define ASYNC_KEYS_MAX 256
@@ -77,8 +91,9 @@ typedef unsigned async_key_t;
  *
  * \param config  the settings, or NULL for the environment and defaults.
  * \return 0, or -1 with `errno` EBUSY (already running), EINVAL (a field of
- *         `config` out of range, such as more than 1024 workers or pool_reserved
- *         not below pool_threads; the environment never causes it), ENOMEM or
+ *         `config` out of range, such as more than 1024 workers, pool_reserved
+ *         not below pool_threads or an unknown clock; the environment never
+ *         causes it), ENOMEM or
  *         EAGAIN (threads could not be created).
  *
  * Call from a plain thread, not from a task.
@@ -271,6 +286,78 @@ ASYNC_EXTERN async_future_t *async_usleep(unsigned long usec) ASYNC_WARN_UNUSED;
  */
 ASYNC_EXTERN async_future_t *async_nanosleep(const struct timespec *req,
                                              struct timespec *rem) ASYNC_WARN_UNUSED;
+
+/**
+ * The runtime's monotonic clock, in nanoseconds: the time every timer of the
+ * library (sleeps, timeouts) is measured on.
+ *
+ * Under the real clock it reads CLOCK_MONOTONIC (as clock_gettime(2)), from an
+ * unspecified origin. Under a virtual clock (async_config_t.clock) it reads the
+ * virtual time, which starts at the real reading when the runtime starts and
+ * then moves only as async_clock_advance() describes; once the runtime has
+ * shut down, it reads the real clock again.
+ *
+ * \return the time in nanoseconds. Never fails; does not start the runtime.
+ *         Callable from any thread.
+ */
+ASYNC_EXTERN uint64_t async_clock_now(void);
+
+/**
+ * Moves a virtual clock forward by `ns` nanoseconds, for tests of code that
+ * sleeps or times out.
+ *
+ * Under a virtual clock (async_config_t.clock, `ASYNCSTD_CLOCK=virtual` or
+ * `manual`) timers do not wait for real time. The clock moves only when
+ * nothing but a timer can make progress: every worker has nothing to run, no
+ * blocking-pool job is queued or running, and no task has run since the
+ * workers last looked at their sockets. It then jumps to the earliest
+ * deadline and fires the timers due then, in the order they were made; the
+ * tasks they wake run, and only when all is idle again does it go on to the
+ * next deadline. So timers fire in deadline order, across workers too, and a
+ * task woken at +1 s that sleeps 1 s more wakes at +2 s, as in real time.
+ *
+ * This call asks for such moves up to `now + ns` (async_clock_now()), then
+ * sets the clock there; the future settles once it has, with the runtime idle.
+ * `ns` 0 settles when the runtime is idle, firing nothing.
+ *
+ * When the clock moves by itself: with ASYNC_CLOCK_VIRTUAL, whenever it may
+ * move (above) and a plain thread is blocked in an await (async_await() in
+ * main), or async_runtime_shutdown() waits for tasks, it jumps to the next
+ * deadline, as Tokio's paused time does; a plain thread that is running is
+ * invisible to the runtime and may be about to spawn or settle something, so
+ * the clock stands still meanwhile. With ASYNC_CLOCK_MANUAL it moves only
+ * through this call (and during shutdown).
+ *
+ * What does not hold the clock back: fds waited on for readiness (a socket
+ * awaited by a task does not stop the clock; data sent by a task in the same
+ * process is seen before the clock moves, data from outside may come after),
+ * child processes, signals, and user futures settled by other threads. A task
+ * that never awaits holds it for ever. Absolute deadlines (async_cond_timedwait(),
+ * async_sem_timedwait(), ...) are turned into a duration against the real
+ * CLOCK_REALTIME or CLOCK_MONOTONIC at the call; the duration then passes on
+ * the virtual clock.
+ *
+ * \param ns  how far to move, in nanoseconds (timers have millisecond
+ *            resolution: a timer of d ms is due at d * 1,000,000 ns).
+ * \return a future with value 0 once the clock has moved, or -1 with `errno`
+ *         EINVAL (the runtime's clock is real), EBUSY (another
+ *         async_clock_advance() is in progress) or ECANCELED (cancelled, or
+ *         the runtime shut down first; the clock stays where it got to). NULL
+ *         with ENOMEM. Callable from a task or a plain thread; it starts the
+ *         runtime if needed.
+ *
+ * \code
+ * // ASYNCSTD_CLOCK=virtual: an hour passes at once
+ * uint64_t t0 = async_clock_now();
+ * async_await(async_sleep(3600));          // main is blocked: the clock jumps
+ * assert(async_clock_now() - t0 == 3600000000000ull);
+ * async_future_t *s = async_sleep(10);     // main runs: the clock stands still
+ * async_await(async_clock_advance(5000000000ull)); // +5 s: s has not fired
+ * assert(!async_future_settled(s));
+ * async_await(s);                          // jumps the other 5 s
+ * \endcode
+ */
+ASYNC_EXTERN async_future_t *async_clock_advance(uint64_t ns) ASYNC_WARN_UNUSED;
 
 /**
  * Async equivalent of poll(2): waits until one of the fds is ready, or the

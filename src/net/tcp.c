@@ -21,9 +21,10 @@ void async__net_close(int fd) {
 
 /* ---- time ------------------------------------------------------------------ */
 
-static int64_t now_ms(void) { return (int64_t)(uv_hrtime() / 1000000); }
+/* The runtime's clock, on which the timeouts below run (virtual under a virtual clock). */
+static int64_t now_ms(void) { return (int64_t)(async_clock_now() / 1000000); }
 
-/* Awaits `f` until the absolute `deadline` (ms, uv_hrtime's clock); -1: none. */
+/* Awaits `f` until the absolute `deadline` (ms, async_clock_now's clock); -1: none. */
 static intptr_t await_until(async_future_t *f, int64_t deadline) {
     if (deadline < 0) return async_await(f);
     int64_t left = deadline - now_ms();

@@ -39,11 +39,9 @@ struct async_respool {
     async_future_t *maint;
 };
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+/* Idle ages on the runtime's clock, which the maintenance task's sleeps use:
+ * under a virtual clock both move together. */
+static uint64_t now_ms(void) { return async_clock_now() / 1000000; }
 
 /* Under the lock: the most recently released idle object, or NULL. */
 static void *pop_idle(async_respool_t *p) {

@@ -246,7 +246,7 @@ static void describe(async__symbolizer_t *sym, const snap_t *s, char *buf, size_
             snprintf(buf, len, "sleep %llu ms", (unsigned long long)s->ptr);
             return;
         }
-        int64_t left = (s->num - (int64_t)uv_hrtime()) / 1000000;
+        int64_t left = (s->num - (int64_t)async_clock_now()) / 1000000; /* virtual too */
         snprintf(buf, len, "sleep until %+lld ms", (long long)left);
         return;
     }

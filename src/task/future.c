@@ -205,6 +205,10 @@ static void wake(async__waiter_t *w) {
         break;
     }
     case WAIT_THREAD:
+        /* the virtual clock must not move between this settle and the thread's wake-up */
+        if (ASYNC_UNLIKELY(atomic_load_explicit(&w->vc_counted, memory_order_relaxed)) &&
+            atomic_exchange(&w->vc_counted, false))
+            async__vclock_plain_done();
         atomic_store_explicit(&w->fired, 1, memory_order_release);
         drop_hold(w);
         async__futex_wake(&w->fired, 1); /* harmless if the waiter has already returned */
@@ -296,8 +300,18 @@ static void block(async__waiter_t *w) {
     /* futex(2) says EAGAIN or EINTR on the way: a result that leaves errno
      * untouched (fgetc's end of file) must find the caller's errno */
     int saved = errno;
+    bool counted = false;
+    if (atomic_load_explicit(&async__rt_state, memory_order_acquire) == 2 &&
+        ASYNC_UNLIKELY(async__rt.vclock)) { /* (the flag is written before the state) */
+        /* counted before the flag is set: a settler that sees the flag uncounts */
+        async__vclock_plain_wait_begin();
+        atomic_store(&w->vc_counted, true);
+        counted = true;
+        if (atomic_load_explicit(&w->fired, memory_order_acquire) == 0) async__vclock_kick();
+    }
     while (atomic_load_explicit(&w->fired, memory_order_acquire) == 0)
         async__futex_wait(&w->fired, 0);
+    if (counted && atomic_exchange(&w->vc_counted, false)) async__vclock_plain_done();
     errno = saved;
 }
 
@@ -309,11 +323,12 @@ static void claim_or_block(async__waiter_t *w) {
         async__task_suspend(w->task);
 }
 
-static void waiter_init(async__waiter_t *w, bool single) {
+static inline __attribute__((always_inline)) void waiter_init(async__waiter_t *w, bool single) {
     async__task_t *t = async__task_current();
     atomic_init(&w->fired, 0);
     atomic_init(&w->holds, 0);
     w->kind = t ? WAIT_TASK : WAIT_THREAD;
+    if (!t) atomic_init(&w->vc_counted, false);
     w->single = single;
     w->task = t;
 }

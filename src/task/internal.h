@@ -121,6 +121,9 @@ typedef struct async__waiter {
      * the waiting task's own worker, nothing else can touch `fired` at the same
      * time (cancellation also runs there), so it is set without an exchange. */
     bool single;
+    /* A plain thread's wait counted by the virtual clock (vclock.c): whoever
+     * exchanges it back to 0 (the settler, or the thread) uncounts it. */
+    atomic_bool vc_counted;
     struct async__task *task;
     async_then_fn cb;
     void *cb_arg;
@@ -198,7 +201,7 @@ void async__stack_remove_guard_handler(void);
 enum {
     ASYNC_WAIT_NONE,
     ASYNC_WAIT_FD,     /* fn (an io op's attempt) on fd `num` */
-    ASYNC_WAIT_TIMER,  /* a timer due at uv_hrtime() `num` (0: not started, ptr = ms) */
+    ASYNC_WAIT_TIMER,  /* a timer due at async_clock_now() `num` (0: not started, ptr = ms) */
     ASYNC_WAIT_PRIM,   /* `what` at `ptr` (a mutex, a channel) */
     ASYNC_WAIT_JOB,    /* a pool job running fn (its path if any) */
     ASYNC_WAIT_JOIN,   /* the task with id `num` */
@@ -400,6 +403,14 @@ typedef struct async__worker {
     struct async__io_worker *io;    /* fd readiness (io.c), created on the first wait */
     async__worker_counters_t count; /* metrics (stats.c) */
     async__stall_probe_t stall;     /* the watchdog's request and the answer (stall.c) */
+    unsigned io_parked;             /* io ops parked here, waiting for readiness (io.c) */
+    /* The virtual clock's view of this worker (vclock.c), under its lock: parked
+     * (idle, about to block or blocked), whether it has parked since the round
+     * began without running a task, its task runs then, and whether it has
+     * exited (its timers were cancelled; a new one is refused). */
+    bool vc_parked, vc_acked, vc_closed;
+    bool vc_io; /* it had io ops parked when it parked: readiness may be on its way */
+    unsigned long vc_snapshot;
 } async__worker_t;
 
 extern __thread async__worker_t *async__tls_worker;
@@ -435,6 +446,7 @@ typedef struct async__runtime {
     uint64_t started_ns; /* uv_hrtime() at start */
     /* spawns and cancels made on plain threads (workers count their own) */
     _Atomic uint64_t foreign_spawns, foreign_cancels;
+    bool vclock; /* timers run on the virtual clock (vclock.c); fixed while up */
 } async__runtime_t;
 
 /* Held for reading by async_runtime_stats, for writing by shutdown while it
@@ -458,6 +470,7 @@ enum {
     ASYNC_ENV_FS_RUNNERS = 16,
     ASYNC_ENV_IO_URING = 32,
     ASYNC_ENV_STALL_MS = 64,
+    ASYNC_ENV_CLOCK = 128,
 };
 unsigned long long async__env_setting(const char *name, unsigned bit, unsigned long long min,
                                       unsigned long long max, bool sized);
@@ -643,6 +656,25 @@ void async__fd_table_free(async__fd_table_t *t); /* a later get makes a new one 
 
 /* ---- timers --------------------------------------------------------------- */
 async_future_t *async__timer(uint64_t ms, struct timespec *rem);
+
+/* ---- the virtual clock (vclock.c) ------------------------------------------
+ * Used only when async__rt.vclock is set; each caller tests that first. */
+async_future_t *async__vclock_timer(uint64_t ms, struct timespec *rem);
+/* A worker with nothing to run, that has looked at its I/O: true when the
+ * clock moved and the worker must run what that made ready instead of
+ * blocking; else the worker blocks, then calls async__vclock_unpark. */
+bool async__vclock_park(struct async__worker *w);
+void async__vclock_unpark(struct async__worker *w);
+void async__vclock_plain_wait_begin(void); /* a plain thread is blocking in an await */
+void async__vclock_plain_done(void);       /* ... and its future settled */
+/* A thread other than a worker has become idle: the workers look again. */
+void async__vclock_kick(void);
+void async__vclock_hold(void);              /* a pool job was queued: the clock waits for it */
+void async__vclock_release(void);           /* ... and has settled */
+void async__vclock_start(bool autoadvance); /* before the workers start */
+void async__vclock_down(void);              /* shutdown, before the workers exit */
+void async__vclock_worker_exit(struct async__worker *w); /* cancels the worker's timers */
+void async__vclock_stop(void);                           /* after the workers are joined */
 
 /* ---- object allocation (alloc.c) ------------------------------------------ */
 enum { ASYNC_OBJ_FUTURE, ASYNC_OBJ_TASK, ASYNC_OBJ_SMALL, ASYNC_OBJ_CLASSES };

@@ -235,6 +235,7 @@ static void unlink_op(io_fd_t *e, async__io_op_t *op) {
 }
 
 static void finish(async__io_op_t *op, intptr_t value, int err) {
+    if (op->state == OP_PARKED) op->worker->io_parked--;
     op->state = OP_DONE;
     async__future_complete(&op->future, value, err);
 }
@@ -379,6 +380,7 @@ static void park(io_fd_t *e, async__io_op_t *op) {
     if (op->probe) e->probes[d]++;
     op->state = OP_PARKED;
     async__list_push_back(&e->parked[d], &op->node);
+    op->worker->io_parked++;
 }
 
 /* Worker thread: try the op (unless the fd is thought not ready) and park it
@@ -442,6 +444,7 @@ static void run_ready_ops(io_fd_t *e, int events) {
             continue;
         }
         unlink_op(e, op);
+        op->worker->io_parked--;
         op->state = OP_DONE; /* a cancel made while settling the others leaves it be */
         if (op->drained && e->tcp && async__list_empty(&e->parked[d]))
             e->ready &= ~(unsigned)events;

@@ -99,6 +99,7 @@ static void *pool_main(void *arg) {
         int kind = j->kind;
         atomic_fetch_add_explicit(&pool.jobs_run, 1, memory_order_relaxed);
         async__future_complete(&j->future, v, err);
+        if (ASYNC_UNLIKELY(async__rt.vclock)) async__vclock_release();
         pthread_mutex_lock(&pool.lock);
         if (kind == ASYNC_POOL_USER) {
             pool.running_user--;
@@ -175,6 +176,8 @@ async_future_t *async__pool_submit(async__job_t *j) {
         async__list_remove(&pool.q[j->kind], &j->node);
         pool.queued[j->kind]--;
         j->state = J_DONE;
+    } else if (ASYNC_UNLIKELY(async__rt.vclock)) {
+        async__vclock_hold(); /* the virtual clock waits for the job (vclock.c) */
     }
     pthread_mutex_unlock(&pool.lock);
     if (err) async__future_complete(&j->future, -1, err);
@@ -192,6 +195,7 @@ void async__job_cancel(async_future_t *f) {
     }
     pthread_mutex_unlock(&pool.lock);
     if (queued) async__future_complete(f, -1, ECANCELED);
+    if (queued && ASYNC_UNLIKELY(async__rt.vclock)) async__vclock_release();
 }
 
 void async__pool_shutdown(void) {
@@ -211,8 +215,10 @@ void async__pool_shutdown(void) {
     unsigned threads = pool.threads;
     pthread_mutex_unlock(&pool.lock);
     async__node_t *n;
-    while ((n = async__list_pop_front(&cancelled)))
+    while ((n = async__list_pop_front(&cancelled))) {
         async__future_complete(&async__list_entry(n, async__job_t, node)->future, -1, ECANCELED);
+        if (async__rt.vclock) async__vclock_release();
+    }
     for (unsigned i = 0; i < threads; i++) pthread_join(pool.tids[i], NULL);
     pthread_mutex_lock(&pool.lock);
     free(pool.tids);

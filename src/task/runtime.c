@@ -75,13 +75,30 @@ unsigned long long async__env_setting(const char *name, unsigned bit, unsigned l
     return 0;
 }
 
+/* ASYNCSTD_CLOCK: real, virtual or manual; 0 when unset or empty. Another
+ * value is named on stderr once, and the default (real) is used. */
+static int env_clock(void) {
+    const char *s = getenv("ASYNCSTD_CLOCK");
+    if (!s || !*s) return 0;
+    if (strcmp(s, "real") == 0) return ASYNC_CLOCK_REAL;
+    if (strcmp(s, "virtual") == 0) return ASYNC_CLOCK_VIRTUAL;
+    if (strcmp(s, "manual") == 0) return ASYNC_CLOCK_MANUAL;
+    if (!(atomic_fetch_or(&warned, ASYNC_ENV_CLOCK) & ASYNC_ENV_CLOCK))
+        fprintf(stderr,
+                "asyncstd: ignoring ASYNCSTD_CLOCK=\"%.32s%s\": not real, virtual or manual; "
+                "using the real clock\n",
+                s, strlen(s) > 32 ? "..." : "");
+    return 0;
+}
+
 /* The settings: the caller's fields, checked strictly (EINVAL); zero fields
  * from the environment, where bad values fall back to the default. */
 static int resolve(const async_config_t *in, async_config_t *out) {
     async_config_t c = in ? *in : (async_config_t){0};
     if (c.threads > WORKERS_MAX || c.pool_threads > POOL_MAX || c.pool_reserved >= POOL_MAX ||
         (c.stack_size && (c.stack_size < STACK_MIN || c.stack_size > STACK_MAX)) ||
-        (c.pool_threads && c.pool_reserved >= c.pool_threads)) {
+        (c.pool_threads && c.pool_reserved >= c.pool_threads) || c.clock < 0 ||
+        c.clock > ASYNC_CLOCK_MANUAL) {
         errno = EINVAL;
         return -1;
     }
@@ -108,6 +125,8 @@ static int resolve(const async_config_t *in, async_config_t *out) {
         errno = EINVAL;
         return -1;
     }
+    if (!c.clock) c.clock = env_clock();
+    if (!c.clock) c.clock = ASYNC_CLOCK_REAL;
     c.stack_size = (c.stack_size + 4095) & ~(size_t)4095;
     *out = c;
     return 0;
@@ -132,6 +151,8 @@ static int start(const async_config_t *config) {
     atomic_store(&rt->foreign_spawns, 0);
     atomic_store(&rt->foreign_cancels, 0);
     rt->started_ns = uv_hrtime();
+    rt->vclock = c.clock != ASYNC_CLOCK_REAL;
+    if (rt->vclock) async__vclock_start(c.clock == ASYNC_CLOCK_VIRTUAL);
     async__stack_configure(c.stack_size);
     if (async__pool_init(c.pool_threads, c.pool_reserved) != 0) {
         free(rt->workers);
@@ -232,9 +253,11 @@ int async_runtime_shutdown(void) {
         if (atomic_load_explicit(&rt->live_tasks, memory_order_acquire) == 0) break;
         async__futex_wait(&rt->all_done, 0);
     }
-    async__stall_stop(); /* no task runs any more: nothing to watch */
+    async__stall_stop();                  /* no task runs any more: nothing to watch */
+    if (rt->vclock) async__vclock_down(); /* before the workers it would ring go */
     for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_exit(&rt->workers[i]);
     for (unsigned i = 0; i <= rt->nworkers; i++) async__worker_join(&rt->workers[i]);
+    if (rt->vclock) async__vclock_stop();
     async__pool_shutdown();
     async__signal_shutdown();
     /* after the joins (a stall signal still pending died with its thread), and after

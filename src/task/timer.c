@@ -1,7 +1,8 @@
 /* Timers: sleep, usleep, nanosleep and the timer behind async_await_timeout,
  * each one libuv timer on a worker's loop (the awaiting task's own worker, or
  * any worker for a plain thread). Cancellation from another thread travels
- * to that worker as a message, since a libuv handle belongs to its loop. */
+ * to that worker as a message, since a libuv handle belongs to its loop.
+ * Under the virtual clock, timers are vclock.c's instead. */
 #include <stdlib.h>
 
 #include "internal.h"
@@ -128,6 +129,7 @@ static const async__future_ops_t timer_ops = {timer_cancel, timer_release, timer
 
 async_future_t *async__timer(uint64_t ms, struct timespec *rem) {
     if (!async__runtime()) return async__future_failed(errno);
+    if (ASYNC_UNLIKELY(async__rt.vclock)) return async__vclock_timer(ms, rem); /* vclock.c */
     _Static_assert(sizeof(timer_op_t) <= ASYNC_OBJ_SMALL_SIZE, "timer_op_t outgrew its class");
     timer_op_t *op = async__obj_alloc(ASYNC_OBJ_SMALL);
     if (!op) {

@@ -249,6 +249,16 @@ static void spin_grow(async__worker_t *w) {
     w->spin_rounds = s < SPIN_ROUNDS ? s : SPIN_ROUNDS;
 }
 
+/* Under the virtual clock, instead of blocking in poll_io: look at I/O once
+ * more, then park with the clock (vclock.c), which may move and make tasks
+ * ready here instead. */
+static void vclock_sleep(async__worker_t *w) {
+    poll_io(w, false);
+    if (has_work(w) || async__vclock_park(w)) return;
+    poll_io(w, true);
+    async__vclock_unpark(w);
+}
+
 /* Nothing is ready: spin a little, steal, or block in the loop until woken. */
 static void idle(async__worker_t *w) {
     async__runtime_t *rt = &async__rt;
@@ -276,7 +286,10 @@ static void idle(async__worker_t *w) {
         async__count(&w->count.parks, 1);
         atomic_store_explicit(&w->count.parked_since, t0, memory_order_relaxed);
         w->woken_by_inbox = false;
-        poll_io(w, true);
+        if (ASYNC_UNLIKELY(rt->vclock))
+            vclock_sleep(w);
+        else
+            poll_io(w, true);
         uint64_t t1 = uv_hrtime();
         atomic_store_explicit(&w->count.parked_since, 0, memory_order_relaxed);
         async__count(&w->count.parked_ns, t1 - t0);
@@ -333,6 +346,7 @@ static void *worker_main(void *arg) {
     drain_inbox(w);
     async__io_worker_exit(w);
     uv_walk(&w->loop, close_for_shutdown, w);
+    if (async__rt.vclock) async__vclock_worker_exit(w); /* fired ones are in the inbox */
     uv_run(&w->loop, UV_RUN_NOWAIT);
     drain_inbox(w);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
