@@ -2,9 +2,9 @@
  * the workers' queues and the pool's threads, printed while the program runs.
  *
  * Two passes. The first copies, per worker, the registry (the worker's list
- * of started tasks, under its tasks_lock, which the worker takes only at a
- * task's first run and end, so no task ends and no stack is unmapped
- * meanwhile) and the unstarted tasks of its newq (under the newq spinlock),
+ * of started tasks, held still by async__registry_read_begin (task.c): the
+ * worker changes it only at a task's first run and end, so no task ends and
+ * no stack is unmapped meanwhile) and the unstarted tasks of its newq (under the newq spinlock),
  * into a bounded array, with each parked task's return addresses. The second
  * turns addresses into names and prints, with no lock held.
  *
@@ -177,7 +177,7 @@ static void copy_worker(async__worker_t *w, worker_view_t *v, snap_t *snaps, siz
     async__task_t *self = async__task_current();
     v->runq = atomic_load_explicit(&w->runq_len, memory_order_relaxed);
     v->newq = atomic_load_explicit(&w->newq_len, memory_order_relaxed);
-    pthread_spin_lock(&w->tasks_lock);
+    async__registry_read_begin(w);
     async__list_foreach(ln, &w->tasks) {
         async__task_t *t = async__list_entry(ln, async__task_t, live);
         v->started++;
@@ -189,7 +189,7 @@ static void copy_worker(async__worker_t *w, worker_view_t *v, snap_t *snaps, siz
         copy_task(s, t, w->id, self);
         copy_stack(s, t);
     }
-    pthread_spin_unlock(&w->tasks_lock);
+    async__registry_read_end(w);
     /* unstarted tasks that may still be stolen; a pinned one waits in the
      * worker's private run queue, where only the worker may look */
     pthread_spin_lock(&w->newq_lock);

@@ -316,8 +316,8 @@ static inline void async__count(_Atomic uint64_t *c, uint64_t n) {
                           memory_order_relaxed);
 }
 
-/* A worker thread's spawn or cancel on its own counters; a plain thread's on the runtime's. */
-void async__count_spawn(void);
+/* A worker thread's cancel on its own counters; a plain thread's on the runtime's
+ * (spawns are counted in task.c's spawn). */
 void async__count_cancel(void);
 
 /* ---- stall reports (stall.c) ------------------------------------------------
@@ -379,12 +379,13 @@ typedef struct async__worker {
     uint64_t last_poll_ns;  /* uv_hrtime() of the last poll made while tasks were ready */
     async__task_t *current; /* the task running now, or NULL */
     /* Started tasks that have not ended, by their `live` node: the registry a
-     * dump walks. Changed only at a task's first run and at its end, under
-     * tasks_lock, which a dump holds while it copies this worker's tasks;
-     * never taken per switch. A spinlock: a mutex pair cost ~55 instructions
-     * per spawn+join. */
+     * dump walks. Changed by this worker only, at a task's first run and at
+     * its end, with no locked instruction (task.c: registry_enter); a dump
+     * holds tasks_lock and waits for reg_busy to clear while it copies. */
     async__list_t tasks;
     pthread_spinlock_t tasks_lock;
+    atomic_int reg_busy;         /* the worker is changing `tasks` */
+    atomic_int reg_dump;         /* a dump is reading `tasks`: the worker takes tasks_lock */
     async__ctx_t sched;          /* the worker thread's own context */
     async__stack_t *stack_cache; /* free stacks of the default size */
     void *obj_cache[3];          /* free objects per class (alloc.c) */
@@ -634,6 +635,14 @@ int async__race_add(async__race_t *r, async_future_t *f);
 /* At runtime shutdown, after the workers: puts back the dispositions the
  * library replaced and forgets what it caught. */
 void async__signal_shutdown(void);
+
+/* ---- the task registry's lock (task.c) -------------------------------------- */
+/* At runtime init, before the workers start: whether membarrier(2) lets the
+ * workers change their registry without a locked instruction. */
+void async__registry_init(void);
+/* A dump's side: from begin to end, worker w's `tasks` holds still. */
+void async__registry_read_begin(async__worker_t *w);
+void async__registry_read_end(async__worker_t *w);
 
 /* ---- tables indexed by fd number (fdtable.c) ------------------------------- */
 #define ASYNC_FD_TABLE_MAX (1u << 20) /* entries at most; higher fds are not in the table */

@@ -160,6 +160,7 @@ static int start(const async_config_t *config) {
         return -1;
     }
     async__stall_setup(); /* the signal its handler uses must be chosen before the workers start */
+    async__registry_init(); /* before any worker changes its registry */
     for (unsigned i = 0; i <= c.threads; i++) {
         if (async__worker_start(&rt->workers[i], i + 1, i == c.threads) != 0) {
             int err = errno;

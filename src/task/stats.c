@@ -7,14 +7,6 @@
 
 pthread_rwlock_t async__stats_lock = PTHREAD_RWLOCK_INITIALIZER;
 
-void async__count_spawn(void) {
-    async__worker_t *w = async__tls_worker;
-    if (w)
-        async__count(&w->count.spawns, 1);
-    else
-        atomic_fetch_add_explicit(&async__rt.foreign_spawns, 1, memory_order_relaxed);
-}
-
 void async__count_cancel(void) {
     async__worker_t *w = async__tls_worker;
     if (w)

@@ -3,8 +3,11 @@
  * task future's memory is the task, freed when both the owner (join/detach)
  * and the task itself (by ending) are done with it. The stack is taken when
  * the task first runs and given back the moment it ends. */
+#include <linux/membarrier.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -61,23 +64,77 @@ async__task_t *async__task_current(void) {
     return w ? w->current : NULL;
 }
 
-/* The registry (w->tasks): locked at a task's first run and at its end only.
- * A dump may hold the lock for milliseconds (it walks stacks): yield the CPU
+/* ---- the registry (w->tasks) ----------------------------------------------
+ * Changed by its worker only, at a task's first run and at its end, and read
+ * by dumps from any thread. A spinlock here cost two locked instructions per
+ * task, 8% of a spawn + join (bench/RESULTS.md), so the worker's side is an
+ * asymmetric lock: the worker says it is changing the list (reg_busy), then
+ * looks whether a dump is reading (reg_dump), with plain stores and loads; a
+ * dump says it is reading, then runs membarrier(2), which orders every
+ * thread's earlier stores before its later loads, and waits for reg_busy to
+ * clear. So one of the two always sees the other (Dekker's argument, with
+ * the worker's fence paid by the dump). A worker that finds a dump reading,
+ * or runs where membarrier(2) is missing, takes tasks_lock instead. Under
+ * TSan, which cannot see the barrier, the lock is always taken. */
+static bool registry_fast;
+
+void async__registry_init(void) {
+#ifdef ASYNC_TSAN
+    registry_fast = false;
+#else
+    registry_fast = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#endif
+}
+
+/* A dump may hold the lock for milliseconds (it walks stacks): yield the CPU
  * to it rather than spin. */
 static void registry_lock(async__worker_t *w) {
     while (pthread_spin_trylock(&w->tasks_lock) != 0) sched_yield();
 }
 
-static void list_add(async__worker_t *w, async__task_t *t) {
+/* Gives whether the lock was taken (pass it to registry_exit). */
+static bool registry_enter(async__worker_t *w) {
+    if (ASYNC_LIKELY(registry_fast)) {
+        atomic_store_explicit(&w->reg_busy, 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst); /* the dump's membarrier is the CPU's fence */
+        if (ASYNC_LIKELY(!atomic_load_explicit(&w->reg_dump, memory_order_acquire))) return false;
+        atomic_store_explicit(&w->reg_busy, 0, memory_order_release);
+    }
     registry_lock(w);
-    async__list_push_front(&w->tasks, &t->live);
+    return true;
+}
+
+static void registry_exit(async__worker_t *w, bool locked) {
+    if (locked)
+        pthread_spin_unlock(&w->tasks_lock);
+    else
+        atomic_store_explicit(&w->reg_busy, 0, memory_order_release);
+}
+
+void async__registry_read_begin(async__worker_t *w) {
+    registry_lock(w); /* one dump at a time; a worker that found reg_dump waits here */
+    if (!registry_fast) return;
+    atomic_store_explicit(&w->reg_dump, 1, memory_order_seq_cst);
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        atomic_thread_fence(memory_order_seq_cst); /* registered, so it does not fail */
+    while (atomic_load_explicit(&w->reg_busy, memory_order_acquire)) sched_yield();
+}
+
+void async__registry_read_end(async__worker_t *w) {
+    if (registry_fast) atomic_store_explicit(&w->reg_dump, 0, memory_order_release);
     pthread_spin_unlock(&w->tasks_lock);
 }
 
+static void list_add(async__worker_t *w, async__task_t *t) {
+    bool locked = registry_enter(w);
+    async__list_push_front(&w->tasks, &t->live);
+    registry_exit(w, locked);
+}
+
 static void list_remove(async__worker_t *w, async__task_t *t) {
-    registry_lock(w);
+    bool locked = registry_enter(w);
     async__list_remove(&w->tasks, &t->live);
-    pthread_spin_unlock(&w->tasks_lock);
+    registry_exit(w, locked);
 }
 
 /* Queues an unstarted task on its worker (this thread): pinned tasks on the
@@ -225,15 +282,23 @@ void async__task_cancel_all(async__worker_t *w) {
  * (the waiter is N+1) numbers its spawns k, k + N+1, k + 2(N+1), ...; plain
  * threads share the multiples of N+1. Unique, and growing with time on each
  * worker. */
-static uint64_t new_id(async__runtime_t *rt) {
+static uint64_t new_id(async__runtime_t *rt, async__worker_t *w) {
     uint64_t stride = rt->nworkers + 1;
-    async__worker_t *w = async__tls_worker;
     if (w) {
         uint64_t id = w->next_id;
         w->next_id += stride;
         return id;
     }
     return (atomic_fetch_add_explicit(&rt->next_task_id, 1, memory_order_relaxed) + 1) * stride;
+}
+
+/* A spawn, counted on the spawning worker (`self`), or for a plain thread
+ * on the runtime's shared counter. */
+static void count_spawn(async__runtime_t *rt, async__worker_t *self) {
+    if (self)
+        async__count(&self->count.spawns, 1);
+    else
+        atomic_fetch_add_explicit(&rt->foreign_spawns, 1, memory_order_relaxed);
 }
 
 /* async_spawn_opts with a free_arg (async__spawn_owned); NULL or a settled
@@ -244,7 +309,7 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
     async__runtime_t *rt = async__runtime();
     if (!rt) return async__future_failed(errno);
     size_t stack_size = rt->stack_size;
-    async__worker_t *w = NULL;
+    async__worker_t *self = async__tls_worker, *w = NULL; /* one TLS read */
     if (opts) {
         if (opts->worker > rt->nworkers) return async__future_failed(EINVAL);
         if (opts->stack_size) {
@@ -269,7 +334,7 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
     t->free_arg = free_arg;
     t->stack_size = stack_size;
     atomic_init(&t->state, T_NEW);
-    t->id = new_id(rt);
+    t->id = new_id(rt, self);
     atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_NONE, memory_order_relaxed);
     t->cancel_msg.run = on_cancel_msg;
     if (opts && opts->name) {
@@ -277,13 +342,11 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
         t->name[sizeof t->name - 1] = '\0';
     }
     t->pinned = opts && opts->worker;
-    if (!w)
-        w = async__tls_worker && !async__tls_worker->waiter ? async__tls_worker
-                                                            : async__runtime_pick_worker();
+    if (!w) w = self && !self->waiter ? self : async__runtime_pick_worker();
     atomic_init(&t->worker, w);
     atomic_fetch_add_explicit(&rt->live_tasks, 1, memory_order_relaxed);
-    async__count_spawn();
-    if (w == async__tls_worker) {
+    count_spawn(rt, self);
+    if (w == self) {
         enqueue_new(w, t);
     } else {
         t->node.run = on_new_task;

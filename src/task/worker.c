@@ -399,6 +399,8 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter) {
     atomic_init(&w->sleeping, 0);
     pthread_spin_init(&w->newq_lock, PTHREAD_PROCESS_PRIVATE);
     pthread_spin_init(&w->tasks_lock, PTHREAD_PROCESS_PRIVATE);
+    atomic_init(&w->reg_busy, 0);
+    atomic_init(&w->reg_dump, 0);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
