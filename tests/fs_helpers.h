@@ -67,20 +67,22 @@ static inline void small_pool_init(void) {
 }
 
 typedef struct held_pool {
+    char fifo[512]; /* its own copy: P()'s rotating buffers may still be in the caller's use */
     async_future_t *opens[2];
 } held_pool_t;
 
 static inline void pool_hold(held_pool_t *h) {
-    if (mkfifo(P("fifo"), 0600) != 0) cr_assert_eq(errno, EEXIST);
-    h->opens[0] = async_open(P("fifo"), O_RDONLY);
-    h->opens[1] = async_open(P("fifo"), O_RDONLY);
+    snprintf(h->fifo, sizeof h->fifo, "%s/fifo", scratch);
+    if (mkfifo(h->fifo, 0600) != 0) cr_assert_eq(errno, EEXIST);
+    h->opens[0] = async_open(h->fifo, O_RDONLY);
+    h->opens[1] = async_open(h->fifo, O_RDONLY);
     sleep_ms(50);
     cr_assert(!async_future_settled(h->opens[0]) && !async_future_settled(h->opens[1]),
               "the open of a FIFO waits for a writer, on the pool");
 }
 
 static inline void pool_release(held_pool_t *h) {
-    int w = open(P("fifo"), O_WRONLY);
+    int w = open(h->fifo, O_WRONLY);
     cr_assert_geq(w, 0);
     for (int i = 0; i < 2; i++) {
         int fd = (int)async_await(h->opens[i]);
