@@ -63,6 +63,18 @@ static const char *compare_where = "thread";
                        compare_where, ename(g_), a_, ename(ae_));                     \
     } while (0)
 
+/* Each of the n futures is still pending (it waits for something that never
+ * comes); each is then cancelled and must end with -1/ECANCELED. */
+static inline void cancel_all_pending(async_future_t **fs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        CHECK(fs[i] && !async_future_settled(fs[i]));
+        async_cancel(fs[i]);
+        errno = 0;
+        CHECK_EQ(async_await(fs[i]), -1);
+        CHECK_EQ(errno, ECANCELED);
+    }
+}
+
 static intptr_t compare_in_task(void *arg) {
     void (**fn)(void) = arg;
     (*fn)();

@@ -331,13 +331,7 @@ static void cancelled_waits(void) {
     async_future_t *fs[4] = {async_flock(a, LOCK_EX), async_fcntl_lock(a, F_SETLKW, &w),
                              async_fcntl_lock(a, F_OFD_SETLKW, &ofd), async_lockf(a, F_LOCK, 10)};
     (void)async_await(async_usleep(30000)); /* a few tries each */
-    for (int i = 0; i < 4; i++) {
-        CHECK(fs[i] && !async_future_settled(fs[i]));
-        async_cancel(fs[i]);
-        errno = 0;
-        CHECK_EQ(async_await(fs[i]), -1);
-        CHECK_EQ(errno, ECANCELED);
-    }
+    cancel_all_pending(fs, 4);
     char held[1024];
     my_locks(a, held, sizeof held);
     if (strcmp(held, before) != 0)
