@@ -271,6 +271,29 @@ Test(dump, from_a_task) {
     rt_stop();
 }
 
+/* The time a parked task has been parked: taken from its worker's clock as
+ * it parks, so it grows with the wall clock between two dumps. */
+Test(dump, time_in_state_grows_while_parked) {
+    rt_start();
+    async_future_t *s = spawn_named(sleeper, NULL, "sleeper");
+    const char *parked[] = {"\"sleeper\" (worker"};
+    free(dump_until(parked, 1));
+    sleep_ms(300);
+    char *d = dump_string();
+    cr_assert_not_null(d);
+    const char *line = task_line(d, "sleeper");
+    long ms = -1;
+    const char *p = strstr(line, ": parked ");
+    cr_assert_not_null(p, "no time in the line:\n%s", d);
+    cr_assert_eq(sscanf(p, ": parked %ld ms", &ms), 1, "%s", d);
+    /* at least the 300 ms slept here, less a coarse clock tick; well under a minute */
+    cr_assert(ms >= 250 && ms < 60000, "parked %ld ms after 300 ms:\n%s", ms, d);
+    free(d);
+    async_cancel(s);
+    ASSERT_VAL(async_await(s), 7);
+    rt_stop();
+}
+
 /* ---- the signal --------------------------------------------------------------------- */
 
 /* Reads fd until `needle` arrives or 10 s pass; returns what was read. */

@@ -293,7 +293,8 @@ static void release_waiter(async__waiter_t *w) {
 /* Suspends the caller until `w` fires. A task suspends; a thread sleeps on the futex. */
 static void block(async__waiter_t *w) {
     if (w->kind == WAIT_TASK) {
-        atomic_store_explicit(&w->task->since_ms, async__coarse_ms(), memory_order_relaxed);
+        int64_t now = atomic_load_explicit(&async__tls_worker->now_ms, memory_order_relaxed);
+        atomic_store_explicit(&w->task->since_ms, now, memory_order_relaxed);
         async__task_suspend(w->task);
         return;
     }

@@ -262,7 +262,7 @@ typedef struct async__task {
     char name[16];
     /* for dumps; past `name`, so spawn does not zero them: each is set before it is read */
     uint64_t id;              /* unique, for dumps (task.c's new_id) */
-    _Atomic int64_t since_ms; /* async__coarse_ms() when it last parked in an await (future.c) */
+    _Atomic int64_t since_ms; /* its worker's now_ms when it last parked in an await (future.c) */
     async__wait_t wait;       /* what it awaits while parked (see async__wait_t) */
 } async__task_t;
 
@@ -374,9 +374,13 @@ typedef struct async__worker {
     /* the last worker this one looked at to steal from, and its ticks then */
     struct async__worker *memo_victim;
     unsigned long memo_ticks;
-    unsigned spin_rounds;   /* how long idle() spins now (worker.c adapts it) */
-    bool woken_by_inbox;    /* the last wake-up from the loop came with messages */
-    uint64_t last_poll_ns;  /* uv_hrtime() of the last poll made while tasks were ready */
+    unsigned spin_rounds;  /* how long idle() spins now (worker.c adapts it) */
+    bool woken_by_inbox;   /* the last wake-up from the loop came with messages */
+    uint64_t last_poll_ns; /* uv_hrtime() of the last poll made while tasks were ready */
+    /* uv_hrtime() in ms at the scheduler's last look at the clock (once per
+     * turn of its loop, at most RUN_BUDGET task runs ago): the time a task
+     * parks at, for dumps, without a clock read per park */
+    _Atomic int64_t now_ms;
     async__task_t *current; /* the task running now, or NULL */
     /* Started tasks that have not ended, by their `live` node: the registry a
      * dump walks. Changed by this worker only, at a task's first run and at

@@ -291,6 +291,7 @@ static void idle(async__worker_t *w) {
         else
             poll_io(w, true);
         uint64_t t1 = uv_hrtime();
+        atomic_store_explicit(&w->now_ms, (int64_t)(t1 / 1000000), memory_order_relaxed);
         atomic_store_explicit(&w->count.parked_since, 0, memory_order_relaxed);
         async__count(&w->count.parked_ns, t1 - t0);
         /* rung through the eventfd: the messages are still in the inbox */
@@ -328,12 +329,15 @@ static void *worker_main(void *arg) {
      * blocks on its own epoll: one turn now registers the wake-up eventfd
      * before the first block (every other handle asyncstd opens is a timer) */
     uv_run(&w->loop, UV_RUN_NOWAIT);
+    atomic_store_explicit(&w->now_ms, (int64_t)(uv_hrtime() / 1000000), memory_order_relaxed);
     while (!w->exiting) {
         drain_inbox(w);
         run_ready(w);
         if (w->exiting) break;
+        /* one clock read per turn, not per park: the time tasks park at */
+        uint64_t now = uv_hrtime();
+        atomic_store_explicit(&w->now_ms, (int64_t)(now / 1000000), memory_order_relaxed);
         if (has_work(w)) {
-            uint64_t now = uv_hrtime();
             if (now - w->last_poll_ns >= POLL_INTERVAL_NS) {
                 poll_io(w, false);
                 w->last_poll_ns = now;
