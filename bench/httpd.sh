@@ -10,8 +10,13 @@
 #     wrk -t2 -c50   -dSECONDS  on a 1 KiB file, and on a 1 MiB file
 #     wrk -t2 -c1000 -dSECONDS  on the same two files
 # printing requests/s and the server's CPU time per response (utime + stime from /proc/PID/stat of
-# the server and, for nginx, its workers, before and after the load, over wrk's response count).
-# The summary gives each configuration's median and its ratio to nginx with as many workers.
+# the server and, for nginx, its workers, before and after the load, over wrk's response count)
+# and wrk's own CPU time per response. On loopback the TCP work of a transfer is charged to
+# whichever side's system call runs it (a sender's sendfile can process the receiver's side in
+# its softirq, or the receiver's read can push the sender's queued data), so the server's share
+# alone can move between server and client with no change in the work: the sum of the two is the
+# cost of a response to the machine. The summary gives each configuration's median and its ratio
+# to nginx with as many workers.
 # wrk shares the machine's cores with the server. $BUILD selects the build directory.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -86,7 +91,7 @@ stop_server() {
 servers=(nginx-w1 asyncstd-t1 nginx-w2 asyncstd-t2)
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $rounds rounds, ${seconds}s per load"
-printf '%-12s %-5s %-6s %10s %12s %s\n' server conns file 'req/s' 'CPU us/resp' errors
+printf '%-12s %-5s %-6s %10s %12s %12s %s\n' server conns file 'req/s' 'CPU us/resp' 'wrk us/resp' errors
 for round in $(seq "$rounds"); do
     for i in 0 1 2 3; do
         name=${servers[$(((i + round) % 4))]}
@@ -94,15 +99,18 @@ for round in $(seq "$rounds"); do
         for conns in 50 1000; do
             for file in 1k.bin 1m.bin; do
                 before=$(cpu_ticks)
-                out=$(wrk -t2 -c"$conns" -d"${seconds}s" "http://127.0.0.1:$port/$file")
+                # `times` in the same subshell: the CPU time of its one child, wrk
+                out=$({ wrk -t2 -c"$conns" -d"${seconds}s" "http://127.0.0.1:$port/$file"; times; })
                 after=$(cpu_ticks)
+                client=$(printf '%s\n' "$out" | tail -1 | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } print s }')
                 n=$(printf '%s\n' "$out" | sed -n 's/^ *\([0-9]*\) requests in .*/\1/p')
                 rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
                 errors=$(printf '%s\n' "$out" | grep -E 'Socket errors|Non-2xx' | tr -s ' ' | paste -sd';' || true)
                 us=$(awk -v t=$((after - before)) -v hz="$tick" -v n="$n" \
                     'BEGIN { printf "%.2f", n ? t / hz / n * 1e6 : 0 }')
-                printf '%-12s %-5s %-6s %10.0f %12s %s\n' "$name" "$conns" "$file" "$rps" "$us" \
-                    "${errors:--}" | tee -a "$results"
+                cus=$(awk -v c="$client" -v n="$n" 'BEGIN { printf "%.2f", n ? c / n * 1e6 : 0 }')
+                printf '%-12s %-5s %-6s %10.0f %12s %12s %s\n' "$name" "$conns" "$file" "$rps" "$us" \
+                    "$cus" "${errors:--}" | tee -a "$results"
             done
         done
         stop_server
@@ -111,19 +119,22 @@ done
 
 # Medians per server and load, and the ratio to nginx's median with as many workers.
 echo
-echo "medians over $rounds rounds (ratio to nginx with as many workers)"
+echo "medians over $rounds rounds (ratio to nginx with as many workers): req/s, server CPU per response, server + wrk CPU per response"
 awk '
 function median(list,   a, n, i, j, t) {
     n = split(list, a, " ")
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-{ key = $1 "|" $2 "|" $3; keys[key] = 1; rps[key] = rps[key] " " $4; cpu[key] = cpu[key] " " $5 }
+{ key = $1 "|" $2 "|" $3; keys[key] = 1; rps[key] = rps[key] " " $4; cpu[key] = cpu[key] " " $5
+  both[key] = both[key] " " ($5 + $6) }
 END {
     for (key in keys) {
         split(key, k, "|")
         peer = "nginx-w" substr(k[1], length(k[1])) "|" k[2] "|" k[3]
         r = median(rps[key]); c = median(cpu[key]); pr = median(rps[peer]); pc = median(cpu[peer])
-        printf "%-12s %-5s %-6s %10.0f (%.2fx) %8.2f us (%.2fx)\n", k[1], k[2], k[3], r, pr ? r / pr : 0, c, pc ? c / pc : 0
+        b = median(both[key]); pb = median(both[peer])
+        printf "%-12s %-5s %-6s %10.0f (%.2fx) %8.2f us (%.2fx) %8.2f us (%.2fx)\n", k[1], k[2], k[3],
+            r, pr ? r / pr : 0, c, pc ? c / pc : 0, b, pb ? b / pb : 0
     }
 }' "$results" | sort -k3,3 -k2,2n -k1,1
