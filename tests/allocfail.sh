@@ -37,8 +37,9 @@ trap 'rm -rf "$logs"' EXIT
 run() {
     local list=()
     [ "$1" != 0 ] || list=(FAIL_LIST="$logs/list")
-    timeout -k 5 "$limit" env FAIL_SITE="$1" FAIL_NTH="$2" "${list[@]}" LD_PRELOAD="$shim" \
-        "$prog" >"$3" 2>&1
+    # the program's own directory goes under $logs: a run that aborts cannot remove it
+    timeout -k 5 "$limit" env TMPDIR="$logs" FAIL_SITE="$1" FAIL_NTH="$2" "${list[@]}" \
+        LD_PRELOAD="$shim" "$prog" >"$3" 2>&1
     echo $?
 }
 
