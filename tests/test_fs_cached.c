@@ -7,6 +7,7 @@
 #include "fs_helpers.h"
 
 #include <linux/openat2.h>
+#include <poll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -281,6 +282,121 @@ Test(fs_cached, close_same_as_glibc) {
     cr_assert_eq(pipe(p), 0);
     ASSERT_VAL(async_await(async_close(p[0])), 0);
     ASSERT_VAL(async_await(async_close(p[1])), 0);
+    rt_stop();
+}
+
+/* fstat from a task: a `struct stat` on the task's stack is filled from the
+ * statx that decided, any other buffer by fstat(2) itself; both must be
+ * glibc's answer byte for byte, and a bad pointer its EFAULT. */
+static void check_same_fstat(int fd, struct stat *b, int line) {
+    struct stat a;
+    memset(&a, 0x5a, sizeof a);
+    memset(b, 0xa5, sizeof *b);
+    errno = 0;
+    int ra = fstat(fd, &a);
+    int ea = errno;
+    errno = 0;
+    int rb = (int)async_await(async_fstat(fd, b));
+    int eb = errno;
+    if (ra != rb || (ra != 0 && ea != eb))
+        check_fail(__FILE__, line, "fd %d: libc %d/%s, async %d/%s", fd, ra, ename(ea), rb,
+                   ename(eb));
+    else if (ra == 0 && memcmp(&a, b, sizeof a) != 0)
+        check_fail(__FILE__, line, "fd %d: another struct stat", fd);
+}
+
+static intptr_t fstat_task(void *arg) {
+    const int *fds = arg;
+    struct stat *heap = malloc(sizeof *heap);
+    CHECK(heap != NULL);
+    if (!heap) return 0;
+    for (int i = 0; fds[i] != -2; i++) {
+        struct stat on_stack;
+        check_same_fstat(fds[i], &on_stack, __LINE__); /* the first on a mount may learn it */
+        check_same_fstat(fds[i], &on_stack, __LINE__);
+        check_same_fstat(fds[i], heap, __LINE__);
+    }
+    free(heap);
+    QUIET_BEGIN();
+    struct stat *bad = (struct stat *)(uintptr_t)16 + (null_ptr != NULL); /* unmapped */
+    CHECK_ERR(async_await(async_fstat(fds[0], bad)), EFAULT);
+    QUIET_END();
+    return 0;
+}
+
+Test(fs_cached, fstat_in_a_task_same_as_glibc) {
+    make_names();
+    int fds[16], n = 0;
+    fds[n++] = open(P("f"), O_RDONLY);
+    fds[n++] = open(P("d"), O_RDONLY | O_DIRECTORY);
+    fds[n++] = open(P("ln"), O_PATH | O_NOFOLLOW);
+    fds[n++] = open("/dev/null", O_RDONLY);
+    fds[n++] = open("/proc/self/status", O_RDONLY);
+    fds[n++] = open(P("fifo"), O_RDWR);
+    int p[2], sv[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fds[n++] = p[0];
+    fds[n++] = sv[0];
+    fds[n++] = -1;   /* EBADF */
+    fds[n++] = 1000; /* EBADF: not open */
+    fds[n] = -2;
+    for (int i = 0; i < n; i++) cr_assert(fds[i] >= 0 || fds[i] == -1 || fds[i] == 1000);
+    ASSERT_VAL(async_await(async_spawn(fstat_task, fds)), 0);
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0 && fds[i] != 1000) close(fds[i]);
+    close(p[1]);
+    close(sv[1]);
+    rt_stop();
+}
+
+/* An fd opened inline and closed with plain close(2) may come back as any
+ * other kind of file: async_close and async_fstat must treat it as what it
+ * is now (a pipe, a socket, a FIFO, /proc's file or another regular file). */
+Test(fs_cached, fd_reused_after_a_plain_close) {
+    make_names();
+    make_file("other", 7);
+    for (int kind = 0; kind < 5; kind++) {
+        int fd = -1;
+        for (int i = 0; i < 2; i++) { /* the second open is a seen name's */
+            if (fd >= 0) close(fd);
+            fd = (int)async_await(async_open(P("f"), O_RDONLY));
+            cr_assert_geq(fd, 0);
+        }
+        close(fd); /* behind the library's back */
+        int g, peer = -1;
+        int two[2];
+        if (kind == 0) {
+            cr_assert_eq(pipe(two), 0);
+            g = two[0];
+            peer = two[1];
+        } else if (kind == 1) {
+            cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, two), 0);
+            g = two[0];
+            peer = two[1];
+        } else if (kind == 2) {
+            g = open(P("fifo"), O_RDWR);
+        } else if (kind == 3) {
+            g = open("/proc/self/status", O_RDONLY);
+        } else {
+            g = open(P("other"), O_RDONLY);
+        }
+        cr_assert_eq(g, fd, "kind %d: the number comes back", kind);
+        SAME_FSTAT(g);
+        ASSERT_VAL(async_await(async_close(g)), 0);
+        cr_assert_eq(fcntl(g, F_GETFD), -1, "kind %d: closed", kind);
+        if (peer >= 0) {
+            char c;
+            if (kind == 0) {
+                struct pollfd w = {peer, POLLOUT, 0};
+                cr_assert(poll(&w, 1, 0) == 1 && (w.revents & POLLERR),
+                          "the pipe's reader is gone");
+            } else {
+                cr_assert_eq(recv(peer, &c, 1, 0), 0, "the socket's peer sees the end");
+            }
+            close(peer);
+        }
+    }
     rt_stop();
 }
 

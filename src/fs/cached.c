@@ -24,12 +24,17 @@
  *
  * fstat: on a local filesystem fstat(2) reads the in-memory inode; on a
  * network filesystem (NFS, CIFS, FUSE, Ceph) it may ask the server. So a
- * statx(2) of the fd with AT_STATX_DONT_SYNC (which never asks) first reads
- * the fd's mount, and fstat(2) is made inline only when that mount is known
- * to be local, learnt on the pool the first time a mount is met (fstatfs(2),
- * which on NFS asks the server too). Mounts are keyed by their 64-bit unique
- * id (STATX_MNT_ID_UNIQUE, Linux 6.8), never reused; without it every fstat
- * goes to the pool.
+ * statx(2) of the fd with AT_STATX_DONT_SYNC (which there never asks) first
+ * reads the fd's mount, and fstat is answered inline only when that mount is
+ * known to be local, learnt on the pool the first time a mount is met
+ * (fstatfs(2), which on NFS asks the server too); the answer is then that
+ * statx's, converted, when the caller's buffer is on the task's stack (see
+ * async__fs_fstat_cached). Mounts are keyed by their 64-bit unique id
+ * (STATX_MNT_ID_UNIQUE, Linux 6.8), never reused; without it every fstat
+ * goes to the pool. Rejected: keying them by st_dev, which a single
+ * fstatat(2) would give. Anonymous device numbers (tmpfs, overlay, NFS,
+ * FUSE...) are handed out again after an unmount, so a number learnt as
+ * local could name a network filesystem later.
  *
  * close: close(2) of a regular file on a network filesystem writes dirty
  * pages back or asks the server (NFS's close-to-open, FUSE's flush) and may
@@ -40,8 +45,10 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <string.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cached.h"
@@ -264,13 +271,57 @@ int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd) {
 
 /* ---- fstat ------------------------------------------------------------------ */
 
-/* The status itself comes from fstat(2) into the caller's buffer, not from
- * the statx that decided: converting would be one system call fewer, but a
- * bad pointer must give the kernel's EFAULT, not a crash here. */
+/* Whether n bytes at p lie in the stack of the task running on this thread:
+ * memory the library mapped writable, where a copy cannot fault. */
+static bool on_task_stack(const void *p, size_t n) {
+    async__worker_t *w = async__tls_worker;
+    async__task_t *t = w ? w->current : NULL;
+    if (!t || !t->stack) return false;
+    uintptr_t lo = (uintptr_t)t->stack->lo, a = (uintptr_t)p;
+    return a >= lo && a - lo <= t->stack->size && n <= t->stack->size - (a - lo);
+}
+
+/* struct stat as the kernel's newfstatat fills it from the same attributes
+ * (fs/stat.c, cp_new_stat): the padding zeroed, device numbers in glibc's
+ * encoding, which for the kernel's 12-bit majors is the kernel's own. */
+static void stat_from_statx(struct stat *st, const struct statx *sx) {
+    memset(st, 0, sizeof *st);
+    st->st_dev = makedev(sx->stx_dev_major, sx->stx_dev_minor);
+    st->st_ino = sx->stx_ino;
+    st->st_mode = sx->stx_mode;
+    st->st_nlink = sx->stx_nlink;
+    st->st_uid = sx->stx_uid;
+    st->st_gid = sx->stx_gid;
+    st->st_rdev = makedev(sx->stx_rdev_major, sx->stx_rdev_minor);
+    st->st_size = (off_t)sx->stx_size;
+    st->st_blksize = (blksize_t)sx->stx_blksize;
+    st->st_blocks = (blkcnt_t)sx->stx_blocks;
+    st->st_atim = (struct timespec){sx->stx_atime.tv_sec, sx->stx_atime.tv_nsec};
+    st->st_mtim = (struct timespec){sx->stx_mtime.tv_sec, sx->stx_mtime.tv_nsec};
+    st->st_ctim = (struct timespec){sx->stx_ctime.tv_sec, sx->stx_ctime.tv_nsec};
+}
+
+/* The statx that decides also carries the answer: on a local filesystem
+ * AT_STATX_DONT_SYNC changes nothing, so its attributes are fstat(2)'s.
+ * They are copied into the caller's buffer only when that lies in the
+ * calling task's stack (the usual `struct stat st;`), which cannot fault;
+ * any other buffer gets fstat(2) itself, so that a bad pointer gives the
+ * kernel's EFAULT, not a crash here. Rejected: one newfstatat(fd, "",
+ * AT_EMPTY_PATH | AT_STATX_DONT_SYNC) into the caller's buffer: recent
+ * kernels (6.18 here) send an empty path straight to vfs_fstat(), which
+ * drops every other flag (an unknown one is not even refused), so on NFS it
+ * would ask the server before the mount is known. */
 int async__fs_fstat_cached(int fd, struct stat *st, int *r) {
     struct statx sx;
-    if (statx_fd(fd, STATX_TYPE, &sx) < 0) return FS_POOL; /* the pool gives fstat's errno */
+    if (statx_fd(fd, STATX_BASIC_STATS, &sx) < 0) return FS_POOL; /* the pool gives fstat's errno */
     if (!mount_local(mount_kind(unique_mount(&sx)))) return FS_POOL;
+    if (on_task_stack(st, sizeof *st)) {
+        struct stat tmp;
+        stat_from_statx(&tmp, &sx);
+        memcpy(st, &tmp, sizeof tmp);
+        *r = 0;
+        return FS_DONE;
+    }
     *r = fstat(fd, st); /* its errors too (EFAULT) are fstat's answer */
     return FS_DONE;
 }
