@@ -199,9 +199,12 @@ static bool openable(const struct statx *sx) {
  * path): such a name is opened in one walk, with O_NONBLOCK added so that
  * no FIFO or device open can wait, and checked after. A name that has since
  * become a FIFO or a device, or moved to a network mount, has then been
- * opened once without waiting and is closed again before the pool opens it
- * for real: the one way this differs from open(2), for names replaced
- * between two opens. */
+ * opened once inline and is closed again before the pool opens it for real:
+ * the one way this differs from open(2), for names replaced between two
+ * opens. O_NONBLOCK does not stop NFSv4's or FUSE's own open from asking
+ * the server, though (RESOLVE_CACHED lets the walk through and leaves
+ * revalidation to the open), so a seen name that moved onto such a mount
+ * holds the worker for that one open. */
 #define SEEN 64
 static __thread uint64_t seen[SEEN];
 
