@@ -16,11 +16,22 @@
  * starts), and opening a file on NFSv4 or FUSE asks the server. So a name is
  * first opened with O_PATH (which never opens the file itself), and only a
  * regular file or a directory on a local mount is then opened inline; O_PATH
- * opens themselves are always safe. That is two walks of the name; a name
- * this thread opened inline before takes one, with O_NONBLOCK added and the
- * type checked after (see `seen` below). Rejected: that one walk for every
+ * opens themselves are always safe. That open walks the name again, which
+ * someone who can write the directory may have replaced since the check (by
+ * a FIFO, whose open would wait for a writer, holding the worker and every
+ * task on it), so it is made with O_NONBLOCK added, the type checked after
+ * and O_NONBLOCK cleared: five or six system calls where a plain second
+ * open made four (a first open went from 4.0 to 4.7-5.0 us), and an error
+ * of that open goes to the pool, since it may be O_NONBLOCK's own. A name
+ * this thread opened inline before skips the O_PATH check: two or three
+ * system calls (see `seen` below). Rejected: that one walk for every
  * name, as io_uring's own non-blocking open does, since for a FIFO or a
- * device the open is already the side effect.
+ * device the open is already the side effect; and reopening the checked
+ * O_PATH fd through /proc/self/fd/N instead of walking the name again,
+ * which opens the very inode checked but cost 6.9-7.0 us a first open
+ * (RESOLVE_CACHED refuses that magic link with EAGAIN, and the /proc walk
+ * is slow), needs a dup3() to give the lowest free fd, and leaves
+ * O_NOFOLLOW out of the fd's status flags (bench/RESULTS.md).
  *
  * fstat: on a local filesystem fstat(2) reads the in-memory inode; on a
  * network filesystem (NFS, CIFS, FUSE, Ceph) it may ask the server. So a
@@ -187,10 +198,8 @@ static void probe(void) {
 }
 
 /* A file this may open inline: a regular file or a directory on a local
- * filesystem of plain files, or a symbolic link (which only O_NOFOLLOW's
- * ELOOP meets). */
+ * filesystem of plain files. */
 static bool openable(const struct statx *sx) {
-    if (S_ISLNK(sx->stx_mode)) return true;
     if (!S_ISREG(sx->stx_mode) && !S_ISDIR(sx->stx_mode)) return false;
     return mount_kind(unique_mount(sx)) == MNT_FILES;
 }
@@ -204,7 +213,9 @@ static bool openable(const struct statx *sx) {
  * opens. O_NONBLOCK does not stop NFSv4's or FUSE's own open from asking
  * the server, though (RESOLVE_CACHED lets the walk through and leaves
  * revalidation to the open), so a seen name that moved onto such a mount
- * holds the worker for that one open. */
+ * holds the worker for that one open. A name not seen is opened the same
+ * way once its O_PATH check has passed, since it too may be replaced
+ * between the check and the open. */
 #define SEEN 64
 static __thread uint64_t seen[SEEN];
 
@@ -215,11 +226,12 @@ static uint64_t name_hash(int dirfd, const char *path, int flags) {
     return h | 1; /* never 0, which marks a free slot */
 }
 
-/* One walk for a name seen before: FS_DONE with *fd, or FS_POOL. */
-static int open_seen(int dirfd, const char *path, int flags, uint64_t h, int *fd) {
+/* The open of a name seen before, or just checked: FS_DONE with *fd, or
+ * FS_POOL. */
+static int open_checked(int dirfd, const char *path, int flags, uint64_t h, int *fd) {
     int r = openat2_cached(dirfd, path, flags | O_NONBLOCK);
     struct statx sx;
-    if (r >= 0 && statx_fd(r, STATX_TYPE, &sx) == 0 && !S_ISLNK(sx.stx_mode) && openable(&sx) &&
+    if (r >= 0 && statx_fd(r, STATX_TYPE, &sx) == 0 && openable(&sx) &&
         ((flags & O_NONBLOCK) || fcntl(r, F_SETFL, flags & SETFL_KEEP) == 0)) {
         *fd = r;
         return FS_DONE;
@@ -238,38 +250,36 @@ int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd) {
     if ((flags & O_PATH) && (flags & ~OPATH_KNOWN)) return FS_POOL;
     pthread_once(&probe_once, probe);
     if (!have_cached_walk) return FS_POOL;
-    uint64_t h = 0;
-    if (!(flags & O_PATH)) {
-        h = name_hash(dirfd, path, flags);
-        if (seen[h % SEEN] == h) return open_seen(dirfd, path, flags, h, fd);
-        /* the type and the mount first, without opening the file */
-        int p = openat2_cached(dirfd, path, O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW));
-        if (p < 0) {
-            int err = errno;
-            if (err == EAGAIN) return FS_POOL; /* the walk would wait */
-            /* The walk's own error (ENOENT, ENOTDIR, EACCES, ELOOP, ...),
-             * which the open would meet the same way; EMFILE and ENFILE
-             * only because this needs one fd more than the open. */
-            if (err == EMFILE || err == ENFILE) return FS_POOL;
-            *fd = -1;
-            errno = err;
-            return FS_DONE;
-        }
-        struct statx sx;
-        int r = statx_fd(p, STATX_TYPE, &sx);
-        close(p);
-        if (r < 0 || !openable(&sx)) return FS_POOL;
-        if (!S_ISLNK(sx.stx_mode)) seen[h % SEEN] = h;
+    if (flags & O_PATH) {
+        /* never the file's own open: no check. EAGAIN: the walk would wait */
+        int r = openat2_cached(dirfd, path, flags);
+        if (r < 0 && errno == EAGAIN) return FS_POOL;
+        *fd = r;
+        return FS_DONE;
     }
-    /* EAGAIN: the walk would wait, or a lease is being broken under
-     * O_NONBLOCK, which the pool's open reports in its turn */
-    int r = openat2_cached(dirfd, path, flags);
-    if (r < 0 && errno == EAGAIN) {
-        if (h) seen[h % SEEN] = 0;
-        return FS_POOL;
+    uint64_t h = name_hash(dirfd, path, flags);
+    if (seen[h % SEEN] == h) return open_checked(dirfd, path, flags, h, fd);
+    /* the type and the mount first, without opening the file */
+    int p = openat2_cached(dirfd, path, O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW));
+    if (p < 0) {
+        int err = errno;
+        if (err == EAGAIN) return FS_POOL; /* the walk would wait */
+        /* The walk's own error (ENOENT, ENOTDIR, EACCES, ELOOP, ...),
+         * which the open would meet the same way; EMFILE and ENFILE
+         * only because this needs one fd more than the open. */
+        if (err == EMFILE || err == ENFILE) return FS_POOL;
+        *fd = -1;
+        errno = err;
+        return FS_DONE;
     }
-    *fd = r;
-    return FS_DONE;
+    struct statx sx;
+    int r = statx_fd(p, STATX_TYPE, &sx);
+    close(p);
+    if (r < 0 || !openable(&sx)) return FS_POOL;
+    /* The name may be another file by now: it is opened as a seen one is,
+     * and checked again. */
+    seen[h % SEEN] = h;
+    return open_checked(dirfd, path, flags, h, fd);
 }
 
 /* ---- fstat ------------------------------------------------------------------ */
