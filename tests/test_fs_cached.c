@@ -632,3 +632,128 @@ Test(fs_cached_route, cancel_a_pooled_open_and_close) {
     pool_release(&held);
     rt_stop();
 }
+
+/* ---- a name replaced between the check and the open ------------------------------------
+ * A name is swapped between a regular file and a FIFO (renameat2 RENAME_EXCHANGE, in a tight
+ * loop) while a task opens it, under many spellings so that most opens are the thread's first
+ * of that name. With the pool held, an open is inline exactly when its future is settled when
+ * returned; the others are cancelled in the queue. An inline open must never open the FIFO for
+ * real: with no writer that open waits, holding the worker and every task on it. A thread
+ * that sees the opening task's own thread asleep in an open system call for a while counts an
+ * inline open waiting, and then opens the FIFO for writing to let it through. */
+
+static struct {
+    atomic_bool stop;
+    atomic_int opener;     /* the thread making the task's inline open, 0 outside it */
+    atomic_int waits;      /* inline opens seen waiting for the FIFO's writer */
+    atomic_int swap_error; /* errno of a failed exchange */
+    int fifo;              /* O_PATH fd of the FIFO, whatever its name at the moment */
+    char a[512], b[512];   /* the two names exchanged */
+    char spellings[100][512];
+    int opens, inline_regs, inline_others; /* the task's opens, and what the inline ones gave */
+} sw;
+
+static void *swapper(void *arg) {
+    (void)arg;
+    while (!atomic_load(&sw.stop))
+        if (renameat2(AT_FDCWD, sw.a, AT_FDCWD, sw.b, RENAME_EXCHANGE) != 0) {
+            atomic_store(&sw.swap_error, errno);
+            break;
+        }
+    return NULL;
+}
+
+/* Whether thread `tid` is asleep in open(2), openat(2) or openat2(2): its
+ * /proc syscall file names the call only while the thread sleeps in one
+ * ("running" otherwise). */
+static bool asleep_in_open(int tid) {
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0 || buf[0] < '0' || buf[0] > '9') return false;
+    buf[n] = 0;
+    long nr = strtol(buf, NULL, 10);
+    return nr == SYS_open || nr == SYS_openat || nr == SYS_openat2;
+}
+
+static void *watchdog(void *arg) {
+    (void)arg;
+    char fifo[64];
+    snprintf(fifo, sizeof fifo, "/proc/self/fd/%d", sw.fifo);
+    int asleep = 0;
+    while (!atomic_load(&sw.stop)) {
+        usleep(200);
+        int tid = atomic_load(&sw.opener);
+        asleep = tid && asleep_in_open(tid) ? asleep + 1 : 0;
+        if (asleep < 10) continue; /* 10 looks at least 200 µs apart: it waits for a writer */
+        atomic_fetch_add(&sw.waits, 1);
+        int w = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (w >= 0) close(w);
+        asleep = 0;
+    }
+    return NULL;
+}
+
+static intptr_t open_swapped(void *arg) {
+    (void)arg;
+    double end = now_ms() + 2000;
+    for (int i = 0; i < 20000 && now_ms() < end; i++) {
+        atomic_store(&sw.opener, (int)syscall(SYS_gettid));
+        async_future_t *f = async_open(sw.spellings[i % 100], O_RDONLY | O_CLOEXEC);
+        atomic_store(&sw.opener, 0);
+        sw.opens++;
+        if (!async_future_settled(f)) { /* queued for the held pool */
+            async_cancel(f);
+            CHECK_ERR(async_await(f), ECANCELED);
+            continue;
+        }
+        int fd = (int)async_await(f);
+        struct stat st;
+        CHECK(fd >= 0 && fstat(fd, &st) == 0);
+        if (fd < 0) continue;
+        if (S_ISREG(st.st_mode)) {
+            sw.inline_regs++;
+            CHECK_EQ(fcntl(fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDONLY);
+        } else {
+            sw.inline_others++;
+        }
+        close(fd);
+    }
+    return 0;
+}
+
+Test(fs_cached_route, name_swapped_with_a_fifo_while_opened) {
+    memset(&sw, 0, sizeof sw);
+    snprintf(sw.a, sizeof sw.a, "%s", make_file("x", 10));
+    snprintf(sw.b, sizeof sw.b, "%s", P("y"));
+    cr_assert_eq(mkfifo(sw.b, 0600), 0);
+    sw.fifo = open(sw.b, O_PATH | O_CLOEXEC);
+    cr_assert_geq(sw.fifo, 0);
+    for (int k = 0; k < 100; k++) { /* "dir/x", "dir/./x", "dir/././x", ... */
+        int n = snprintf(sw.spellings[k], sizeof sw.spellings[k], "%s/", scratch);
+        for (int j = 0; j < k; j++) n += snprintf(sw.spellings[k] + n, 3, "./");
+        snprintf(sw.spellings[k] + n, sizeof sw.spellings[k] - (size_t)n, "x");
+    }
+    close((int)async_await(async_open(sw.a, O_RDONLY))); /* the pool learns the mount */
+    held_pool_t held;
+    pool_hold(&held);
+    pthread_t s = thread_start(swapper, NULL);
+    pthread_t w = thread_start(watchdog, NULL);
+    intptr_t r = async_await(async_spawn(open_swapped, NULL));
+    atomic_store(&sw.stop, true);
+    pthread_join(s, NULL);
+    pthread_join(w, NULL);
+    pool_release(&held);
+    close(sw.fifo);
+    cr_assert_eq(r, 0);
+    cr_assert_eq(atomic_load(&sw.swap_error), 0, "renameat2: %s", ename(sw.swap_error));
+    cr_assert_eq(atomic_load(&sw.waits), 0,
+                 "%d inline opens waited for the FIFO's writer (%d opens, %d inline)",
+                 atomic_load(&sw.waits), sw.opens, sw.inline_regs + sw.inline_others);
+    cr_assert_eq(sw.inline_others, 0, "%d inline opens opened the FIFO", sw.inline_others);
+    if (cached_walk()) cr_assert_gt(sw.inline_regs, 0, "%d opens, none inline", sw.opens);
+    rt_stop();
+}
