@@ -10,8 +10,8 @@ enum { FS_POOL = 0, FS_DONE = 1 };
 
 /* openat(2) of a name in the dentry cache: *fd is the new fd, or -1 with
  * errno set. Never for O_CREAT, O_TRUNC or O_TMPFILE, nor for a name that is
- * not a regular file or a directory unless O_PATH or O_DIRECTORY keeps the
- * open from the file's driver. */
+ * not a regular file or a directory on a local mount, unless O_PATH keeps
+ * the open from the file's driver. */
 int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd);
 /* fstat(2) of an fd whose mount is known to be local (st must not be NULL):
  * *r is its result, with errno set when -1. */
