@@ -32,11 +32,11 @@ extern "C" {
  * `ASYNCSTD_STALL_MS` / 2 milliseconds; when one task has held its worker
  * without switching away (an await that suspends, a yield, its end) for longer
  * than `ASYNCSTD_STALL_MS`, it writes one report to stderr: the task's name (as
- * given to async_spawn_opts()), its function (symbolized with dladdr(3), or as
- * `file(+offset)` for addr2line), the worker, the time so far and how much of
- * it the worker spent on a CPU (all of it: the task computes; none: it is
- * blocked in a system call), then the stuck worker's stack, walked by glibc's
- * backtrace(3) in a signal handler on that worker. A worker that is runnable
+ * given to async_spawn_opts()), its function, the worker, the time so far
+ * and how much of it the worker spent on a CPU (all of it: the task computes;
+ * none: it is blocked in a system call), then the stuck worker's stack, walked
+ * by glibc's backtrace(3) in a signal handler on that worker, with each frame
+ * named as in a dump. A worker that is runnable
  * but got less than half the time on a CPU was kept off it by an overloaded
  * machine: it is not reported until its CPU time adds up. A task is reported
  * once per stall: again only after it has switched away and stalled anew.
@@ -58,9 +58,9 @@ extern "C" {
  *   signal later takes its reports away (the stack is then missing from them).
  *   Worker threads unblock the signal for themselves, so it reaches them even
  *   when the application blocked every signal before starting the runtime.
- *   The report's frames are symbolized with the dynamic symbol table: build
- *   with `-rdynamic` to see the program's own function names, or feed the
- *   `file(+0x...)` offsets to addr2line.
+ *   The function and the frames are named as in async_dump() (debug.h): from
+ *   each file's ELF symbol table, static functions included; a stripped file
+ *   gives `? (file+0x...)`, an offset for `addr2line -e file`.
  *
  * Cost: one more plain store per task run (the switch counter the watchdog
  * reads, which also feeds `tasks_run`) and a thread that wakes 20 times a

@@ -314,10 +314,10 @@ static void print_task(FILE *out, async__symbolizer_t *sym, const snap_t *s, int
     }
     fputc('\n', out);
     for (unsigned i = 0; i < s->npc; i++) {
-        char name[320];
-        /* a return address points after the call: name the call's function */
-        async__symbolize(sym, s->pcs[i] - (i > 0 || s->self), name, sizeof name);
-        fprintf(out, "    #%-2u 0x%016lx %s\n", i, (unsigned long)s->pcs[i], name);
+        char line[384];
+        /* the first frame of a parked task is where it will resume, not a return address */
+        async__frame_line(sym, i, s->pcs[i], i > 0 || s->self, line, sizeof line);
+        fprintf(out, "%s\n", line);
     }
     if (s->npc == FRAMES_MAX) fprintf(out, "    ... (%d frames shown)\n", FRAMES_MAX);
 }

@@ -31,8 +31,15 @@ typedef struct async__symbolizer {
 
 void async__symbolizer_init(async__symbolizer_t *s);
 void async__symbolizer_free(async__symbolizer_t *s); /* unmaps every file */
-/* "name+0x1c (file)" or "? (file)" for a code address; the length written. */
+/* "name+0x1c (file)" for a code address, "? (file+0x1234)" when the file has no
+ * name for it (the address in the file, for addr2line), "? (?)" when no file
+ * holds it; the length written. */
 size_t async__symbolize(async__symbolizer_t *s, uintptr_t pc, char *buf, size_t len);
+/* Frame `i` of a backtrace, as dumps and stall reports print it:
+ * "    #3  0x00005555555551c9 name+0x1c (file)". `ret`: pc is a return address
+ * (it points after the call), and the call's function is named. */
+size_t async__frame_line(async__symbolizer_t *s, unsigned i, uintptr_t pc, bool ret, char *buf,
+                         size_t len);
 /* The bare name of the function at `pc` in buf, or NULL if unknown. */
 const char *async__symbol_name(async__symbolizer_t *s, uintptr_t pc, char *buf, size_t len);
 

@@ -13,8 +13,9 @@
  * stuck thread, checks that the same task still runs, copies its function
  * and name, and takes the raw frames with backtrace(3), which is safe in a
  * handler once libgcc's unwinder has been loaded (done here, by one call at
- * setup). Symbolizing (dladdr, backtrace_symbols_fd) and printing happen
- * back on the watchdog thread, where locks and stdio are allowed: the
+ * setup). Symbolizing (symbolize.c, the dump's: it reads the ELF symbol
+ * tables, which name static functions too, mapping files and allocating) and
+ * printing happen back on the watchdog thread, where that is allowed: the
  * handler does the least it can.
  *
  * The cost on the workers is the second store to `ticks` per task run; the
@@ -22,7 +23,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dlfcn.h>
 #include <execinfo.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +37,7 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
+#include "dump.h"
 #include "internal.h"
 
 #define STALL_MS_DEFAULT 100
@@ -134,18 +135,12 @@ void async__stall_thread_init(void) {
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
-static void print_frame_owner(FILE *out, void *addr) {
-    Dl_info info;
-    if (dladdr(addr, &info) && info.dli_sname && info.dli_saddr == addr)
-        fprintf(out, "%s", info.dli_sname);
-    else if (dladdr(addr, &info) && info.dli_sname)
-        fprintf(out, "%s+%#lx", info.dli_sname,
-                (unsigned long)((char *)addr - (char *)info.dli_saddr));
-    else if (dladdr(addr, &info) && info.dli_fname)
-        fprintf(out, "%s(+%#lx)", info.dli_fname,
-                (unsigned long)((char *)addr - (char *)info.dli_fbase));
-    else
-        fprintf(out, "%p", addr);
+/* The task's function by name, or its address and file when it has none. */
+static void function_name(async__symbolizer_t *sym, uintptr_t fn, char *buf, size_t len) {
+    if (async__symbol_name(sym, fn, buf, len)) return;
+    char where[320];
+    async__symbolize(sym, fn, where, sizeof where); /* "? (file+0x...)" */
+    snprintf(buf, len, "%#lx %s", (unsigned long)fn, where[0] == '?' ? where + 2 : where);
 }
 
 /* The worker thread's CPU time: a report says how much of the stall was
@@ -197,22 +192,30 @@ static void report(async__worker_t *w, unsigned long ticks, uint64_t held_ns, ui
             if (!p->found) return; /* it awaited meanwhile: no stall any more */
         }
     }
+    /* names first, with stderr not yet locked: reading symbol tables takes a while */
+    async__symbolizer_t sym;
+    char fname[384];
+    char lines[ASYNC_STALL_FRAMES][384];
+    /* from the interrupted frame on: the handler and the signal trampoline are not news */
+    int skip = answered && p->nframes > 2 ? 2 : 0, nlines = 0;
+    async__symbolizer_init(&sym);
+    if (answered) {
+        function_name(&sym, (uintptr_t)p->fn, fname, sizeof fname);
+        for (int i = skip; i < p->nframes; i++, nlines++)
+            /* the interrupted frame's address is where it stopped, the others' return addresses */
+            async__frame_line(&sym, (unsigned)nlines, (uintptr_t)p->frames[i], i > skip,
+                              lines[nlines], sizeof lines[nlines]);
+    }
+    async__symbolizer_free(&sym);
     FILE *out = stderr;
     flockfile(out);
     fprintf(out, "asyncstd: stall: ");
-    if (answered) {
-        if (p->name[0])
-            fprintf(out, "task '%s' ", p->name);
-        else
-            fprintf(out, "a task ");
-        fprintf(out, "(function ");
-        void *fn;
-        memcpy(&fn, &p->fn, sizeof fn); /* a function's address, as dladdr takes it */
-        print_frame_owner(out, fn);
-        fprintf(out, ") ");
-    } else {
+    if (answered && p->name[0])
+        fprintf(out, "task '%s' (function %s) ", p->name, fname);
+    else if (answered)
+        fprintf(out, "a task (function %s) ", fname);
+    else
         fprintf(out, "a task ");
-    }
     fprintf(out,
             "has held worker %u for at least %llu ms without yielding it (%llu ms of that on a "
             "CPU; ASYNCSTD_STALL_MS=%llu)",
@@ -223,10 +226,7 @@ static void report(async__worker_t *w, unsigned long ticks, uint64_t held_ns, ui
                 wd.sig ? "the worker did not take the signal in time" : "no free signal");
     } else {
         fprintf(out, "; its stack:\n");
-        fflush(out);
-        /* from the interrupted frame on: the handler and the signal trampoline are not news */
-        int skip = p->nframes > 2 ? 2 : 0;
-        backtrace_symbols_fd(p->frames + skip, p->nframes - skip, fileno(out));
+        for (int i = 0; i < nlines; i++) fprintf(out, "%s\n", lines[i]);
     }
     fflush(out);
     funlockfile(out);

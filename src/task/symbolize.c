@@ -1,10 +1,12 @@
-/* Code addresses to names, for dumps: the ELF symbol table of the file the
- * address lies in (.symtab, which names static functions too, else .dynsym),
+/* Code addresses to names, for dumps and stall reports: the ELF symbol table
+ * of the file the address lies in (.symtab, which names static functions too,
+ * else .dynsym),
  * found with dl_iterate_phdr and read from a read-only mapping of the file.
  * A dump maps each file once (up to MODULES_MAX of them) and unmaps them all
  * at its end, so memory stays bounded and nothing is cached between dumps.
  * dladdr(3) is the fallback for what has no file (the vDSO) or a stripped
- * one; it knows only exported symbols. */
+ * one; it knows only exported symbols. It maps files and allocates, so it
+ * runs in ordinary threads only, never in a signal handler. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <elf.h>
@@ -183,8 +185,22 @@ size_t async__symbolize(async__symbolizer_t *s, uintptr_t pc, char *buf, size_t 
         if (!f.ok && di.dli_fname)
             file = strrchr(di.dli_fname, '/') ? strrchr(di.dli_fname, '/') + 1 : di.dli_fname;
     }
-    int n = name ? snprintf(buf, len, "%s+0x%lx (%s)", name, (unsigned long)off, file)
-                 : snprintf(buf, len, "? (%s)", file);
+    int n;
+    if (name)
+        n = snprintf(buf, len, "%s+0x%lx (%s)", name, (unsigned long)off, file);
+    else if (f.ok) /* the address in the file, as addr2line -e takes it */
+        n = snprintf(buf, len, "? (%s+0x%lx)", file, (unsigned long)(pc - f.bias));
+    else
+        n = snprintf(buf, len, "? (%s)", file);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+size_t async__frame_line(async__symbolizer_t *s, unsigned i, uintptr_t pc, bool ret, char *buf,
+                         size_t len) {
+    char name[320];
+    /* a return address points after the call: name the call's function */
+    async__symbolize(s, pc - ret, name, sizeof name);
+    int n = snprintf(buf, len, "    #%-2u 0x%016lx %s", i, (unsigned long)pc, name);
     return n < 0 ? 0 : (size_t)n;
 }
 
