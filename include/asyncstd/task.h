@@ -179,8 +179,8 @@ ASYNC_EXTERN async_future_t *async_spawn_opts(async_task_fn fn, void *arg,
  * \return the job's future; NULL with `errno` ENOMEM, or a future failed with
  *         EINVAL (`fn` NULL) or EAGAIN (the pool has no thread yet and cannot
  *         start one: RLIMIT_NPROC or RLIMIT_AS reached; a later call tries
- *         again). While at least one pool thread exists, a job that finds no
- *         thread free waits for one instead.
+ *         again). While at least one pool thread exists or is being started,
+ *         a job that finds no thread free waits for one instead.
  */
 ASYNC_EXTERN async_future_t *async_spawn_blocking(async_task_fn fn, void *arg) ASYNC_WARN_UNUSED;
 

@@ -4,8 +4,11 @@
  * Policy (docs/design.md has the reasons): threads are started on demand up
  * to `max`; file jobs are taken first, and user jobs never occupy more than
  * `max - reserved` threads, so a flood of slow user jobs cannot starve file
- * operations. Idle threads stay until shutdown. One mutex guards the queues;
- * a job's future is settled outside it. libuv's own threadpool was not used
+ * operations. Idle threads stay until shutdown. One mutex guards the queues
+ * and the counts; a job's future is settled outside it, and a thread is
+ * created outside it too (pthread_create maps a stack and clones, which can
+ * take milliseconds on a loaded machine, while every submitter, pool thread
+ * and stats reader waits for the mutex). libuv's own threadpool was not used
  * because its size is fixed per process and its user work (uv_queue_work)
  * competes with file work without limit. */
 #include <stdlib.h>
@@ -16,9 +19,16 @@
 
 enum { J_QUEUED, J_RUNNING, J_DONE };
 
-/* What one pool thread runs, for dumps: written by that thread as a job
- * starts and ends (relaxed stores), read by a dump on any thread. */
+/* A thread's place: FREE, STARTING (claimed under the lock, its thread being
+ * created outside it), RUNNING (created: joined at shutdown). */
+enum { S_FREE, S_STARTING, S_RUNNING };
+
+/* One pool thread. `state` and `tid` are under the lock. What it runs, for
+ * dumps: written by that thread as a job starts and ends (relaxed stores),
+ * read by a dump on any thread. */
 typedef struct slot {
+    int state;
+    pthread_t tid;
     atomic_bool busy;
     _Atomic uintptr_t fn;
     _Atomic(const char *) path;
@@ -27,17 +37,22 @@ typedef struct slot {
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t cond;
-    async__list_t q[2]; /* queued jobs by kind, oldest first */
-    size_t queued[2];   /* their lengths, for async_runtime_stats */
+    pthread_cond_t cond;    /* idle threads wait here for a job */
+    pthread_cond_t created; /* shutdown waits here for `starting` to reach 0 */
+    async__list_t q[2];     /* queued jobs by kind, oldest first */
+    size_t queued[2];       /* their lengths, for async_runtime_stats */
     unsigned max, reserved;
-    unsigned threads, idle, running_user;
+    unsigned threads;  /* RUNNING slots */
+    unsigned starting; /* STARTING slots: pthread_create in progress */
+    unsigned span;     /* slots ever claimed since init: [0, span) */
+    unsigned idle, running_user;
     unsigned signalled;        /* idle threads already woken for a job, not yet running */
     _Atomic uint64_t jobs_run; /* counted before the job's future settles: its awaiter sees it */
     bool stopping;
-    pthread_t *tids;
-    slot_t *slots; /* one per thread, beside tids */
-} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    slot_t *slots; /* `max` of them */
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
+          .cond = PTHREAD_COND_INITIALIZER,
+          .created = PTHREAD_COND_INITIALIZER};
 
 static __thread bool on_pool_thread;
 static __thread slot_t *my_slot;
@@ -114,20 +129,16 @@ static void *pool_main(void *arg) {
 
 int async__pool_init(unsigned max_threads, unsigned reserved) {
     pthread_mutex_lock(&pool.lock);
-    pool.tids = calloc(max_threads, sizeof *pool.tids);
-    pool.slots = calloc(max_threads, sizeof *pool.slots);
-    if (!pool.tids || !pool.slots) {
-        free(pool.tids);
-        free(pool.slots);
-        pool.tids = NULL;
-        pool.slots = NULL;
+    pool.slots = calloc(max_threads, sizeof *pool.slots); /* all S_FREE */
+    if (!pool.slots) {
         pthread_mutex_unlock(&pool.lock);
         errno = ENOMEM;
         return -1;
     }
     pool.max = max_threads;
     pool.reserved = reserved;
-    pool.threads = pool.idle = pool.running_user = pool.signalled = 0;
+    pool.threads = pool.starting = pool.span = 0;
+    pool.idle = pool.running_user = pool.signalled = 0;
     atomic_store(&pool.jobs_run, 0);
     pool.stopping = false;
     memset(pool.q, 0, sizeof pool.q);
@@ -136,29 +147,70 @@ int async__pool_init(unsigned max_threads, unsigned reserved) {
     return 0;
 }
 
-/* Must hold the lock: start a thread if the queued work needs one. Returns
- * the pthread_create error when the job has no thread at all to run it. */
-static int maybe_grow(int kind) {
+/* Must hold the lock. Wakes an idle thread for a job just queued, or claims
+ * a slot for a new thread if the job needs one and the pool may grow; the
+ * caller starts it with the lock released (start_thread). NULL if no thread
+ * is to be started. */
+static slot_t *need_thread(int kind) {
     if (pool.idle > pool.signalled) {
         pool.signalled++;
         pthread_cond_signal(&pool.cond);
-        return 0;
+        return NULL;
     }
-    if (kind == ASYNC_POOL_USER && pool.running_user >= pool.max - pool.reserved) return 0;
-    if (pool.threads >= pool.max) return 0;
+    if (kind == ASYNC_POOL_USER && pool.running_user >= pool.max - pool.reserved) return NULL;
+    if (pool.threads + pool.starting >= pool.max) return NULL;
+    /* the lowest free slot: there is one, since fewer than max are taken */
+    unsigned i = 0;
+    while (pool.slots[i].state != S_FREE) i++;
+    if (i >= pool.span) pool.span = i + 1;
+    pool.slots[i].state = S_STARTING;
+    pool.starting++;
+    return &pool.slots[i];
+}
+
+/* Must hold the lock: moves every queued job to `out`, for the caller to
+ * settle once it has released the lock. */
+static void take_all_queued(async__list_t *out) {
+    for (int k = 0; k < 2; k++) {
+        async__node_t *n;
+        while ((n = async__list_pop_front(&pool.q[k]))) {
+            async__list_entry(n, async__job_t, node)->state = J_DONE;
+            async__list_push_back(out, n);
+        }
+        pool.queued[k] = 0;
+    }
+}
+
+/* Without the lock: creates the thread of slot `s` (claimed by need_thread). */
+static void start_thread(slot_t *s) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
-    int err = pthread_create(&pool.tids[pool.threads], &attr, pool_main, &pool.slots[pool.threads]);
+    pthread_t tid;
+    int err = pthread_create(&tid, &attr, pool_main, s);
     pthread_attr_destroy(&attr);
+    async__list_t failed = {0};
+    pthread_mutex_lock(&pool.lock);
+    pool.starting--;
     if (err == 0) {
+        s->tid = tid;
+        s->state = S_RUNNING;
         pool.threads++;
-        return 0;
+    } else {
+        s->state = S_FREE;
+        /* With a thread alive or being created, the queued jobs wait for it.
+         * With none (RLIMIT_NPROC or RLIMIT_AS reached before the first),
+         * they would wait forever: fail them all instead (the last creation
+         * to fail sees them); a later job tries to start a thread again. */
+        if (pool.threads == 0 && pool.starting == 0) take_all_queued(&failed);
     }
-    /* With a thread alive, the job waits for it to finish what it runs. With
-     * none (RLIMIT_NPROC or RLIMIT_AS reached before the first), it would wait
-     * forever: fail it instead; a later job tries to start a thread again. */
-    return pool.threads == 0 ? err : 0;
+    if (pool.starting == 0 && pool.stopping) pthread_cond_broadcast(&pool.created);
+    pthread_mutex_unlock(&pool.lock);
+    async__node_t *n;
+    while ((n = async__list_pop_front(&failed))) {
+        async__future_complete(&async__list_entry(n, async__job_t, node)->future, -1, err);
+        if (ASYNC_UNLIKELY(async__rt.vclock)) async__vclock_release();
+    }
 }
 
 async_future_t *async__pool_submit(async__job_t *j) {
@@ -171,16 +223,13 @@ async_future_t *async__pool_submit(async__job_t *j) {
     j->state = J_QUEUED;
     async__list_push_back(&pool.q[j->kind], &j->node);
     pool.queued[j->kind]++;
-    int err = maybe_grow(j->kind);
-    if (err) {
-        async__list_remove(&pool.q[j->kind], &j->node);
-        pool.queued[j->kind]--;
-        j->state = J_DONE;
-    } else if (ASYNC_UNLIKELY(async__rt.vclock)) {
-        async__vclock_hold(); /* the virtual clock waits for the job (vclock.c) */
-    }
+    /* the virtual clock waits for the job (vclock.c): held before any thread can take it */
+    if (ASYNC_UNLIKELY(async__rt.vclock)) async__vclock_hold();
+    slot_t *s = need_thread(j->kind);
     pthread_mutex_unlock(&pool.lock);
-    if (err) async__future_complete(&j->future, -1, err);
+    /* may fail the job (and the others queued) when no thread can run it: it
+     * is then settled before this returns */
+    if (s) start_thread(s);
     return &j->future;
 }
 
@@ -203,29 +252,24 @@ void async__pool_shutdown(void) {
     pool.stopping = true;
     /* queued jobs will not run: settle them */
     async__list_t cancelled = {0};
-    for (int k = 0; k < 2; k++) {
-        async__node_t *n;
-        while ((n = async__list_pop_front(&pool.q[k]))) {
-            async__list_entry(n, async__job_t, node)->state = J_DONE;
-            async__list_push_back(&cancelled, n);
-        }
-        pool.queued[k] = 0;
-    }
+    take_all_queued(&cancelled);
     pthread_cond_broadcast(&pool.cond);
-    unsigned threads = pool.threads;
+    /* a thread being created (by a plain thread's submit) is joined too */
+    while (pool.starting) pthread_cond_wait(&pool.created, &pool.lock);
+    unsigned span = pool.span;
     pthread_mutex_unlock(&pool.lock);
     async__node_t *n;
     while ((n = async__list_pop_front(&cancelled))) {
         async__future_complete(&async__list_entry(n, async__job_t, node)->future, -1, ECANCELED);
         if (async__rt.vclock) async__vclock_release();
     }
-    for (unsigned i = 0; i < threads; i++) pthread_join(pool.tids[i], NULL);
+    /* no slot changes any more: nothing claims one while stopping */
+    for (unsigned i = 0; i < span; i++)
+        if (pool.slots[i].state == S_RUNNING) pthread_join(pool.slots[i].tid, NULL);
     pthread_mutex_lock(&pool.lock);
-    free(pool.tids);
-    pool.tids = NULL;
     free(pool.slots);
     pool.slots = NULL;
-    pool.threads = 0;
+    pool.threads = pool.span = 0;
     pool.max = 0;
     pthread_mutex_unlock(&pool.lock);
 }
@@ -276,13 +320,15 @@ unsigned async__pool_view(async__pool_view_t *v, async__pool_thread_view_t *thre
         for (async__node_t *j = pool.q[k].head; j && n < ASYNC_DUMP_QUEUE_COUNT; j = j->next) n++;
         v->queued[k] = n;
     }
-    unsigned n = pool.threads < cap ? pool.threads : cap;
-    for (unsigned i = 0; i < n; i++) {
+    unsigned n = 0;
+    for (unsigned i = 0; i < pool.span && n < cap; i++) {
         slot_t *s = &pool.slots[i];
-        threads[i].busy = atomic_load_explicit(&s->busy, memory_order_relaxed);
-        threads[i].fn = atomic_load_explicit(&s->fn, memory_order_relaxed);
-        threads[i].path = atomic_load_explicit(&s->path, memory_order_relaxed);
-        threads[i].since_ms = atomic_load_explicit(&s->since_ms, memory_order_relaxed);
+        if (s->state != S_RUNNING) continue;
+        threads[n].busy = atomic_load_explicit(&s->busy, memory_order_relaxed);
+        threads[n].fn = atomic_load_explicit(&s->fn, memory_order_relaxed);
+        threads[n].path = atomic_load_explicit(&s->path, memory_order_relaxed);
+        threads[n].since_ms = atomic_load_explicit(&s->since_ms, memory_order_relaxed);
+        n++;
     }
     pthread_mutex_unlock(&pool.lock);
     return n;
