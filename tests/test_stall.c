@@ -237,6 +237,35 @@ Test(stall, application_handler_is_left_alone) {
     cr_assert(all_default(top), "the library's signal is given back");
 }
 
+/* ASYNCSTD_DUMP_SIGNAL naming the signal the watchdog would have taken: the
+ * watchdog takes another, so a stall report comes with its stack and makes
+ * no dump, and the signal makes a dump. */
+Test(stall, dump_signal_on_the_stall_signal) {
+    int top = top_signal();
+    cr_assert_gt(top, 0);
+    char v[16];
+    snprintf(v, sizeof v, "%d", top);
+    cr_assert_eq(setenv("ASYNCSTD_DUMP_SIGNAL", v, 1), 0);
+    note_defaults();
+    set_stall_ms("50");
+    capture_start();
+    rt_start();
+    spin_t s = {.max_ms = 10000, .until_report = true};
+    intptr_t saw = spin_named(&s);
+    int dumps_before = count("asyncstd dump:");
+    cr_assert_eq(raise(top), 0);
+    bool dumped =
+        WAIT_UNTIL((capture_drain(), strstr(cap.buf, "end of asyncstd dump") != NULL), 10000);
+    rt_stop();
+    capture_end();
+    cr_assert_eq(saw, 1, "no report within 10 s");
+    cr_assert(strstr(cap.buf, "its stack:"), "the report has a stack");
+    cr_assert_eq(dumps_before, 0, "asking for a stack made a dump");
+    cr_assert(dumped, "signal %d made no dump", top);
+    cr_assert_eq(count("asyncstd dump:"), 1);
+    cr_assert(all_default(0), "every real-time signal given back");
+}
+
 /* An application that blocks every signal before starting the runtime (as
  * sigwait(3) teaches) still gets stacks: the workers unblock the library's. */
 Test(stall, blocked_signals_still_give_a_stack) {

@@ -33,7 +33,8 @@ extern "C" {
  * as long as it runs (async_runtime_shutdown() puts back the previous one), so
  * the program must not also handle or await it. A value that names no signal,
  * or SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE or SIGILL, is reported once on
- * stderr and ignored.
+ * stderr and ignored. A real-time signal may be named, even the one the stall
+ * watchdog (stats.h) would take: the watchdog then takes another.
  *
  * **Debugger.** tools/asyncstd-gdb.py adds `info async-tasks` and
  * `async-task N bt` to gdb (docs/debugging.md).

@@ -54,7 +54,8 @@ extern "C" {
  *   disposition is still the default when the runtime starts; the library
  *   installs its handler there (SA_RESTART, SA_ONSTACK; errno is kept) and puts
  *   the default back at shutdown. A signal the application already handles is
- *   never taken; an application that installs a handler on the library's
+ *   never taken, nor the one `ASYNCSTD_DUMP_SIGNAL` names (debug.h); an
+ *   application that installs a handler on the library's
  *   signal later takes its reports away (the stack is then missing from them).
  *   Worker threads unblock the signal for themselves, so it reaches them even
  *   when the application blocked every signal before starting the runtime.

@@ -64,6 +64,9 @@ unsigned async__pool_view(async__pool_view_t *v, async__pool_thread_view_t *thre
 void async__pool_note(uintptr_t fn, const char *path);
 
 /* ---- the dump signal (dump_signal.c) --------------------------------------- */
+/* The signal ASYNCSTD_DUMP_SIGNAL names, usable or not, or 0: the stall
+ * watchdog, which chooses its own before, leaves it alone. No message. */
+int async__dump_signal_wanted(void);
 void async__dump_signal_start(void); /* at runtime start: ASYNCSTD_DUMP_SIGNAL */
 void async__dump_signal_stop(void);  /* at shutdown, before the workers stop */
 

@@ -61,6 +61,11 @@ static int parse(const char *s) {
     return 0;
 }
 
+int async__dump_signal_wanted(void) {
+    const char *env = getenv("ASYNCSTD_DUMP_SIGNAL");
+    return env && *env ? parse(env) : 0;
+}
+
 static void on_signal(int sig) {
     (void)sig;
     int saved = errno;

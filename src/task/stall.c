@@ -86,10 +86,15 @@ static void preload_unwinder(void) {
     backtrace(&frame, 1); /* dlopens libgcc_s now, not later inside a handler */
 }
 
-/* The highest real-time signal nobody handles yet; 0 if none. */
+/* The highest real-time signal nobody handles yet; 0 if none. Never the one
+ * ASYNCSTD_DUMP_SIGNAL names, which is still at its default here (the dump
+ * signal is installed after the workers start): on a shared signal each
+ * stack request would make a dump and the report come without its stack. */
 static int pick_signal(void) {
+    int dump_sig = async__dump_signal_wanted();
     for (int s = SIGRTMAX; s >= SIGRTMIN; s--) {
         struct sigaction cur;
+        if (s == dump_sig) continue;
         if (sigaction(s, NULL, &cur) != 0) continue;
         if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) return s;
     }
