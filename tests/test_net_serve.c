@@ -262,3 +262,45 @@ Test(net_serve, unix_listener, .init = rt_start) {
     unlink(path);
     rt_stop();
 }
+
+/* The server's tasks are named for dumps: "serve fd N" accepts on listener
+ * N, "conn fd N" serves connection N. */
+static atomic_int named_fd = -1;
+static char named_as[16];
+
+static intptr_t echo_noting_name(int fd, void *arg) {
+    snprintf(named_as, sizeof named_as, "%s", async_task_name(NULL));
+    atomic_store(&named_fd, fd);
+    return echo(fd, arg);
+}
+
+Test(net_serve, tasks_are_named_in_dumps, .init = rt_start) {
+    int lfd = listener(AF_INET, SOCK_STREAM);
+    async_future_t *server = async_tcp_serve(lfd, echo_noting_name, NULL, NULL);
+    cr_assert_not_null(server);
+    int c = connect_blocking(AF_INET, local_port(lfd));
+    round_trip(c, "name?");
+    int fd = atomic_load(&named_fd);
+    char want_conn[32], want_serve[32];
+    snprintf(want_conn, sizeof want_conn, "conn fd %d", fd);
+    snprintf(want_serve, sizeof want_serve, "\"serve fd %d\" (worker", lfd);
+    cr_assert_str_eq(named_as, want_conn);
+    char *d = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&d, &len);
+    cr_assert_not_null(f);
+    cr_assert_eq(async_dump(f), 0);
+    fclose(f);
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\" (worker", want_conn);
+    bool has_conn = strstr(d, quoted) != NULL, has_serve = strstr(d, want_serve) != NULL;
+    if (!has_conn || !has_serve) fprintf(stderr, "%s", d);
+    free(d);
+    cr_assert(has_conn, "no %s in the dump", quoted);
+    cr_assert(has_serve, "no %s in the dump", want_serve);
+    close(c);
+    async_cancel(server);
+    ASSERT_ERR(async_await(server), ECANCELED);
+    close(lfd);
+    rt_stop();
+}

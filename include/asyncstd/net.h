@@ -594,7 +594,9 @@ typedef intptr_t (*async_serve_fn)(int fd, void *arg);
  * when the listener has it, every accepted socket gets it (set it on the
  * listener with setsockopt(2) before serving; Linux also passes it on by
  * itself); otherwise accepted sockets keep the kernel's default (Nagle on).
- * Also serves Unix-domain stream listeners.
+ * Also serves Unix-domain stream listeners. The tasks are named for
+ * async_dump() and stall reports: the accept loop `serve fd N` (the listener)
+ * and each connection `conn fd N` (its socket).
  *
  * Stopping: cancel the returned future. The server stops accepting, then
  * waits for its connections to end (ASYNC_SERVE_WAIT) or cancels them first

@@ -12,6 +12,7 @@
  * async_cancel on it is safe. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -70,7 +71,10 @@ static int start_conn(serve_t *s, int fd) {
     c->s = s;
     c->fd = fd;
     async_waitgroup_add(&s->live, 1);
-    async_spawn_opts_t o = {.stack_size = s->stack_size};
+    /* a name for dumps and stall reports: the 15 bytes kept hold "conn fd " and 7 digits */
+    char name[24];
+    snprintf(name, sizeof name, "conn fd %d", fd);
+    async_spawn_opts_t o = {.stack_size = s->stack_size, .name = name};
     pthread_mutex_lock(&s->lock);
     async_future_t *t = async_spawn_opts(conn_main, c, &o);
     if (!t || async_future_settled(t)) { /* never started: out of memory */
@@ -176,5 +180,8 @@ async_future_t *async_tcp_serve(int fd, async_serve_fn handler, void *arg,
     s->nodelay = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) == 0 && nodelay;
     pthread_mutex_init(&s->lock, NULL);
     async_waitgroup_init(&s->live);
-    return async__spawn_owned(serve_main, s, free, NULL); /* s is freed as the task ends */
+    char name[24];
+    snprintf(name, sizeof name, "serve fd %d", fd);
+    async_spawn_opts_t o = {.name = name};
+    return async__spawn_owned(serve_main, s, free, &o); /* s is freed as the task ends */
 }
