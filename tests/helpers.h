@@ -201,6 +201,23 @@ static inline async_future_t *resolved(intptr_t v) {
     return f;
 }
 
+/* async_dump() as a string (free it), or NULL with errno. */
+static inline char *dump_string(void) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return NULL;
+    int r = async_dump(f);
+    int e = errno;
+    fclose(f);
+    if (r != 0) {
+        free(buf);
+        errno = e;
+        return NULL;
+    }
+    return buf;
+}
+
 /* Runs fn(arg) on a new pthread; join it with pthread_join. */
 static inline pthread_t thread_start(void *(*fn)(void *), void *arg) {
     pthread_t t;

@@ -2,30 +2,14 @@
  * parked on each kind of wait (socket, timer, mutex, channel, pool job, file
  * job, another task), their names, states and backtraces; from a plain thread
  * and from a task; the signal path; bad input and the cap on tasks shown. */
-#include "helpers.h"
+#include "capture_helpers.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 TestSuite(dump, .timeout = 60);
-
-/* A dump as a string (free it). */
-static char *dump_string(void) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) return NULL;
-    int r = async_dump(f);
-    fclose(f);
-    if (r != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
 
 /* Dumps until every needle appears (or 5 s pass); returns the last dump. */
 static char *dump_until(const char *const *needles, size_t n) {
@@ -296,34 +280,11 @@ Test(dump, time_in_state_grows_while_parked) {
 
 /* ---- the signal --------------------------------------------------------------------- */
 
-/* Reads fd until `needle` arrives or 10 s pass; returns what was read. */
-static char *read_until(int fd, const char *needle) {
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    buf[0] = '\0';
-    double end = now_ms() + 10000;
-    while (!strstr(buf, needle) && now_ms() < end && len + 1 < cap) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0) continue;
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n <= 0) break;
-        len += (size_t)n;
-        buf[len] = '\0';
-    }
-    return buf;
-}
-
 static void signal_dump(const char *setting, int sig) {
     cr_assert_eq(setenv("ASYNCSTD_DUMP_SIGNAL", setting, 1), 0);
     rt_start();
     async_future_t *s = spawn_named(sleeper, NULL, "sig_sleeper");
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    cr_assert_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+    capture_start();
     /* wait for the sleeper to park, so that its block names its wait */
     char *d = NULL;
     for (int tries = 0; tries < 100; tries++) {
@@ -334,16 +295,12 @@ static void signal_dump(const char *setting, int sig) {
     }
     free(d);
     cr_assert_eq(raise(sig), 0);
-    char *out = read_until(p[0], "end of asyncstd dump");
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    close(p[1]);
-    close(p[0]);
-    assert_has(out, "asyncstd dump: ");
-    ASSERT_IN_BLOCK(out, "sig_sleeper", "awaiting sleep until +");
-    ASSERT_IN_BLOCK(out, "sig_sleeper", " sleeper+0x");
-    assert_has(out, "end of asyncstd dump");
-    free(out);
+    capture_wait_for("end of asyncstd dump", 10000);
+    capture_end();
+    assert_has(cap.buf, "asyncstd dump: ");
+    ASSERT_IN_BLOCK(cap.buf, "sig_sleeper", "awaiting sleep until +");
+    ASSERT_IN_BLOCK(cap.buf, "sig_sleeper", " sleeper+0x");
+    assert_has(cap.buf, "end of asyncstd dump");
     async_cancel(s);
     ASSERT_VAL(async_await(s), 7);
     rt_stop();
@@ -374,20 +331,10 @@ Test(dump, signal_disposition_restored) {
  * the runtime starts, and dumps on demand still work. */
 Test(dump, bad_signal_setting) {
     cr_assert_eq(setenv("ASYNCSTD_DUMP_SIGNAL", "SIGNOPE", 1), 0);
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    cr_assert_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
-    rt_start();
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    close(p[1]);
-    char *out = read_until(p[0], "\n");
-    close(p[0]);
-    assert_has(out, "ignoring ASYNCSTD_DUMP_SIGNAL=\"SIGNOPE\"");
-    free(out);
+    capture_start();
+    rt_start(); /* warns before it returns */
+    capture_end();
+    assert_has(cap.buf, "ignoring ASYNCSTD_DUMP_SIGNAL=\"SIGNOPE\"");
     char *d = dump_string();
     cr_assert_not_null(d);
     assert_has(d, "end of asyncstd dump");

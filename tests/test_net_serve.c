@@ -285,12 +285,8 @@ Test(net_serve, tasks_are_named_in_dumps, .init = rt_start) {
     snprintf(want_conn, sizeof want_conn, "conn fd %d", fd);
     snprintf(want_serve, sizeof want_serve, "\"serve fd %d\" (worker", lfd);
     cr_assert_str_eq(named_as, want_conn);
-    char *d = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&d, &len);
-    cr_assert_not_null(f);
-    cr_assert_eq(async_dump(f), 0);
-    fclose(f);
+    char *d = dump_string();
+    cr_assert_not_null(d, "async_dump: %s", ename(errno));
     char quoted[64];
     snprintf(quoted, sizeof quoted, "\"%s\" (worker", want_conn);
     bool has_conn = strstr(d, quoted) != NULL, has_serve = strstr(d, want_serve) != NULL;

@@ -9,60 +9,12 @@
  * report has come, so the test is bounded without guessing how slow the
  * machine (or valgrind) is. The tasks' functions are static: the report
  * names them from the symbol table, as a dump does, not only exported ones. */
-#include "helpers.h"
+#include "capture_helpers.h"
 
-#include <fcntl.h>
 #include <signal.h>
 
 #define STALL_MS 50
 #define HEADER "asyncstd: stall:"
-
-static struct capture {
-    int saved_fd; /* the real stderr */
-    int rfd;
-    char buf[65536];
-    size_t len;
-} cap;
-
-static void capture_start(void) {
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    fflush(stderr);
-    cap.saved_fd = dup(2);
-    cr_assert_geq(cap.saved_fd, 0);
-    cr_assert_eq(dup2(p[1], 2), 2);
-    close(p[1]);
-    cap.rfd = p[0];
-    fcntl(cap.rfd, F_SETFL, O_NONBLOCK);
-    cap.len = 0;
-    cap.buf[0] = '\0';
-}
-
-static void capture_drain(void) {
-    for (;;) {
-        if (cap.len >= sizeof cap.buf - 1) return;
-        ssize_t n = read(cap.rfd, cap.buf + cap.len, sizeof cap.buf - 1 - cap.len);
-        if (n <= 0) return;
-        cap.len += (size_t)n;
-        cap.buf[cap.len] = '\0';
-    }
-}
-
-/* Puts stderr back, and shows what was captured there (for the test log). */
-static void capture_end(void) {
-    fflush(stderr);
-    dup2(cap.saved_fd, 2);
-    close(cap.saved_fd);
-    capture_drain();
-    close(cap.rfd);
-    fprintf(stderr, "---- captured stderr ----\n%s---- end ----\n", cap.buf);
-}
-
-static int count(const char *needle) {
-    int n = 0;
-    for (const char *p = cap.buf; (p = strstr(p, needle)); p += strlen(needle)) n++;
-    return n;
-}
 
 typedef struct spin {
     double max_ms;     /* never longer than this */
@@ -87,6 +39,17 @@ static intptr_t spin_named(spin_t *s) {
 }
 
 static void set_stall_ms(const char *v) { cr_assert_eq(setenv("ASYNCSTD_STALL_MS", v, 1), 0); }
+
+/* Starts the runtime with a 50 ms threshold and stderr captured, and spins
+ * in a task named "spinner" until a report has come (or 10 s pass); gives 1
+ * if one came. The caller stops the runtime, then the capture. */
+static intptr_t spin_until_reported(void) {
+    set_stall_ms("50");
+    capture_start();
+    rt_start();
+    spin_t s = {.max_ms = 10000, .until_report = true};
+    return spin_named(&s);
+}
 
 static bool is_default(int sig) {
     struct sigaction cur;
@@ -117,15 +80,11 @@ static bool all_default(int except) {
 }
 
 Test(stall, spinning_task_is_reported_once) {
-    set_stall_ms("50");
-    capture_start();
-    rt_start();
-    spin_t s = {.max_ms = 10000, .until_report = true};
-    intptr_t saw = spin_named(&s);
+    intptr_t saw = spin_until_reported();
     rt_stop(); /* joins the watchdog: the report is whole */
     capture_end();
     cr_assert_eq(saw, 1, "no report within 10 s");
-    cr_assert_eq(count(HEADER), 1, "one report per stall");
+    cr_assert_eq(capture_count(HEADER), 1, "one report per stall");
     cr_assert(strstr(cap.buf, "task 'spinner' (function stall_spin_task) "), "names the task");
     cr_assert(strstr(cap.buf, "has held worker 1 for at least"), "names the worker");
     cr_assert(strstr(cap.buf, "its stack:\n    #0  0x"), "comes with a stack, as a dump's");
@@ -144,7 +103,7 @@ static intptr_t stall_twice_task(void *arg) {
         double start = now_ms(), seen_at = 0;
         while (now_ms() - start < s->max_ms) {
             capture_drain();
-            if (!seen_at && count(HEADER) >= want) seen_at = now_ms();
+            if (!seen_at && capture_count(HEADER) >= want) seen_at = now_ms();
             if (seen_at && now_ms() - seen_at > STALL_MS * 3) break;
         }
         if (async_await(async_usleep(1000)) != 0) return -1;
@@ -162,8 +121,8 @@ Test(stall, each_stall_is_reported) {
     rt_stop();
     capture_end();
     cr_assert_eq(r, 0);
-    cr_assert_eq(count(HEADER), 2, "a report per stall, once each");
-    cr_assert_eq(count("task 'twice'"), 2);
+    cr_assert_eq(capture_count(HEADER), 2, "a report per stall, once each");
+    cr_assert_eq(capture_count("task 'twice'"), 2);
 }
 
 /* Awaits every millisecond or so for 300 ms: never held long. */
@@ -190,7 +149,7 @@ Test(stall, awaiting_task_is_not_reported) {
     rt_stop();
     capture_end();
     cr_assert_eq(r, 0);
-    cr_assert_eq(count(HEADER), 0);
+    cr_assert_eq(capture_count(HEADER), 0);
 }
 
 Test(stall, zero_turns_it_off) {
@@ -204,7 +163,7 @@ Test(stall, zero_turns_it_off) {
     rt_stop();
     capture_end();
     cr_assert_eq(saw, 0);
-    cr_assert_eq(count(HEADER), 0);
+    cr_assert_eq(capture_count(HEADER), 0);
 }
 
 static atomic_int app_handler_calls;
@@ -222,11 +181,7 @@ Test(stall, application_handler_is_left_alone) {
     cr_assert_gt(top, 0);
     cr_assert_eq(sigaction(top, &app, NULL), 0);
     note_defaults();
-    set_stall_ms("50");
-    capture_start();
-    rt_start();
-    spin_t s = {.max_ms = 10000, .until_report = true};
-    intptr_t saw = spin_named(&s);
+    intptr_t saw = spin_until_reported();
     rt_stop();
     capture_end();
     cr_assert_eq(saw, 1);
@@ -247,22 +202,17 @@ Test(stall, dump_signal_on_the_stall_signal) {
     snprintf(v, sizeof v, "%d", top);
     cr_assert_eq(setenv("ASYNCSTD_DUMP_SIGNAL", v, 1), 0);
     note_defaults();
-    set_stall_ms("50");
-    capture_start();
-    rt_start();
-    spin_t s = {.max_ms = 10000, .until_report = true};
-    intptr_t saw = spin_named(&s);
-    int dumps_before = count("asyncstd dump:");
+    intptr_t saw = spin_until_reported();
+    int dumps_before = capture_count("asyncstd dump:");
     cr_assert_eq(raise(top), 0);
-    bool dumped =
-        WAIT_UNTIL((capture_drain(), strstr(cap.buf, "end of asyncstd dump") != NULL), 10000);
+    bool dumped = capture_wait_for("end of asyncstd dump", 10000);
     rt_stop();
     capture_end();
     cr_assert_eq(saw, 1, "no report within 10 s");
     cr_assert(strstr(cap.buf, "its stack:"), "the report has a stack");
     cr_assert_eq(dumps_before, 0, "asking for a stack made a dump");
     cr_assert(dumped, "signal %d made no dump", top);
-    cr_assert_eq(count("asyncstd dump:"), 1);
+    cr_assert_eq(capture_count("asyncstd dump:"), 1);
     cr_assert(all_default(0), "every real-time signal given back");
 }
 
@@ -272,11 +222,7 @@ Test(stall, blocked_signals_still_give_a_stack) {
     sigset_t all;
     sigfillset(&all);
     cr_assert_eq(pthread_sigmask(SIG_BLOCK, &all, NULL), 0);
-    set_stall_ms("50");
-    capture_start();
-    rt_start();
-    spin_t s = {.max_ms = 10000, .until_report = true};
-    intptr_t saw = spin_named(&s);
+    intptr_t saw = spin_until_reported();
     rt_stop();
     capture_end();
     cr_assert_eq(saw, 1);
@@ -290,7 +236,7 @@ Test(stall, bad_value_is_named_and_the_default_used) {
     rt_start();
     rt_stop();
     capture_end();
-    cr_assert_eq(count("ASYNCSTD_STALL_MS=\"soon\""), 1);
+    cr_assert_eq(capture_count("ASYNCSTD_STALL_MS=\"soon\""), 1);
 }
 
 /* A task blocked in a system call (a read on an empty pipe, which SA_RESTART
@@ -310,7 +256,7 @@ Test(stall, task_blocked_in_a_system_call_is_reported) {
     rt_start();
     async_spawn_opts_t o = {.name = "reader", .worker = 1};
     async_future_t *f = async_spawn_opts(stall_blocked_reader, NULL, &o);
-    bool seen = WAIT_UNTIL((capture_drain(), strstr(cap.buf, "its stack:") != NULL), 10000);
+    bool seen = capture_wait_for("its stack:", 10000);
     cr_assert_eq(write(block_pipe[1], "x", 1), 1);
     intptr_t r = async_await(f);
     rt_stop();
@@ -319,7 +265,7 @@ Test(stall, task_blocked_in_a_system_call_is_reported) {
     close(block_pipe[1]);
     cr_assert(seen, "no report within 10 s");
     cr_assert_eq(r, 1, "the read was resumed after the handler, not failed");
-    cr_assert_eq(count(HEADER), 1);
+    cr_assert_eq(capture_count(HEADER), 1);
     cr_assert(strstr(cap.buf, "task 'reader' (function stall_blocked_reader)"));
     cr_assert(strstr(cap.buf, " stall_blocked_reader+0x"), "the stack shows the task's frame");
 }
