@@ -169,7 +169,24 @@ Test(dump, each_kind_of_wait_from_a_thread) {
                              "\"child\" (worker",
                              "awaiting task ",
                              "in blocking_job"};
-    char *d = dump_until(needles, sizeof needles / sizeof needles[0]);
+    const char *names[] = {"sock_reader", "sleeper",     "locker", "chan_reader",
+                           "pool_waiter", "fifo_opener", "joiner"};
+    const char *waits[] = {want_recv, "sleep until +", "mutex 0x", "recv", "pool: blocking_job",
+                           "openat",  "awaiting task"};
+    /* The needles can all be there before every task is parked: the child's
+     * sleep matches the sleeper's needle, and a task spawned from this thread
+     * is listed only once it has reached its worker. Dump until each task's
+     * block shows its wait (or 5 s pass). */
+    char *d;
+    for (double end = now_ms() + 5000;;) {
+        d = dump_until(needles, sizeof needles / sizeof needles[0]);
+        bool all = true;
+        for (size_t i = 0; i < 7 && all; i++)
+            all = in_block(d, names[i], ": parked ") && in_block(d, names[i], waits[i]);
+        if (all || now_ms() > end) break;
+        free(d);
+        sleep_ms(5);
+    }
     for (size_t i = 0; i < sizeof needles / sizeof needles[0]; i++) assert_has(d, needles[i]);
     assert_has(d, "asyncstd dump: ");
     assert_has(d, "worker 1: ");
@@ -178,10 +195,6 @@ Test(dump, each_kind_of_wait_from_a_thread) {
     assert_has(d, "end of asyncstd dump");
 
     /* each wait in its own task's block, with the task's function in its backtrace */
-    const char *names[] = {"sock_reader", "sleeper",     "locker", "chan_reader",
-                           "pool_waiter", "fifo_opener", "joiner"};
-    const char *waits[] = {want_recv, "sleep until +", "mutex 0x", "recv", "pool: blocking_job",
-                           "openat",  "awaiting task"};
     for (size_t i = 0; i < 7; i++) {
         ASSERT_IN_BLOCK(d, names[i], ": parked ");
         ASSERT_IN_BLOCK(d, names[i], waits[i]);
