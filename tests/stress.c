@@ -1,9 +1,11 @@
 /* The core's multi-worker stress scenarios in plain C, so that they also run
  * under ThreadSanitizer (stress.h says why, and how to run them): wake-ups
  * across workers, futures settled by plain threads, cancel races, groups,
- * stealing, dumps while tasks run, and shutdown with work pending. */
+ * stealing, dumps while tasks run, the pool grown from every worker at once,
+ * and shutdown with work pending. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <time.h>
 
 #include "stress.h"
 
@@ -299,6 +301,51 @@ static void dumps_while_running(void) {
     fclose(out);
 }
 
+/* ---- the pool grown from every worker at once, read by dumps and stats meanwhile ----------
+ * Pool threads are created outside the pool's mutex (pool.c): submitters on
+ * every worker claim slots and create threads side by side while the dumps
+ * and stats read the pool. */
+
+static intptr_t pool_job(void *arg) {
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    return (intptr_t)arg;
+}
+
+static intptr_t pool_submitter(void *arg) {
+    (void)arg;
+    async_future_t *f[4];
+    for (intptr_t i = 0; i < 4; i++) f[i] = async_spawn_blocking(pool_job, (void *)i);
+    for (intptr_t i = 0; i < 4; i++) CHECK(async_await(f[i]) == i);
+    return 0;
+}
+
+static void pool_grows_from_every_worker(void) {
+    FILE *out = fopen("/dev/null", "w");
+    CHECK(out != NULL);
+    if (!out) return;
+    unsigned n = 4 * nworkers();
+    async_future_t **fs = calloc(n, sizeof *fs);
+    CHECK(fs != NULL);
+    if (!fs) {
+        fclose(out);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        async_spawn_opts_t o = {.worker = i % nworkers() + 1};
+        fs[i] = async_spawn_opts(pool_submitter, NULL, &o);
+    }
+    async_runtime_stats_t st;
+    for (int i = 0; i < 5; i++) {
+        CHECK(async_dump(out) == 0);
+        CHECK(async_runtime_stats(&st, NULL, 0) == 0);
+    }
+    CHECK(async_await_all(fs, n, NULL, NULL) == 0);
+    CHECK(async_runtime_stats(&st, NULL, 0) == 0 && st.pool.threads >= 1 && st.pool.threads <= 64);
+    free(fs);
+    fclose(out);
+}
+
 int main(int argc, char **argv) {
     static const stress_scenario_t scenarios[] = {
         {"cross_worker_wakeups", cross_worker_wakeups},
@@ -306,6 +353,7 @@ int main(int argc, char **argv) {
         {"cancel_races", cancel_races},
         {"group_across_workers", group_across_workers},
         {"stealing", stealing_and_timeouts},
+        {"pool_grows_from_every_worker", pool_grows_from_every_worker},
         {"dumps_while_running", dumps_while_running},
         {"shutdown_with_pending_work", shutdown_with_pending_work},
     };
