@@ -135,9 +135,11 @@ typedef struct async_runtime_stats {
  * `stats->workers` says how many there are, so a caller with too small an array
  * learns the size it needs (nothing is written past `nworkers`).
  *
- * Safe to call at any time from any thread or task, as often as wanted: it
- * takes no lock that a worker takes and costs the workers nothing; the time is
- * proportional to the number of workers.
+ * Safe to call at any time from any thread or task, as often as wanted: the
+ * per-worker counters are read without a lock and cost the workers nothing;
+ * the pool's state is read under the pool's mutex, held for a few loads (as
+ * when a task hands the pool a job). The time is proportional to the number
+ * of workers.
  *
  * \param stats     receives the totals and the pool's state.
  * \param workers   receives the per-worker counters, or NULL with `nworkers` 0.
