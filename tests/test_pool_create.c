@@ -158,3 +158,21 @@ Test(pool_create, shutdown_waits_for_a_thread_being_created) {
     cr_assert(r == 8 || (r == -1 && errno == ECANCELED), "got %jd/%s", (intmax_t)r, ename(errno));
     checks_ok();
 }
+
+/* A file operation queued when no pool thread can start ends with the
+ * creation's error, as a job does, not a made-up ECANCELED. */
+Test(pool_create, a_file_op_with_no_thread_gets_the_creations_error) {
+    pool_start(4, 1);
+    char path[] = "/tmp/asyncstd-pool-create-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    unlink(path);
+    gate = FAIL_NOW;
+    async_future_t *f = async_fsync(fd); /* always a pool job */
+    gate = PASS;
+    ASSERT_ERR(async_await(f), EAGAIN);
+    cr_assert_eq(pool_threads(), 0);
+    ASSERT_VAL(async_await(async_fsync(fd)), 0); /* the next one starts a thread */
+    close(fd);
+    rt_stop();
+}

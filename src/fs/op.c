@@ -142,17 +142,19 @@ static intptr_t runner_work(async__job_t *j) {
     }
 }
 
-/* A runner that never ran was cancelled by the pool's shutdown: if it was
- * the last, the queued ops will never run either. */
+/* A runner that never ran was cancelled by the pool's shutdown, or failed
+ * because no pool thread could start (its future says why): if it was the
+ * last, the queued ops will never run either, and end with that reason. */
 static void runner_release(async_future_t *f) {
     runner_t *r = (runner_t *)f;
     bool ran = r->ran;
+    int err = f->err ? f->err : ECANCELED;
     free(r);
     if (ran) return;
     pthread_mutex_lock(&fsq.lock);
     fsq.runners--;
     if (fsq.runners == 0 && !async__list_empty(&fsq.q))
-        drain_locked_and_unlock(ECANCELED);
+        drain_locked_and_unlock(err);
     else
         pthread_mutex_unlock(&fsq.lock);
 }
