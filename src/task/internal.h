@@ -276,7 +276,6 @@ void async__task_suspend(async__task_t *t); /* from inside t: switch to the sche
 void async__task_run(struct async__worker *w,
                      async__task_t *t); /* scheduler: run t until it suspends */
 void async__task_cancel_all(struct async__worker *w);
-async__task_t *async__task_current(void);
 /* The library's one way to run a multi-step call (a stream read that must
  * refill, a connect that tries each address) as straight-line code: fn(arg)
  * in a task whose own future is returned, so cancelling it cancels the task.
@@ -419,6 +418,13 @@ typedef struct async__worker {
 } async__worker_t;
 
 extern __thread async__worker_t *async__tls_worker;
+
+/* The task running on this thread, or NULL (a plain thread, or a worker
+ * between tasks). Inline: every await and wait asks. */
+static inline async__task_t *async__task_current(void) {
+    async__worker_t *w = async__tls_worker;
+    return w ? w->current : NULL;
+}
 
 void async__worker_post(async__worker_t *w, async__msg_t *m); /* any thread */
 void async__worker_runq_push(async__worker_t *w, async__task_t *t);

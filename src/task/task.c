@@ -59,11 +59,6 @@ static void on_cancel_msg(async__worker_t *w, async__msg_t *m) {
     async__future_unref(&t->future);
 }
 
-async__task_t *async__task_current(void) {
-    async__worker_t *w = async__tls_worker;
-    return w ? w->current : NULL;
-}
-
 /* ---- the registry (w->tasks) ----------------------------------------------
  * Changed by its worker only, at a task's first run and at its end, and read
  * by dumps from any thread. A spinlock here cost two locked instructions per
@@ -88,12 +83,13 @@ void async__registry_init(void) {
 
 /* A dump may hold the lock for milliseconds (it walks stacks): yield the CPU
  * to it rather than spin. */
-static void registry_lock(async__worker_t *w) {
+static __attribute__((noinline)) void registry_lock(async__worker_t *w) {
     while (pthread_spin_trylock(&w->tasks_lock) != 0) sched_yield();
 }
 
-/* Gives whether the lock was taken (pass it to registry_exit). */
-static bool registry_enter(async__worker_t *w) {
+/* Gives whether the lock was taken (pass it to registry_exit). Inlined: it
+ * runs twice per task, and the call cost as much as its body. */
+static inline __attribute__((always_inline)) bool registry_enter(async__worker_t *w) {
     if (ASYNC_LIKELY(registry_fast)) {
         atomic_store_explicit(&w->reg_busy, 1, memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst); /* the dump's membarrier is the CPU's fence */
@@ -104,7 +100,7 @@ static bool registry_enter(async__worker_t *w) {
     return true;
 }
 
-static void registry_exit(async__worker_t *w, bool locked) {
+static inline __attribute__((always_inline)) void registry_exit(async__worker_t *w, bool locked) {
     if (locked)
         pthread_spin_unlock(&w->tasks_lock);
     else
