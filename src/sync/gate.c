@@ -133,7 +133,6 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
     async__gate_t *g = gate_of(w);
     const async__gate_ops_t *ops = w->gops;
     uint64_t s, n;
-    (void)wk;
     /* the holder runs on another worker, or the primitive would be free now:
      * it may be about to let go */
     if (async__rt.nworkers > 1)
@@ -143,7 +142,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
             async__cpu_relax();
         }
     async__sw_t *grants = NULL, *retry = NULL;
-    bool done = false;
+    bool done = false, took = false;
     async__slock_lock(&g->lock);
     if (w->state == SW_WOKEN_ABORTED) {
         w->state = SW_DONE;
@@ -153,7 +152,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
         atomic_fetch_and_explicit(&g->state, ~G_WOKEN, memory_order_relaxed);
         dispatch(g, &grants, &retry, false);
     } else {
-        bool starved = now_ns() - w->since >= STARVE_NS, took;
+        bool starved = now_ns() - w->since >= STARVE_NS;
         s = atomic_load_explicit(&g->state, memory_order_relaxed);
         do {
             took = ops->take(s, w->gkind, &n);
@@ -173,6 +172,17 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
         }
     }
     async__slock_unlock(&g->lock);
+    if (took) {
+        /* The waiter runs next. Behind the worker's other ready tasks it would
+         * hold the primitive without running while each of them found it
+         * taken, spun and queued; a queued task comes back only by a retry,
+         * one at a time, so the worker's tasks ended up queued one after
+         * another (bench/RESULTS.md, "lock affinity"). */
+        wk->ready_first = true;
+        async__sw_complete(w);
+        wk->ready_first = false; /* if the settle made no task ready here */
+        w = NULL;
+    }
     complete_all(done ? w : NULL, grants, retry);
 }
 

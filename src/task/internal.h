@@ -415,6 +415,9 @@ typedef struct async__worker {
     bool vc_parked, vc_acked, vc_closed;
     bool vc_io; /* it had io ops parked when it parked: readiness may be on its way */
     unsigned long vc_snapshot;
+    /* The next task this thread makes ready here goes to the front of runq:
+     * set by the sync gate around the settle of a waiter it let in (gate.c). */
+    bool ready_first;
 } async__worker_t;
 
 extern __thread async__worker_t *async__tls_worker;
@@ -433,6 +436,8 @@ int async__worker_start(async__worker_t *w, unsigned id, bool waiter);
 void async__worker_stop(async__worker_t *w); /* cancel every task */
 void async__worker_exit(async__worker_t *w); /* close the loop and end the thread */
 void async__worker_join(async__worker_t *w);
+/* Queues `t` (of this worker's thread) to run before every other ready task. */
+void async__worker_runq_push_front(async__worker_t *w, async__task_t *t);
 
 /* Every libuv handle asyncstd opens on a worker loop has `data` pointing at
  * an object that starts with this: shutdown calls it to cancel and close. */

@@ -158,7 +158,12 @@ void async__task_ready(async__task_t *t) {
     async__worker_t *w = atomic_load_explicit(&t->worker, memory_order_relaxed);
     if (async__tls_worker == w) {
         atomic_store_explicit(&t->state, T_READY, memory_order_relaxed);
-        async__worker_runq_push(w, t);
+        if (ASYNC_UNLIKELY(w->ready_first)) {
+            w->ready_first = false;
+            async__worker_runq_push_front(w, t);
+        } else {
+            async__worker_runq_push(w, t);
+        }
         return;
     }
     t->node.run = on_wake;

@@ -53,6 +53,15 @@ void async__worker_runq_push(async__worker_t *w, async__task_t *t) {
                           memory_order_relaxed);
 }
 
+void async__worker_runq_push_front(async__worker_t *w, async__task_t *t) {
+    t->node.next = w->runq_head;
+    w->runq_head = &t->node;
+    if (!w->runq_tail) w->runq_tail = &t->node;
+    atomic_store_explicit(&w->runq_len,
+                          atomic_load_explicit(&w->runq_len, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 static async__task_t *runq_pop(async__worker_t *w) {
     async__msg_t *m = w->runq_head;
     if (!m) return NULL;
