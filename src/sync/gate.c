@@ -120,9 +120,42 @@ static void dispatch(async__gate_t *g, async__sw_t **grants, async__sw_t **retry
 
 /* ---- without the lock ------------------------------------------------------------ */
 
+/* Settles a waiter the gate let in so that its task runs next on its worker:
+ * until it runs, it holds the primitive, and every other ready task there
+ * would find it taken, spin and queue (a queued task comes back only by a
+ * retry, one at a time: bench/RESULTS.md, "lock affinity"). */
+static void settle_first(async__worker_t *wk, async__sw_t *w) {
+    wk->ready_first = true;
+    async__sw_complete(w);
+    wk->ready_first = false; /* if the settle made no task ready here */
+}
+
+static void on_granted(async__worker_t *wk, async__msg_t *m) {
+    settle_first(wk, ASYNC_CONTAINER_OF(m, async__sw_t, msg));
+}
+
 static void complete_all(async__sw_t *w, async__sw_t *grants, async__sw_t *retry) {
     if (w) async__sw_complete(w);
-    async__sw_complete_list(grants);
+    /* dispatch pushed the grants in front: reverse them to settle in grant order */
+    async__sw_t *rev = NULL;
+    while (grants) {
+        async__sw_t *next = grants->gnext;
+        grants->gnext = rev;
+        rev = grants;
+        grants = next;
+    }
+    while (rev) {
+        async__sw_t *next = rev->gnext;
+        if (!rev->home) { /* a plain thread */
+            async__sw_complete(rev);
+        } else if (rev->home == async__tls_worker) {
+            settle_first(rev->home, rev);
+        } else { /* settled on its worker: one message, as the task's wake-up would be */
+            rev->msg.run = on_granted;
+            async__worker_post(rev->home, &rev->msg);
+        }
+        rev = next;
+    }
     if (retry) async__worker_post(retry->home, &retry->msg);
 }
 
@@ -173,14 +206,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
     }
     async__slock_unlock(&g->lock);
     if (took) {
-        /* The waiter runs next. Behind the worker's other ready tasks it would
-         * hold the primitive without running while each of them found it
-         * taken, spun and queued; a queued task comes back only by a retry,
-         * one at a time, so the worker's tasks ended up queued one after
-         * another (bench/RESULTS.md, "lock affinity"). */
-        wk->ready_first = true;
-        async__sw_complete(w);
-        wk->ready_first = false; /* if the settle made no task ready here */
+        settle_first(wk, w);
         w = NULL;
     }
     complete_all(done ? w : NULL, grants, retry);
