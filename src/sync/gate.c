@@ -19,8 +19,15 @@
 #include "internal.h"
 
 /* Spinning pays off only when the holder runs on another thread; with one
- * worker and a task caller, the holder cannot run meanwhile. */
-#define LOCK_SPINS 64
+ * worker and a task caller, the holder cannot run meanwhile. A spin lasts at
+ * most LOCK_SPINS pauses (about 3 us here), settle pauses included. */
+#define LOCK_SPINS 128
+/* A spinner that sees the primitive free waits this many pauses (about 0.4 us
+ * here) and takes it only if it is still free: see async__gate_spin. */
+#define SETTLE_PAUSES 16
+/* A woken waiter's spin on its own worker: a queued waiter takes the primitive
+ * the moment it is free, without the settle pause. */
+#define RETRY_SPINS 64
 /* How long a waiter may be overtaken before it is handed the primitive (Go's figure). */
 #define STARVE_NS 1000000u
 
@@ -32,12 +39,29 @@ static uint64_t now_ns(void) {
 
 static bool can_spin(void) { return async__rt.nworkers > 1 || !async__task_current(); }
 
-int async__gate_spin(async__gate_t *g, const async__gate_ops_t *ops, int kind) {
+/* The settle pause keeps the primitive on the worker that uses it. A
+ * spinner on another worker that took it the moment it was let go stole it
+ * between two holds of the holder's worker (its next lock, or a yield to its
+ * next task, comes within tens of nanoseconds): with tasks on two workers
+ * taking one mutex, nearly every hold changed worker, and each move carries
+ * the lock's and the critical section's cache lines across. A primitive still
+ * free after the pause is not wanted where it was. The rwlock does not
+ * settle (`settle` false): a writer that paused let readers in first, and
+ * then starved into a hand-off, which took the read-mostly row of the
+ * benchmark from 0.8 to 1.3 us per hold (bench/RESULTS.md, "lock affinity"). */
+int async__gate_spin(async__gate_t *g, const async__gate_ops_t *ops, int kind, bool settle) {
     if (!can_spin()) return 0;
     for (int i = 0; i < LOCK_SPINS; i++) {
         async__cpu_relax();
         uint64_t s = atomic_load_explicit(&g->state, memory_order_relaxed), n;
         if (s & (G_STARVING | G_DEAD)) return 0; /* a dead gate: the caller's wait reports it */
+        if (!ops->take(s, kind, &n)) continue;
+        if (settle) {
+            for (int k = 0; k < SETTLE_PAUSES; k++) async__cpu_relax();
+            i += SETTLE_PAUSES;
+            s = atomic_load_explicit(&g->state, memory_order_relaxed);
+            if (s & (G_STARVING | G_DEAD)) return 0;
+        }
         if (ops->take(s, kind, &n) &&
             atomic_compare_exchange_weak_explicit(&g->state, &s, n, memory_order_acquire,
                                                   memory_order_relaxed))
@@ -169,7 +193,7 @@ static void on_retry(async__worker_t *wk, async__msg_t *m) {
     /* the holder runs on another worker, or the primitive would be free now:
      * it may be about to let go */
     if (async__rt.nworkers > 1)
-        for (int i = 0; i < LOCK_SPINS; i++) {
+        for (int i = 0; i < RETRY_SPINS; i++) {
             s = atomic_load_explicit(&g->state, memory_order_relaxed);
             if (ops->take(s, w->gkind, &n)) break;
             async__cpu_relax();

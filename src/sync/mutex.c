@@ -86,7 +86,7 @@ static async_future_t *lock_slow(mutex_t *mx, const struct timespec *abstime, bo
         }
     }
     int r = async__gate_try(&mx->g, &ops, 0);
-    if (r == 0) r = async__gate_spin(&mx->g, &ops, 0);
+    if (r == 0) r = async__gate_spin(&mx->g, &ops, 0, true);
     if (r < 0) return async__future_failed(EINVAL);
     if (r > 0) {
         take_ownership(mx, self, 1);

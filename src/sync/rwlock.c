@@ -88,7 +88,7 @@ static async_future_t *lock_common(async_rwlock_t *rw, int kind, bool timed,
     int res = try_lock(r, kind, self);
     if (ASYNC_LIKELY(res > 0)) return async__sync_done(0);
     if (res < 0) return async__future_failed(-res);
-    if (async__gate_spin(&r->g, &ops, kind)) {
+    if (async__gate_spin(&r->g, &ops, kind, false)) {
         if (kind == RW_WRITE) atomic_store_explicit(&r->writer, self, memory_order_relaxed);
         return async__sync_done(0);
     }
