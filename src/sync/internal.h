@@ -219,7 +219,7 @@ static inline int async__gate_try(async__gate_t *g, const async__gate_ops_t *ops
 /* Like async__gate_try after a short spin, when the holder may be running on
  * another thread meanwhile. `settle`: take the primitive only if it is still
  * free a moment after it was seen free (gate.c), which keeps it on the worker
- * that uses it (the mutex; not the rwlock). */
+ * that uses it (the mutex's task callers; not the rwlock). */
 int async__gate_spin(async__gate_t *g, const async__gate_ops_t *ops, int kind, bool settle);
 /* A waiter of `kind` for the gate (`prim` is the gate), with its timeout armed
  * (ms > 0). NULL (errno ENOMEM) if out of memory. */

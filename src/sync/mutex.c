@@ -86,7 +86,10 @@ static async_future_t *lock_slow(mutex_t *mx, const struct timespec *abstime, bo
         }
     }
     int r = async__gate_try(&mx->g, &ops, 0);
-    if (r == 0) r = async__gate_spin(&mx->g, &ops, 0, true);
+    /* a task settles (gate.c); a plain thread barges as with a pthread mutex: the
+     * settle keeps the mutex on a worker's tasks, and a plain thread that
+     * queues sleeps on a futex and is handed the mutex */
+    if (r == 0) r = async__gate_spin(&mx->g, &ops, 0, async__task_current() != NULL);
     if (r < 0) return async__future_failed(EINVAL);
     if (r > 0) {
         take_ownership(mx, self, 1);
