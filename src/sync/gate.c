@@ -48,11 +48,19 @@ static bool can_spin(void) { return async__rt.nworkers > 1 || !async__task_curre
  * free after the pause is not wanted where it was. The rwlock does not
  * settle (`settle` false): a writer that paused let readers in first, and
  * then starved into a hand-off, which took the read-mostly row of the
- * benchmark from 0.8 to 1.3 us per hold (bench/RESULTS.md, "lock affinity"). */
+ * benchmark from 0.8 to 1.3 us per hold (bench/RESULTS.md, "lock affinity").
+ * A settling spinner also looks less and less often (1, 2, 4, 8, then every 16
+ * pauses): each look pulls the gate's cache line to the spinner's core, and
+ * the holder's worker, which takes and lets go of the primitive every few
+ * tens of nanoseconds, then pays a miss for each. That took the mutex's
+ * 50ns+await row at two workers from about 142 to 111 ns per hold and
+ * pipeline16 from 82 to 64 (bench/RESULTS.md, "Spinners that look less
+ * often"); the rwlock's readers, who may share it, look every pause (with
+ * the back-off, the read-mostly row went from 0.8 to 1.2-1.6 us). */
 int async__gate_spin(async__gate_t *g, const async__gate_ops_t *ops, int kind, bool settle) {
     if (!can_spin()) return 0;
-    for (int i = 0; i < LOCK_SPINS; i++) {
-        async__cpu_relax();
+    for (int i = 0, gap = 1; i < LOCK_SPINS; i += gap, gap = settle && gap < 16 ? gap * 2 : gap) {
+        for (int k = 0; k < gap; k++) async__cpu_relax();
         uint64_t s = atomic_load_explicit(&g->state, memory_order_relaxed), n;
         if (s & (G_STARVING | G_DEAD)) return 0; /* a dead gate: the caller's wait reports it */
         if (!ops->take(s, kind, &n)) continue;
