@@ -168,14 +168,7 @@ static void on_granted(async__worker_t *wk, async__msg_t *m) {
 
 static void complete_all(async__sw_t *w, async__sw_t *grants, async__sw_t *retry) {
     if (w) async__sw_complete(w);
-    /* dispatch pushed the grants in front: reverse them to settle in grant order */
-    async__sw_t *rev = NULL;
-    while (grants) {
-        async__sw_t *next = grants->gnext;
-        grants->gnext = rev;
-        rev = grants;
-        grants = next;
-    }
+    async__sw_t *rev = async__sw_grant_order(grants);
     while (rev) {
         async__sw_t *next = rev->gnext;
         if (!rev->home) { /* a plain thread */

@@ -127,6 +127,8 @@ static inline void async__sw_grant(async__sw_t *w, intptr_t value, int err, asyn
 /* Without the lock: settle a waiter taken out of its queue, stop its timer and
  * drop the settler's reference. */
 void async__sw_complete(async__sw_t *w);
+/* A list built by async__sw_grant (newest first), in grant order. */
+async__sw_t *async__sw_grant_order(async__sw_t *grants);
 /* Completes a list built by async__sw_grant (in grant order). */
 void async__sw_complete_list(async__sw_t *grants);
 /* Default abort: unlink if still queued, record `err`, run `removed`, complete. */

@@ -158,8 +158,8 @@ void async__sw_complete(async__sw_t *w) {
     async__future_unref(&w->future); /* the settler's role */
 }
 
-void async__sw_complete_list(async__sw_t *grants) {
-    /* async__sw_grant pushes in front: reverse to settle in grant order */
+async__sw_t *async__sw_grant_order(async__sw_t *grants) {
+    /* async__sw_grant pushes in front: reversed */
     async__sw_t *rev = NULL;
     while (grants) {
         async__sw_t *n = grants->gnext;
@@ -167,6 +167,11 @@ void async__sw_complete_list(async__sw_t *grants) {
         rev = grants;
         grants = n;
     }
+    return rev;
+}
+
+void async__sw_complete_list(async__sw_t *grants) {
+    async__sw_t *rev = async__sw_grant_order(grants);
     while (rev) {
         async__sw_t *n = rev->gnext;
         async__sw_complete(rev);
