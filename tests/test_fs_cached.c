@@ -237,9 +237,11 @@ static void same_fstat(int fd, int line) {
 }
 #define SAME_FSTAT(fd) same_fstat(fd, __LINE__)
 
-Test(fs_cached, fstat_same_as_glibc) {
-    make_names();
-    int fds[12], n = 0;
+/* One fd of each kind fstat meets: a file, a directory, O_PATH fds of a link
+ * and of a file, a device, a /proc file, a FIFO, a pipe and a socket (p and
+ * sv hold the other ends). Returns how many were put in fds. */
+static int open_each_kind(int *fds, int p[2], int sv[2]) {
+    int n = 0;
     fds[n++] = open(P("f"), O_RDONLY);
     fds[n++] = open(P("d"), O_RDONLY | O_DIRECTORY);
     fds[n++] = open(P("ln"), O_PATH | O_NOFOLLOW);
@@ -247,11 +249,17 @@ Test(fs_cached, fstat_same_as_glibc) {
     fds[n++] = open("/dev/null", O_RDONLY);
     fds[n++] = open("/proc/self/status", O_RDONLY);
     fds[n++] = open(P("fifo"), O_RDWR);
-    int p[2], sv[2];
     cr_assert_eq(pipe(p), 0);
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     fds[n++] = p[0];
     fds[n++] = sv[0];
+    return n;
+}
+
+Test(fs_cached, fstat_same_as_glibc) {
+    make_names();
+    int fds[12], p[2], sv[2];
+    int n = open_each_kind(fds, p, sv);
     for (int i = 0; i < n; i++) {
         cr_assert_geq(fds[i], 0);
         SAME_FSTAT(fds[i]); /* the first on a mount learns it on the pool */
@@ -326,18 +334,8 @@ static intptr_t fstat_task(void *arg) {
 
 Test(fs_cached, fstat_in_a_task_same_as_glibc) {
     make_names();
-    int fds[16], n = 0;
-    fds[n++] = open(P("f"), O_RDONLY);
-    fds[n++] = open(P("d"), O_RDONLY | O_DIRECTORY);
-    fds[n++] = open(P("ln"), O_PATH | O_NOFOLLOW);
-    fds[n++] = open("/dev/null", O_RDONLY);
-    fds[n++] = open("/proc/self/status", O_RDONLY);
-    fds[n++] = open(P("fifo"), O_RDWR);
-    int p[2], sv[2];
-    cr_assert_eq(pipe(p), 0);
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    fds[n++] = p[0];
-    fds[n++] = sv[0];
+    int fds[16], p[2], sv[2];
+    int n = open_each_kind(fds, p, sv);
     fds[n++] = -1;   /* EBADF */
     fds[n++] = 1000; /* EBADF: not open */
     fds[n] = -2;
