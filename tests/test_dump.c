@@ -326,6 +326,10 @@ Test(dump, on_the_signal_short_name) { signal_dump("quit", SIGQUIT); }
 
 Test(dump, on_the_signal_by_number) { signal_dump("12", SIGUSR2); }
 
+Test(dump, on_a_real_time_signal_counted_from_the_top) { signal_dump("SIGRTMAX-1", SIGRTMAX - 1); }
+
+Test(dump, on_a_real_time_signal_counted_from_the_bottom) { signal_dump("rtmin+3", SIGRTMIN + 3); }
+
 /* After shutdown the previous disposition is back: SIGUSR1 ignored again. */
 Test(dump, signal_disposition_restored) {
     cr_assert_neq(signal(SIGUSR1, SIG_IGN), SIG_ERR);
@@ -358,6 +362,27 @@ Test(dump, bad_signal_setting) {
     rt_stop();
     unsetenv("ASYNCSTD_DUMP_SIGNAL");
 }
+
+/* A real-time name out of range or with the wrong sign is refused with the
+ * warning (each test is a process of its own: the warning comes once per
+ * process). */
+static void refused_setting(const char *setting) {
+    cr_assert_eq(setenv("ASYNCSTD_DUMP_SIGNAL", setting, 1), 0);
+    capture_start();
+    rt_start();
+    capture_end();
+    char want[96];
+    snprintf(want, sizeof want, "ignoring ASYNCSTD_DUMP_SIGNAL=\"%s\"", setting);
+    assert_has(cap.buf, want);
+    rt_stop();
+    unsetenv("ASYNCSTD_DUMP_SIGNAL");
+}
+
+Test(dump, rtmax_plus_refused) { refused_setting("SIGRTMAX+1"); }
+Test(dump, rtmin_minus_refused) { refused_setting("SIGRTMIN-1"); }
+Test(dump, rtmax_beyond_rtmin_refused) { refused_setting("SIGRTMAX-99"); }
+Test(dump, rt_without_a_number_refused) { refused_setting("RTMIN+"); }
+Test(dump, rt_misspelt_refused) { refused_setting("RTMAXX"); }
 
 /* ---- bad input, no runtime, the cap -------------------------------------------------- */
 

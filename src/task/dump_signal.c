@@ -38,7 +38,24 @@ static const struct {
              {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"SYS", SIGSYS},
              {"TRAP", SIGTRAP},     {"ABRT", SIGABRT}};
 
-/* The signal a setting names ("SIGQUIT", "quit", "3", "SIGRTMIN+2"), or 0. */
+/* A real-time signal as "RTMIN", "RTMIN+n", "RTMAX" or "RTMAX-n" (the
+ * "SIG" already skipped), as kill(1) names them; 0 if `s` is not one. */
+static int parse_rt(const char *s) {
+    bool max = strncasecmp(s, "RTMAX", 5) == 0;
+    if (!max && strncasecmp(s, "RTMIN", 5) != 0) return 0;
+    long off = 0;
+    if (s[5]) {
+        char *end;
+        if (s[5] != (max ? '-' : '+') || !(s[6] >= '0' && s[6] <= '9')) return 0;
+        off = strtol(s + 6, &end, 10);
+        if (*end) return 0;
+    }
+    if (off > SIGRTMAX - SIGRTMIN) return 0;
+    return max ? SIGRTMAX - (int)off : SIGRTMIN + (int)off;
+}
+
+/* The signal a setting names ("SIGQUIT", "quit", "3", "SIGRTMIN+2",
+ * "SIGRTMAX-1"), or 0. */
 static int parse(const char *s) {
     if (strncasecmp(s, "SIG", 3) == 0) s += 3;
     if (*s >= '0' && *s <= '9') {
@@ -46,16 +63,7 @@ static int parse(const char *s) {
         long v = strtol(s, &end, 10);
         return *end == '\0' && v > 0 && v < NSIG ? (int)v : 0;
     }
-    if (strncasecmp(s, "RTMIN", 5) == 0) {
-        long off = 0;
-        if (s[5]) {
-            char *end;
-            if (s[5] != '+' || !(s[6] >= '0' && s[6] <= '9')) return 0;
-            off = strtol(s + 6, &end, 10);
-            if (*end) return 0;
-        }
-        return off <= SIGRTMAX - SIGRTMIN ? SIGRTMIN + (int)off : 0;
-    }
+    if (strncasecmp(s, "RT", 2) == 0) return parse_rt(s);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcasecmp(s, names[i].name) == 0) return names[i].sig;
     return 0;
