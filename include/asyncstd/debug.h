@@ -27,8 +27,9 @@ extern "C" {
  *
  * **On demand from outside.** With the environment variable
  * `ASYNCSTD_DUMP_SIGNAL` set to a signal's name or number (`SIGQUIT`, `QUIT`,
- * `USR1`, `3`, `SIGRTMIN+2`, `SIGRTMAX-1`) when the runtime starts, the runtime writes a dump to stderr
- * each time that signal arrives (`kill -QUIT pid`), from a thread of its own.
+ * `USR1`, `3`, `SIGRTMIN+2`, `SIGRTMAX-1`) when the runtime starts, the
+ * runtime writes a dump to stderr each time that signal arrives
+ * (`kill -QUIT pid`), from a thread of its own.
  * Off by default. The runtime installs its own handler for that signal for
  * as long as it runs (async_runtime_shutdown() puts back the previous one), so
  * the program must not also handle or await it. A value that names no signal,
