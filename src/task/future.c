@@ -66,26 +66,13 @@ void async__fatal(const char *fmt, ...) {
 
 /* Inlined here, called from elsewhere: the owner word made them too big for
  * the compiler to inline on its own into the await and settle paths. */
-static inline __attribute__((always_inline)) void future_init(async_future_t *f,
-                                                              const async__future_ops_t *ops) {
-    atomic_init(&f->waiter, W_NONE);
-    atomic_init(&f->refs, 2); /* owner + settler */
-    atomic_init(&f->flags, 0);
-    f->err = 0;
-    atomic_init(&f->owner, 0);
-    f->value = 0;
-    f->ops = ops;
-}
-
-void async__future_init(async_future_t *f, const async__future_ops_t *ops) { future_init(f, ops); }
-
 async_future_t *async__future_reserve(void) {
     async_future_t *f = async__obj_alloc(ASYNC_OBJ_FUTURE);
     if (!f) {
         errno = ENOMEM;
         return NULL;
     }
-    future_init(f, &user_ops);
+    async__future_init(f, &user_ops);
     return f;
 }
 
@@ -290,14 +277,8 @@ static void release_waiter(async__waiter_t *w) {
     while (atomic_load_explicit(&w->holds, memory_order_acquire) != 0) sched_yield();
 }
 
-/* Suspends the caller until `w` fires. A task suspends; a thread sleeps on the futex. */
-static void block(async__waiter_t *w) {
-    if (w->kind == WAIT_TASK) {
-        int64_t now = atomic_load_explicit(&async__tls_worker->now_ms, memory_order_relaxed);
-        atomic_store_explicit(&w->task->since_ms, now, memory_order_relaxed);
-        async__task_suspend(w->task);
-        return;
-    }
+/* A plain thread sleeps on the futex until `w` fires. */
+static __attribute__((noinline)) void block_thread(async__waiter_t *w) {
     /* futex(2) says EAGAIN or EINTR on the way: a result that leaves errno
      * untouched (fgetc's end of file) must find the caller's errno */
     int saved = errno;
@@ -314,6 +295,18 @@ static void block(async__waiter_t *w) {
         async__futex_wait(&w->fired, 0);
     if (counted && atomic_exchange(&w->vc_counted, false)) async__vclock_plain_done();
     errno = saved;
+}
+
+/* Suspends the caller until `w` fires. A task suspends; a thread sleeps on
+ * the futex. Inline for the task's case, which every await that parks takes. */
+static inline __attribute__((always_inline)) void block(async__waiter_t *w) {
+    if (ASYNC_LIKELY(w->kind == WAIT_TASK)) {
+        int64_t now = atomic_load_explicit(&async__tls_worker->now_ms, memory_order_relaxed);
+        atomic_store_explicit(&w->task->since_ms, now, memory_order_relaxed);
+        async__task_suspend(w->task);
+        return;
+    }
+    block_thread(w);
 }
 
 /* After attaching `w` to futures of which some had already settled, either
@@ -335,7 +328,7 @@ static inline __attribute__((always_inline)) void waiter_init(async__waiter_t *w
 }
 
 /* Notes what the task is about to park on, for dumps (async__wait_t). */
-static void describe_wait(async__task_t *t, const async_future_t *f) {
+static inline void describe_wait(async__task_t *t, const async_future_t *f) {
     if (f->ops->describe)
         f->ops->describe(f, &t->wait);
     else
@@ -589,7 +582,7 @@ async_future_t *async_future_new(void) {
         errno = ENOMEM;
         return NULL;
     }
-    future_init(f, &user_ops);
+    async__future_init(f, &user_ops);
     return f;
 }
 

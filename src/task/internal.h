@@ -130,7 +130,17 @@ typedef struct async__waiter {
     async_future_t *cb_future;
 } async__waiter_t;
 
-void async__future_init(async_future_t *f, const async__future_ops_t *ops);
+/* A fresh future: pending, its owner and settler each holding a reference.
+ * Inline: every spawn and operation makes one. */
+static inline void async__future_init(async_future_t *f, const async__future_ops_t *ops) {
+    atomic_init(&f->waiter, W_NONE);
+    atomic_init(&f->refs, 2); /* owner + settler */
+    atomic_init(&f->flags, 0);
+    f->err = 0;
+    atomic_init(&f->owner, 0);
+    f->value = 0;
+    f->ops = ops;
+}
 async_future_t *async__future_failed(int err);      /* a settled failure, or NULL */
 async_future_t *async__future_done(intptr_t value); /* a settled success, or NULL */
 bool async__future_settle(async_future_t *f, intptr_t value, int err);
@@ -243,24 +253,26 @@ typedef struct async__task {
     async_future_t future; /* first: the task is its own future */
     async__msg_t node;     /* inbox/run-queue link: new task or wake-up */
     async__msg_t cancel_msg;
-    async__ctx_t ctx;
-    async__stack_t *stack;                /* NULL until the task first runs */
+    /* Set one by one by spawn (task.c's spawn, which a new field must join) */
     struct async__worker *_Atomic worker; /* changes only while unstarted (stealing) */
-    async__node_t live;                   /* in its worker's list of live tasks */
     async_task_fn fn;
     void *arg;
     void (*free_arg)(void *); /* async__spawn_owned: called once as the task ends */
-    async__waiter_t *waiting; /* the waiter the task is suspended on, or NULL */
-    struct async__spec *specific;
     size_t stack_size;
+    atomic_int state; /* T_*: written by the task's worker, read by cancel messages */
+    bool pinned;
+    /* From here to name[0], zeroed by spawn in one stretch */
+    bool cancel_disabled; /* async_setcancelstate(DISABLE): requests wait (task's thread only) */
     atomic_int cancel_requested;
     atomic_int cancel_posted;
-    atomic_int state; /* T_*: written by the task's worker, read by cancel messages */
     int saved_errno;
-    bool pinned;
-    bool cancel_disabled; /* async_setcancelstate(DISABLE): requests wait (task's thread only) */
+    async__ctx_t ctx;
+    async__stack_t *stack;    /* NULL until the task first runs */
+    async__waiter_t *waiting; /* the waiter the task is suspended on, or NULL */
+    struct async__spec *specific;
     char name[16];
-    /* for dumps; past `name`, so spawn does not zero them: each is set before it is read */
+    /* Past `name`, left as they are by spawn: each is set before it is read */
+    async__node_t live;       /* in its worker's list of live tasks (from its first run) */
     uint64_t id;              /* unique, for dumps (task.c's new_id) */
     _Atomic int64_t since_ms; /* its worker's now_ms when it last parked in an await (future.c) */
     async__wait_t wait;       /* what it awaits while parked (see async__wait_t) */

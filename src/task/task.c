@@ -328,8 +328,12 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
         errno = ENOMEM;
         return NULL;
     }
-    memset(t, 0, offsetof(async__task_t, name) + 1);
+    /* every field before `name` (internal.h says which are zeroed) */
+    memset(&t->cancel_disabled, 0,
+           offsetof(async__task_t, name) + 1 - offsetof(async__task_t, cancel_disabled));
     async__future_init(&t->future, &task_ops);
+    t->node = (async__msg_t){0};
+    t->cancel_msg = (async__msg_t){.run = on_cancel_msg};
     t->fn = fn;
     t->arg = arg;
     t->free_arg = free_arg;
@@ -337,7 +341,6 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
     atomic_init(&t->state, T_NEW);
     t->id = new_id(rt, self);
     atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_NONE, memory_order_relaxed);
-    t->cancel_msg.run = on_cancel_msg;
     if (opts && opts->name) {
         strncpy(t->name, opts->name, sizeof t->name - 1);
         t->name[sizeof t->name - 1] = '\0';
