@@ -202,6 +202,9 @@ void async__stack_overflow_check(struct async__task *t, void *sp);
 int async__stack_install_guard_handler(void);
 void async__stack_remove_guard_handler(void);
 
+#define ASYNC_STACK_MIN (16 * 1024) /* task stack sizes: async_spawn_opts_t, async_config_t */
+#define ASYNC_STACK_MAX ((size_t)1 << 30)
+
 /* ---- what a parked task waits for ----------------------------------------
  * A few words, turned into text only by a dump (dump.c). The awaited future's
  * ops->describe fills them with relaxed stores (plain stores on the CPUs we
@@ -258,8 +261,8 @@ typedef struct async__task {
     async_task_fn fn;
     void *arg;
     void (*free_arg)(void *); /* async__spawn_owned: called once as the task ends */
-    size_t stack_size;
-    atomic_int state; /* T_*: written by the task's worker, read by cancel messages */
+    uint32_t stack_size;      /* at most ASYNC_STACK_MAX: 32 bits keep four cache lines */
+    atomic_int state;         /* T_*: written by the task's worker, read by cancel messages */
     bool pinned;
     /* From here to name[0], zeroed by spawn in one stretch */
     bool cancel_disabled; /* async_setcancelstate(DISABLE): requests wait (task's thread only) */
@@ -277,6 +280,12 @@ typedef struct async__task {
     _Atomic int64_t since_ms; /* its worker's now_ms when it last parked in an await (future.c) */
     async__wait_t wait;       /* what it awaits while parked (see async__wait_t) */
 } async__task_t;
+#if defined(__x86_64__) && !defined(ASYNC_ASAN) && !defined(ASYNC_TSAN) && \
+    !defined(ASYNC_FIBER_UCONTEXT)
+/* Four cache lines: a fifth made a burst of 200,000 spawns 10% slower (memory
+ * traffic; bench/RESULTS.md, "The task object back to four cache lines"). */
+_Static_assert(sizeof(async__task_t) <= 256, "async__task_t outgrew four cache lines");
+#endif
 
 /* Whether a cancellation request should act now: it came and is not held back. */
 static inline bool async__task_cancel_pending(async__task_t *t) {
@@ -285,6 +294,7 @@ static inline bool async__task_cancel_pending(async__task_t *t) {
 
 void async__task_ready(async__task_t *t);   /* any thread: make a suspended task runnable */
 void async__task_suspend(async__task_t *t); /* from inside t: switch to the scheduler */
+void async__task_entry(void) __attribute__((noreturn)); /* a task's first frame */
 void async__task_run(struct async__worker *w,
                      async__task_t *t); /* scheduler: run t until it suspends */
 void async__task_cancel_all(struct async__worker *w);
@@ -378,7 +388,7 @@ typedef struct async__worker {
     atomic_size_t newq_len;
     atomic_int sleeping; /* 1 while blocked (or about to block) in the loop: pushers ring */
     /* Bumped as a task's code starts or resumes and again just before it
-     * switches away (task.c's tick), so odd while task code runs: a thief sees
+     * switches away (park.c's tick), so odd while task code runs: a thief sees
      * whether this worker is stuck, the stall watchdog (stall.c) whether one
      * task holds it, and the metrics count runs. Written by this thread only. */
     atomic_ulong ticks;

@@ -18,8 +18,6 @@
 
 #define WORKERS_MAX 1024
 #define POOL_MAX 99999
-#define STACK_MIN (16 * 1024)
-#define STACK_MAX ((size_t)1 << 30)
 #define DEFAULT_STACK (256 * 1024)
 #define DEFAULT_POOL 64
 #define DEFAULT_RESERVED 4
@@ -96,7 +94,7 @@ static int env_clock(void) {
 static int resolve(const async_config_t *in, async_config_t *out) {
     async_config_t c = in ? *in : (async_config_t){0};
     if (c.threads > WORKERS_MAX || c.pool_threads > POOL_MAX || c.pool_reserved >= POOL_MAX ||
-        (c.stack_size && (c.stack_size < STACK_MIN || c.stack_size > STACK_MAX)) ||
+        (c.stack_size && (c.stack_size < ASYNC_STACK_MIN || c.stack_size > ASYNC_STACK_MAX)) ||
         (c.pool_threads && c.pool_reserved >= c.pool_threads) || c.clock < 0 ||
         c.clock > ASYNC_CLOCK_MANUAL) {
         errno = EINVAL;
@@ -108,7 +106,7 @@ static int resolve(const async_config_t *in, async_config_t *out) {
     if (!c.threads) c.threads = cpu_count();
     if (!c.stack_size)
         c.stack_size = (size_t)async__env_setting("ASYNCSTD_STACK_SIZE", ASYNC_ENV_STACK_SIZE,
-                                                  STACK_MIN, STACK_MAX, true);
+                                                  ASYNC_STACK_MIN, ASYNC_STACK_MAX, true);
     if (!c.stack_size) c.stack_size = DEFAULT_STACK;
     if (!c.pool_threads) /* above a reserve the caller chose */
         c.pool_threads =

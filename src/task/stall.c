@@ -3,7 +3,7 @@
  * and the worker's stack on stderr, once per stall.
  *
  * Nothing is timed on the workers. A task bumps its worker's `ticks` as its
- * code starts or resumes and again just before it switches away (task.c's
+ * code starts or resumes and again just before it switches away (park.c's
  * tick), so the word is odd while task code runs. The watchdog wakes every
  * STALL_MS / 2, and when a worker's ticks are odd and have not moved for
  * STALL_MS, one task has held it that long, unless the kernel kept the

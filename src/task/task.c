@@ -1,8 +1,9 @@
 /* Tasks: spawn, the life of a fiber on its worker, cooperative cancellation,
- * yield, identity. A task is one allocation: its future comes first, so the
- * task future's memory is the task, freed when both the owner (join/detach)
- * and the task itself (by ending) are done with it. The stack is taken when
- * the task first runs and given back the moment it ends. */
+ * identity (the task's own side of a switch is in park.c). A task is one
+ * allocation: its future comes first, so the task future's memory is the
+ * task, freed when both the owner (join/detach) and the task itself (by
+ * ending) are done with it. The stack is taken when the task first runs and
+ * given back the moment it ends. */
 #include <linux/membarrier.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,6 @@
 
 #include "internal.h"
 
-#define STACK_MIN (16 * 1024)
-#define STACK_MAX ((size_t)1 << 30)
 
 static void task_release(async_future_t *f) {
     async__task_t *t = (async__task_t *)f;
@@ -170,43 +169,6 @@ void async__task_ready(async__task_t *t) {
     async__worker_post(w, &t->node);
 }
 
-/* Bumps the worker's ticks on the task's side of every switch: odd from the
- * moment the task's stack is live until it switches away (async__worker_t).
- * The context switch itself stays outside the odd span, because a stall
- * signal (stall.c) taken there would make backtrace() unwind a half-switched
- * frame. A plain load and store of the worker's own word, and compiler-only
- * fences that keep them on the right side of the switch for the handler. */
-static inline void tick(async__worker_t *w) {
-    atomic_signal_fence(memory_order_seq_cst);
-    atomic_store_explicit(&w->ticks, atomic_load_explicit(&w->ticks, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
-}
-
-/* The first frame of every task: runs fn, then ends the fiber for good. */
-static void task_entry(void) __attribute__((noreturn));
-static void task_entry(void) {
-    async__worker_t *w = async__tls_worker;
-    async__task_t *t = w->current;
-    async__fiber_entered(&w->sched);
-    tick(w);
-    errno = 0;
-    intptr_t v = t->fn(t->arg);
-    int err = 0;
-    if (v == -1) {
-        /* a task that fails must say why; EIO if it did not (library helpers may not say) */
-        err = errno ? errno : t->free_arg ? 0 : EIO;
-    }
-    async__key_run_destructors(t);
-    t->future.value = v;
-    t->future.err = err;
-    atomic_store_explicit(&t->state, T_DONE, memory_order_relaxed);
-    w = async__tls_worker; /* tasks never migrate, but reload after user code anyway */
-    tick(w);
-    async__fiber_switch(&t->ctx, &w->sched, true);
-    async__fatal("asyncstd: a finished task was resumed");
-}
-
 static void task_finish(async__worker_t *w, async__task_t *t, intptr_t v, int err) {
     if (t->stack) {
         list_remove(w, t);
@@ -242,7 +204,7 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
             task_finish(w, t, -1, ENOMEM);
             return;
         }
-        async__fiber_make(&t->ctx, t->stack->lo, t->stack->size, task_entry);
+        async__fiber_make(&t->ctx, t->stack->lo, t->stack->size, async__task_entry);
         list_add(w, t);
         async__count(&w->count.tasks_live, 1);
     }
@@ -253,19 +215,6 @@ void async__task_run(async__worker_t *w, async__task_t *t) {
     w->current = NULL;
     if (atomic_load_explicit(&t->state, memory_order_relaxed) == T_DONE)
         task_finish(w, t, t->future.value, t->future.err);
-}
-
-void async__task_suspend(async__task_t *t) {
-    async__worker_t *w = async__tls_worker;
-    t->saved_errno = errno;
-    atomic_store_explicit(&t->state, T_WAITING, memory_order_relaxed);
-#ifndef ASYNC_FIBER_UCONTEXT
-    async__stack_overflow_check(t, __builtin_frame_address(0));
-#endif
-    tick(w);
-    async__fiber_switch(&t->ctx, &w->sched, false);
-    tick(w); /* back on the same worker: tasks never migrate once started */
-    errno = t->saved_errno;
 }
 
 void async__task_cancel_all(async__worker_t *w) {
@@ -314,9 +263,9 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
     if (opts) {
         if (opts->worker > rt->nworkers) return async__future_failed(EINVAL);
         if (opts->stack_size) {
-            if (opts->stack_size > STACK_MAX) return async__future_failed(EINVAL);
+            if (opts->stack_size > ASYNC_STACK_MAX) return async__future_failed(EINVAL);
             size_t page = 4096;
-            stack_size = opts->stack_size < STACK_MIN ? STACK_MIN : opts->stack_size;
+            stack_size = opts->stack_size < ASYNC_STACK_MIN ? ASYNC_STACK_MIN : opts->stack_size;
             stack_size = (stack_size + page - 1) & ~(page - 1);
         }
         if (opts->worker) w = &rt->workers[opts->worker - 1];
@@ -337,7 +286,7 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
     t->fn = fn;
     t->arg = arg;
     t->free_arg = free_arg;
-    t->stack_size = stack_size;
+    t->stack_size = (uint32_t)stack_size; /* <= ASYNC_STACK_MAX */
     atomic_init(&t->state, T_NEW);
     t->id = new_id(rt, self);
     atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_NONE, memory_order_relaxed);
@@ -403,23 +352,6 @@ int async_setcancelstate(int state, int *oldstate) {
     if (oldstate) *oldstate = t && t->cancel_disabled ? ASYNC_CANCEL_DISABLE : ASYNC_CANCEL_ENABLE;
     /* a request that came meanwhile is acted on at the next cancellation point */
     if (t) t->cancel_disabled = state == ASYNC_CANCEL_DISABLE;
-    return 0;
-}
-
-int async_yield(void) {
-    async__task_t *t = async__task_current();
-    if (!t) return sched_yield();
-    if (async__task_cancel_pending(t)) {
-        errno = ECANCELED;
-        return -1;
-    }
-    /* to the back of the run queue; the worker polls I/O within RUN_BUDGET runs */
-    async__worker_runq_push(async__tls_worker, t);
-    t->waiting = NULL;
-    /* two stores, and no clock read: it waits only for its turn */
-    atomic_store_explicit(&t->wait.what, "yield", memory_order_relaxed);
-    atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_TEXT, memory_order_relaxed);
-    async__task_suspend(t);
     return 0;
 }
 
