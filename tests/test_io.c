@@ -254,12 +254,13 @@ static intptr_t close_closer(void *arg) {
     return async_await(async__io_close(close_pipe[0]));
 }
 
-Test(io, close_wakes_parked_ops_on_every_worker) {
-    rt_start();
+/* Readers parked on fd on up to `most` workers, then the close: each gets EBADF. */
+static void close_wakes_readers(unsigned most) {
     nb_pipe(close_pipe);
     unsigned n = async_worker_count();
-    async_future_t *readers[8];
-    unsigned nr = n < 8 ? n : 8;
+    async_future_t *readers[32];
+    unsigned nr = n < most ? n : most;
+    cr_assert(nr <= 32);
     for (unsigned i = 0; i < nr; i++) readers[i] = spawn_on(close_reader, NULL, i + 1);
     ASSERT_VAL(async_await(spawn_on(close_closer, (void *)(uintptr_t)nr, 1)), 0);
     for (unsigned i = 0; i < nr; i++) ASSERT_ERR(async_await(readers[i]), EBADF);
@@ -274,6 +275,20 @@ Test(io, close_wakes_parked_ops_on_every_worker) {
     close(p[0]);
     close(p[1]);
     close(close_pipe[1]);
+}
+
+Test(io, close_wakes_parked_ops_on_every_worker) {
+    rt_start();
+    close_wakes_readers(8);
+    rt_stop();
+}
+
+/* A close op with a message for each of 21 workers outgrows the object cache's
+ * class and comes from malloc (io.c's close_op_new): the same result. */
+Test(io, close_wakes_parked_ops_on_twenty_workers, .timeout = 60) {
+    cr_assert_eq(async_runtime_init(&(async_config_t){.threads = 20}), 0);
+    cr_assert_eq(async_worker_count(), 20);
+    close_wakes_readers(20);
     rt_stop();
 }
 
