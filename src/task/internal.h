@@ -277,7 +277,7 @@ typedef struct async__task {
     /* Past `name`, left as they are by spawn: each is set before it is read */
     async__node_t live;       /* in its worker's list of live tasks (from its first run) */
     uint64_t id;              /* unique, for dumps (task.c's new_id) */
-    _Atomic int64_t since_ms; /* its worker's now_ms when it last parked in an await (future.c) */
+    _Atomic int64_t since_ms; /* its worker's now_ms as it last parked or yielded; 0 at spawn */
     async__wait_t wait;       /* what it awaits while parked (see async__wait_t) */
 } async__task_t;
 #if defined(__x86_64__) && !defined(ASYNC_ASAN) && !defined(ASYNC_TSAN) && \

@@ -62,12 +62,15 @@ int async_yield(void) {
         errno = ECANCELED;
         return -1;
     }
+    async__worker_t *w = async__tls_worker;
     /* to the back of the run queue; the worker polls I/O within RUN_BUDGET runs */
-    async__worker_runq_push(async__tls_worker, t);
+    async__worker_runq_push(w, t);
     t->waiting = NULL;
-    /* two stores, and no clock read: it waits only for its turn */
+    /* for dumps: stores only, the time from the worker's per-turn clock */
     atomic_store_explicit(&t->wait.what, "yield", memory_order_relaxed);
     atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_TEXT, memory_order_relaxed);
+    atomic_store_explicit(&t->since_ms, atomic_load_explicit(&w->now_ms, memory_order_relaxed),
+                          memory_order_relaxed);
     async__task_suspend(t);
     return 0;
 }

@@ -290,6 +290,7 @@ static async_future_t *spawn(async_task_fn fn, void *arg, void (*free_arg)(void 
     atomic_init(&t->state, T_NEW);
     t->id = new_id(rt, self);
     atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_NONE, memory_order_relaxed);
+    atomic_store_explicit(&t->since_ms, 0, memory_order_relaxed); /* 0: no time (never parked) */
     if (opts && opts->name) {
         strncpy(t->name, opts->name, sizeof t->name - 1);
         t->name[sizeof t->name - 1] = '\0';
