@@ -52,17 +52,36 @@ static void fail(const char *what) {
     exit(1);
 }
 
-static pthread_mutex_t pm = PTHREAD_MUTEX_INITIALIZER;
-static async_mutex_t am = ASYNC_MUTEX_INITIALIZER;
-static long counter;
+/* The locks and the data their sections write, each lock on a cache line of
+ * its own and the data on another: which globals the linker happened to put
+ * beside the mutex moved the 50ns+await row by about 30% between builds. */
+static struct {
+    _Alignas(64) async_mutex_t am;
+    _Alignas(64) pthread_mutex_t pm;
+    _Alignas(64) pthread_spinlock_t spin;
+    _Alignas(64) async_rwlock_t arw;
+    _Alignas(64) pthread_rwlock_t prw;
+    _Alignas(64) async_sem_t asem;
+    _Alignas(64) sem_t psem;
+    _Alignas(64) long counter; /* written in the sections */
+    _Atomic uint64_t sink;     /* section_work's result */
+    long rw_writes;
+    atomic_int rw_readers_in;
+    atomic_int rw_max_readers; /* readers seen inside at once */
+    atomic_int sem_in;         /* units held right now */
+    _Alignas(64) char end;     /* nothing else on the data's line */
+} hot = {.am = ASYNC_MUTEX_INITIALIZER,
+         .pm = PTHREAD_MUTEX_INITIALIZER,
+         .arw = ASYNC_RWLOCK_INITIALIZER,
+         .prw = PTHREAD_RWLOCK_INITIALIZER};
 static long iters;
 
 static double pthread_loop(long n) {
     uint64_t t0 = now_ns();
     for (long i = 0; i < n; i++) {
-        pthread_mutex_lock(&pm);
-        counter++;
-        pthread_mutex_unlock(&pm);
+        pthread_mutex_lock(&hot.pm);
+        hot.counter++;
+        pthread_mutex_unlock(&hot.pm);
     }
     return (double)(now_ns() - t0);
 }
@@ -70,9 +89,9 @@ static double pthread_loop(long n) {
 static double async_loop(long n) {
     uint64_t t0 = now_ns();
     for (long i = 0; i < n; i++) {
-        if (async_await(async_mutex_lock(&am)) != 0) fail("async_mutex_lock");
-        counter++;
-        async_mutex_unlock(&am);
+        if (async_await(async_mutex_lock(&hot.am)) != 0) fail("async_mutex_lock");
+        hot.counter++;
+        async_mutex_unlock(&hot.am);
     }
     return (double)(now_ns() - t0);
 }
@@ -145,13 +164,14 @@ static void *async_thread(void *arg) {
 
 static double contended(void *(*fn)(void *), unsigned t) {
     pthread_t th[64];
-    counter = 0;
+    hot.counter = 0;
     uint64_t t0 = now_ns();
     for (unsigned i = 0; i < t; i++) pthread_create(&th[i], NULL, fn, NULL);
     for (unsigned i = 0; i < t; i++) pthread_join(th[i], NULL);
     double ns = (double)(now_ns() - t0);
-    if (counter != (long)t * iters) {
-        fprintf(stderr, "asyncstd-mutex: lost updates (%ld of %ld)\n", counter, (long)t * iters);
+    if (hot.counter != (long)t * iters) {
+        fprintf(stderr, "asyncstd-mutex: lost updates (%ld of %ld)\n", hot.counter,
+                (long)t * iters);
         exit(1);
     }
     return ns / ((double)t * iters);
@@ -167,14 +187,15 @@ static intptr_t task_fn(void *arg) {
 
 #define TABLE_TASKS 50
 
-/* A critical section's work: a chain of multiplications the compiler cannot drop. */
-static volatile uint64_t sink;
 static uint64_t spin_iters_50ns, spin_iters_1us;
 
+/* A critical section's work: a chain of multiplications the compiler cannot
+ * drop. Readers and semaphore holders run it side by side, so the sink is an
+ * atomic (relaxed: plain moves, as bench/tokio-mutex's SINK). */
 static void section_work(uint64_t n) {
-    uint64_t x = sink;
+    uint64_t x = atomic_load_explicit(&hot.sink, memory_order_relaxed);
     for (uint64_t i = 0; i < n; i++) x = x * 6364136223846793005u + 1442695040888963407u;
-    sink = x;
+    atomic_store_explicit(&hot.sink, x, memory_order_relaxed);
 }
 
 /* The fastest of several timed runs: a run that was preempted (other builds
@@ -194,7 +215,6 @@ static void calibrate(void) {
 
 enum { L_ASYNC, L_PMUTEX, L_SPIN, L_KINDS };
 static const char *const lock_names[L_KINDS] = {"async_mutex", "pthread_mutex", "pthread_spin"};
-static pthread_spinlock_t spin;
 
 typedef struct {
     const char *name;
@@ -214,26 +234,26 @@ static intptr_t table_task(void *arg) {
         for (int k = 0; k < sh->burst; k++) {
             switch (cur_lock) {
             case L_ASYNC:
-                if (async_await(async_mutex_lock(&am)) != 0) fail("async_mutex_lock");
+                if (async_await(async_mutex_lock(&hot.am)) != 0) fail("async_mutex_lock");
                 break;
             case L_PMUTEX:
-                pthread_mutex_lock(&pm);
+                pthread_mutex_lock(&hot.pm);
                 break;
             default:
-                pthread_spin_lock(&spin);
+                pthread_spin_lock(&hot.spin);
                 break;
             }
             section_work(sh->section);
-            counter++;
+            hot.counter++;
             switch (cur_lock) {
             case L_ASYNC:
-                async_mutex_unlock(&am);
+                async_mutex_unlock(&hot.am);
                 break;
             case L_PMUTEX:
-                pthread_mutex_unlock(&pm);
+                pthread_mutex_unlock(&hot.pm);
                 break;
             default:
-                pthread_spin_unlock(&spin);
+                pthread_spin_unlock(&hot.spin);
                 break;
             }
         }
@@ -244,7 +264,7 @@ static intptr_t table_task(void *arg) {
 
 static double table_run(unsigned t) {
     async_future_t *tasks[TABLE_TASKS];
-    counter = 0;
+    hot.counter = 0;
     uint64_t t0 = now_ns();
     for (unsigned i = 0; i < TABLE_TASKS; i++) {
         async_spawn_opts_t o = {.worker = 1 + i % t};
@@ -253,8 +273,8 @@ static double table_run(unsigned t) {
     if (async_await_all(tasks, TABLE_TASKS, NULL, NULL) != 0) fail("table tasks");
     double ns = (double)(now_ns() - t0);
     long total = (long)TABLE_TASKS * cur_shape.holds;
-    if (counter != total) {
-        fprintf(stderr, "asyncstd-mutex: table lost updates (%ld of %ld)\n", counter, total);
+    if (hot.counter != total) {
+        fprintf(stderr, "asyncstd-mutex: table lost updates (%ld of %ld)\n", hot.counter, total);
         exit(1);
     }
     return ns / (double)total;
@@ -262,7 +282,7 @@ static double table_run(unsigned t) {
 
 static void table(unsigned t) {
     calibrate();
-    pthread_spin_init(&spin, PTHREAD_PROCESS_PRIVATE);
+    pthread_spin_init(&hot.spin, PTHREAD_PROCESS_PRIVATE);
     const shape_t shapes[] = {
         {"50ns", spin_iters_50ns, 1, false, 10000},
         {"1us", spin_iters_1us, 1, false, 1000},
@@ -299,13 +319,6 @@ static void table(unsigned t) {
  * that the holder needs). Each row's tasks also yield between holds. */
 
 enum { R_ASYNC, R_PTHREAD, R_KINDS };
-static async_rwlock_t arw = ASYNC_RWLOCK_INITIALIZER;
-static pthread_rwlock_t prw = PTHREAD_RWLOCK_INITIALIZER;
-static async_sem_t asem;
-static sem_t psem;
-static atomic_int rw_readers_in;
-static atomic_int rw_max_readers; /* readers seen inside at once */
-static long rw_writes;
 
 typedef struct {
     const char *name;
@@ -320,56 +333,56 @@ static rwshape_t cur_rw;
 static void rw_hold(bool write) {
     if (write) {
         if (cur_lock == R_ASYNC) {
-            if (async_await(async_rwlock_wrlock(&arw)) != 0) fail("async_rwlock_wrlock");
+            if (async_await(async_rwlock_wrlock(&hot.arw)) != 0) fail("async_rwlock_wrlock");
         } else {
-            pthread_rwlock_wrlock(&prw);
+            pthread_rwlock_wrlock(&hot.prw);
         }
-        if (atomic_load_explicit(&rw_readers_in, memory_order_relaxed) != 0) {
+        if (atomic_load_explicit(&hot.rw_readers_in, memory_order_relaxed) != 0) {
             fprintf(stderr, "asyncstd-mutex: a writer met readers\n");
             exit(1);
         }
         section_work(cur_rw.section);
-        rw_writes++;
+        hot.rw_writes++;
     } else {
         if (cur_lock == R_ASYNC) {
-            if (async_await(async_rwlock_rdlock(&arw)) != 0) fail("async_rwlock_rdlock");
+            if (async_await(async_rwlock_rdlock(&hot.arw)) != 0) fail("async_rwlock_rdlock");
         } else {
-            pthread_rwlock_rdlock(&prw);
+            pthread_rwlock_rdlock(&hot.prw);
         }
-        int in = atomic_fetch_add_explicit(&rw_readers_in, 1, memory_order_relaxed) + 1;
-        int mx = atomic_load_explicit(&rw_max_readers, memory_order_relaxed);
-        while (in > mx && !atomic_compare_exchange_weak_explicit(
-                              &rw_max_readers, &mx, in, memory_order_relaxed, memory_order_relaxed))
+        int in = atomic_fetch_add_explicit(&hot.rw_readers_in, 1, memory_order_relaxed) + 1;
+        int mx = atomic_load_explicit(&hot.rw_max_readers, memory_order_relaxed);
+        while (in > mx &&
+               !atomic_compare_exchange_weak_explicit(&hot.rw_max_readers, &mx, in,
+                                                      memory_order_relaxed, memory_order_relaxed))
             ;
         section_work(cur_rw.section);
-        atomic_fetch_sub_explicit(&rw_readers_in, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&hot.rw_readers_in, 1, memory_order_relaxed);
     }
     if (cur_lock == R_ASYNC)
-        async_rwlock_unlock(&arw);
+        async_rwlock_unlock(&hot.arw);
     else
-        pthread_rwlock_unlock(&prw);
+        pthread_rwlock_unlock(&hot.prw);
 }
 
-static atomic_int sem_in; /* units held right now */
 
 static void sem_hold(void) {
     if (cur_lock == R_ASYNC) {
-        if (async_await(async_sem_wait(&asem)) != 0) fail("async_sem_wait");
+        if (async_await(async_sem_wait(&hot.asem)) != 0) fail("async_sem_wait");
     } else {
-        while (sem_wait(&psem) != 0)
+        while (sem_wait(&hot.psem) != 0)
             if (errno != EINTR) fail("sem_wait");
     }
-    if (atomic_fetch_add_explicit(&sem_in, 1, memory_order_relaxed) >= 4) {
+    if (atomic_fetch_add_explicit(&hot.sem_in, 1, memory_order_relaxed) >= 4) {
         fprintf(stderr, "asyncstd-mutex: more than 4 semaphore holders\n");
         exit(1);
     }
     section_work(cur_rw.section);
     if (cur_rw.hold_await && async_yield() != 0) fail("async_yield");
-    atomic_fetch_sub_explicit(&sem_in, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&hot.sem_in, 1, memory_order_relaxed);
     if (cur_lock == R_ASYNC)
-        async_sem_post(&asem);
+        async_sem_post(&hot.asem);
     else
-        sem_post(&psem);
+        sem_post(&hot.psem);
 }
 
 static intptr_t rw_task(void *arg) {
@@ -388,7 +401,7 @@ static intptr_t rw_task(void *arg) {
 
 static double rw_run(unsigned t) {
     async_future_t *tasks[TABLE_TASKS];
-    rw_writes = 0;
+    hot.rw_writes = 0;
     uint64_t t0 = now_ns();
     for (unsigned i = 0; i < TABLE_TASKS; i++) {
         async_spawn_opts_t o = {.worker = 1 + i % t};
@@ -397,8 +410,8 @@ static double rw_run(unsigned t) {
     if (async_await_all(tasks, TABLE_TASKS, NULL, NULL) != 0) fail("rwlock tasks");
     double ns = (double)(now_ns() - t0);
     long total = (long)TABLE_TASKS * cur_rw.holds;
-    if (cur_rw.writes_in_10 >= 0 && rw_writes != total / 10 * cur_rw.writes_in_10) {
-        fprintf(stderr, "asyncstd-mutex: lost writes (%ld of %ld)\n", rw_writes,
+    if (cur_rw.writes_in_10 >= 0 && hot.rw_writes != total / 10 * cur_rw.writes_in_10) {
+        fprintf(stderr, "asyncstd-mutex: lost writes (%ld of %ld)\n", hot.rw_writes,
                 total / 10 * cur_rw.writes_in_10);
         exit(1);
     }
@@ -413,7 +426,7 @@ static void rw_table(unsigned t) {
         {"sem4+await", spin_iters_1us, -1, true, 1000},
     };
     const char *only = getenv("SHAPE");
-    if (async_sem_init(&asem, 0, 4) != 0 || sem_init(&psem, 0, 4) != 0) fail("sem_init");
+    if (async_sem_init(&hot.asem, 0, 4) != 0 || sem_init(&hot.psem, 0, 4) != 0) fail("sem_init");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         if (only && strcmp(only, shapes[i].name) != 0) continue;
         cur_rw = shapes[i];
@@ -422,13 +435,13 @@ static void rw_table(unsigned t) {
         for (int l = 0; l < R_KINDS; l++) {
             if (l == R_PTHREAD && shapes[i].hold_await) continue;
             cur_lock = l;
-            atomic_store(&rw_max_readers, 0);
+            atomic_store(&hot.rw_max_readers, 0);
             double ns = rw_run(t);
             printf(" %s_ns=%.1f",
                    sem ? (l == R_ASYNC ? "async_sem" : "sem_t")
                        : (l == R_ASYNC ? "async_rwlock" : "pthread_rwlock"),
                    ns);
-            if (!sem) printf(" max_readers=%d", atomic_load(&rw_max_readers));
+            if (!sem) printf(" max_readers=%d", atomic_load(&hot.rw_max_readers));
         }
         printf("\n");
         fflush(stdout);
@@ -444,12 +457,12 @@ static uint64_t handoff_t0, handoff_ns[HANDOFFS];
 static intptr_t handoff_holder(void *arg) {
     (void)arg;
     for (int i = 0; i < HANDOFFS; i++) {
-        if (async_await(async_mutex_lock(&am)) != 0) fail("lock");
+        if (async_await(async_mutex_lock(&hot.am)) != 0) fail("lock");
         async_sem_post(&go);
         /* long enough for the waiter to queue */
         if (async_await(async_usleep(200)) != 0) fail("usleep");
         handoff_t0 = now_ns();
-        async_mutex_unlock(&am);
+        async_mutex_unlock(&hot.am);
         if (async_await(async_sem_wait(&done)) != 0) fail("sem_wait");
     }
     return 0;
@@ -459,9 +472,9 @@ static intptr_t handoff_waiter(void *arg) {
     (void)arg;
     for (int i = 0; i < HANDOFFS; i++) {
         if (async_await(async_sem_wait(&go)) != 0) fail("sem_wait");
-        if (async_await(async_mutex_lock(&am)) != 0) fail("lock");
+        if (async_await(async_mutex_lock(&hot.am)) != 0) fail("lock");
         handoff_ns[i] = now_ns() - handoff_t0;
-        async_mutex_unlock(&am);
+        async_mutex_unlock(&hot.am);
         async_sem_post(&done);
     }
     return 0;
@@ -504,7 +517,7 @@ int main(int argc, char **argv) {
     double a_con = contended(async_thread, t);
 
     async_future_t *tasks[64];
-    counter = 0;
+    hot.counter = 0;
     uint64_t t0 = now_ns();
     for (unsigned i = 0; i < t; i++) {
         async_spawn_opts_t o = {.worker = 1 + i % t};
@@ -512,7 +525,7 @@ int main(int argc, char **argv) {
     }
     if (async_await_all(tasks, t, NULL, NULL) != 0) fail("tasks");
     double a_tasks = (double)(now_ns() - t0) / ((double)t * iters);
-    if (counter != (long)t * iters) fail("tasks lost updates");
+    if (hot.counter != (long)t * iters) fail("tasks lost updates");
 
     printf("RESULT mutex uncontended pthread_ns=%.1f async_ns=%.1f ratio=%.2f\n", p_unc, a_unc,
            a_unc / p_unc);
