@@ -262,8 +262,21 @@ static intptr_t table_task(void *arg) {
     return 0;
 }
 
+/* MUTEX_STATS=1: the runtime's counters over one run, per hold, on stderr
+ * (task runs, worker sleeps and wake-ups): what a row's time goes to. */
+static void stats_line(const async_runtime_stats_t *a, const async_runtime_stats_t *b, long holds) {
+    double h = (double)holds;
+    fprintf(stderr, "stats shape=%s lock=%s runs/hold=%.2f parks/hold=%.4f unparks/hold=%.4f\n",
+            cur_shape.name, lock_names[cur_lock], (double)(b->all.tasks_run - a->all.tasks_run) / h,
+            (double)(b->all.parks - a->all.parks) / h,
+            (double)(b->all.unparks - a->all.unparks) / h);
+}
+
 static double table_run(unsigned t) {
     async_future_t *tasks[TABLE_TASKS];
+    bool stats = getenv("MUTEX_STATS") != NULL;
+    async_runtime_stats_t before, after;
+    if (stats && async_runtime_stats(&before, NULL, 0) != 0) fail("async_runtime_stats");
     hot.counter = 0;
     uint64_t t0 = now_ns();
     for (unsigned i = 0; i < TABLE_TASKS; i++) {
@@ -273,6 +286,10 @@ static double table_run(unsigned t) {
     if (async_await_all(tasks, TABLE_TASKS, NULL, NULL) != 0) fail("table tasks");
     double ns = (double)(now_ns() - t0);
     long total = (long)TABLE_TASKS * cur_shape.holds;
+    if (stats) {
+        if (async_runtime_stats(&after, NULL, 0) != 0) fail("async_runtime_stats");
+        stats_line(&before, &after, total);
+    }
     if (hot.counter != total) {
         fprintf(stderr, "asyncstd-mutex: table lost updates (%ld of %ld)\n", hot.counter, total);
         exit(1);
