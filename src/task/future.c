@@ -301,8 +301,7 @@ static __attribute__((noinline)) void block_thread(async__waiter_t *w) {
  * the futex. Inline for the task's case, which every await that parks takes. */
 static inline __attribute__((always_inline)) void block(async__waiter_t *w) {
     if (ASYNC_LIKELY(w->kind == WAIT_TASK)) {
-        int64_t now = atomic_load_explicit(&async__tls_worker->now_ms, memory_order_relaxed);
-        atomic_store_explicit(&w->task->since_ms, now, memory_order_relaxed);
+        async__task_note_park(w->task, async__tls_worker);
         async__task_suspend(w->task);
         return;
     }

@@ -283,7 +283,8 @@ typedef struct async__task {
 #if defined(__x86_64__) && !defined(ASYNC_ASAN) && !defined(ASYNC_TSAN) && \
     !defined(ASYNC_FIBER_UCONTEXT)
 /* Four cache lines: a fifth made a burst of 200,000 spawns 10% slower (memory
- * traffic; bench/RESULTS.md, "The task object back to four cache lines"). */
+ * traffic; bench/RESULTS.md, "Frame pointers where a task can park; the task
+ * object back to four cache lines"). */
 _Static_assert(sizeof(async__task_t) <= 256, "async__task_t outgrew four cache lines");
 #endif
 
@@ -449,6 +450,13 @@ extern __thread async__worker_t *async__tls_worker;
 static inline async__task_t *async__task_current(void) {
     async__worker_t *w = async__tls_worker;
     return w ? w->current : NULL;
+}
+
+/* For dumps: when `t`, about to park on its worker `w`, began waiting. The
+ * worker's per-turn clock, not a clock read per park. */
+static inline void async__task_note_park(async__task_t *t, async__worker_t *w) {
+    atomic_store_explicit(&t->since_ms, atomic_load_explicit(&w->now_ms, memory_order_relaxed),
+                          memory_order_relaxed);
 }
 
 void async__worker_post(async__worker_t *w, async__msg_t *m); /* any thread */

@@ -66,11 +66,10 @@ int async_yield(void) {
     /* to the back of the run queue; the worker polls I/O within RUN_BUDGET runs */
     async__worker_runq_push(w, t);
     t->waiting = NULL;
-    /* for dumps: stores only, the time from the worker's per-turn clock */
+    /* for dumps: stores only */
     atomic_store_explicit(&t->wait.what, "yield", memory_order_relaxed);
     atomic_store_explicit(&t->wait.kind, ASYNC_WAIT_TEXT, memory_order_relaxed);
-    atomic_store_explicit(&t->since_ms, atomic_load_explicit(&w->now_ms, memory_order_relaxed),
-                          memory_order_relaxed);
+    async__task_note_park(t, w);
     async__task_suspend(t);
     return 0;
 }

@@ -12,7 +12,6 @@
 
 #include "internal.h"
 
-
 static void task_release(async_future_t *f) {
     async__task_t *t = (async__task_t *)f;
     async__key_free(t);
