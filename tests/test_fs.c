@@ -4,6 +4,7 @@
  * beside its bad-input case and libc's own answer for the same call. */
 #include "fs_helpers.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <pty.h>
 #include <sys/sendfile.h>
@@ -26,6 +27,54 @@ Test(fs, open_read_close) {
     ASSERT_VAL(async_await(async_read(fd, buf, sizeof buf)), 0);
     ASSERT_VAL(async_await(async_close(fd)), 0);
     ASSERT_ERR(async_await(async_close(fd)), EBADF);
+    rt_stop();
+}
+
+/* close(2) and async_close on one fd each of the same kind, then on the same
+ * bad numbers: the same result and errno, from the test's thread and from a task. */
+static void same_close(int gfd, int afd, const char *what) {
+    errno = 0;
+    int g = close(gfd);
+    int ge = errno;
+    errno = 0;
+    int a = (int)async_await(async_close(afd));
+    int ae = errno;
+    if (g != a || (g == -1 && ge != ae))
+        check_fail(__FILE__, __LINE__, "close %s: libc %d/%s, async %d/%s", what, g, ename(ge), a,
+                   ename(ae));
+}
+
+static void close_cases(void) {
+    int g = open(P("close-g"), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int a = open(P("close-a"), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    CHECK(g >= 0 && a >= 0);
+    same_close(g, a, "a regular file");
+    same_close(g, a, "a closed fd");
+    g = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    a = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    same_close(g, a, "a directory");
+    int gp[2], ap[2];
+    CHECK(pipe2(gp, O_CLOEXEC) == 0 && pipe2(ap, O_CLOEXEC | O_NONBLOCK) == 0);
+    same_close(gp[0], ap[0], "a pipe's read end");
+    same_close(gp[1], ap[1], "a pipe's write end");
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gp) == 0);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ap) == 0);
+    same_close(gp[0], ap[0], "a socket");
+    same_close(gp[1], ap[1], "a socket");
+    same_close(-1, -1, "-1");
+    same_close(INT_MAX, INT_MAX, "INT_MAX");
+}
+
+static intptr_t close_cases_task(void *arg) {
+    (void)arg;
+    close_cases();
+    return 0;
+}
+
+Test(fs, close_matches_libc_from_a_thread_and_a_task) {
+    close_cases();
+    ASSERT_VAL(async_await(async_spawn(close_cases_task, NULL)), 0);
+    checks_ok();
     rt_stop();
 }
 
