@@ -7,13 +7,17 @@
  * is the best of ROUNDS batches of N calls (the machine is shared; the
  * minimum is the least disturbed), and the thread's and the task's batches
  * of a case take turns, so that both see the same moments of a busy machine.
- * docs/fs.md has the results.
+ * "the sequence's system calls" makes, bare, the system calls the library
+ * makes for the sequence on a seen name (its checks included: docs/fs.md),
+ * so that its ratio to the plain sequence is the floor no library overhead
+ * is in. docs/fs.md has the results.
  *
  *   build/bench/asyncstd-filecalls [ROUNDS]   (default 20)
  */
 #define _GNU_SOURCE
 #include <asyncstd/asyncstd.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,8 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,8 +43,9 @@ static double now_ns(void) {
     return t.tv_sec * 1e9 + t.tv_nsec;
 }
 
-enum { SEQ, OPEN, FIRST_OPEN, FSTAT, PREAD, CLOSE, SENDFILE, NCASES };
+enum { SEQ, SEQ_SYSCALLS, OPEN, FIRST_OPEN, FSTAT, PREAD, CLOSE, SENDFILE, NCASES };
 static const char *names[NCASES] = {"open+fstat+read 1 KiB+close",
+                                    "the sequence's system calls",
                                     "open (+ plain close)",
                                     "first open (+ plain close)",
                                     "fstat",
@@ -50,6 +57,25 @@ static void drain(void) {
     char b[1024];
     while (recv(sv[1], b, sizeof b, MSG_DONTWAIT) > 0) {
     }
+}
+
+/* The system calls async_open, async_fstat, async_read and async_close make
+ * on a seen name of a local file (src/fs/cached.c, rw.c), with nothing of the
+ * library around them: openat2 with RESOLVE_CACHED and O_NONBLOCK, the
+ * statx that checks the type and the mount, F_SETFL to clear O_NONBLOCK; the
+ * statx that answers fstat; a RWF_NOWAIT read; the statx that decides
+ * whether the close may wait, and the close. */
+static void seq_syscalls(char *buf, size_t len) {
+    struct open_how how = {.flags = O_RDONLY | O_NONBLOCK, .resolve = RESOLVE_CACHED};
+    struct statx sx;
+    const int at = AT_EMPTY_PATH | AT_STATX_DONT_SYNC;
+    const unsigned mnt = 0x4000U; /* STATX_MNT_ID_UNIQUE */
+    int g = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (g < 0 || statx(g, "", at, STATX_TYPE | mnt, &sx) != 0 || fcntl(g, F_SETFL, 0) != 0 ||
+        statx(g, "", at, STATX_BASIC_STATS | mnt, &sx) != 0 ||
+        preadv2(g, &(struct iovec){buf, len}, 1, -1, RWF_NOWAIT) != (ssize_t)len ||
+        statx(g, "", at, STATX_TYPE | mnt, &sx) != 0 || close(g) != 0)
+        abort();
 }
 
 /* One case N times, with async calls when `task` is set, else plain ones. */
@@ -71,6 +97,9 @@ static double run_case(int c, bool task) {
             if ((task ? async_await(async_close(g)) : close(g)) != 0) abort();
             break;
         }
+        case SEQ_SYSCALLS:
+            seq_syscalls(buf, sizeof buf);
+            break;
         case OPEN: {
             int g = task ? (int)async_await(async_open(path, O_RDONLY)) : open(path, O_RDONLY);
             if (g < 0) abort();
@@ -151,6 +180,8 @@ int main(int argc, char **argv) {
     for (int c = 0; c < NCASES; c++)
         printf("%-30s %10.0f %10.0f %6.2fx\n", names[c], best[c][0], best[c][1],
                best[c][1] / best[c][0]);
+    printf("the checks' floor: the sequence's system calls on a thread %.2fx the plain calls\n",
+           best[SEQ_SYSCALLS][0] / best[SEQ][0]);
     unlink(path);
     for (int k = 0; k < NAMES; k++) unlink(names_many[k]);
     rmdir(dir);
