@@ -2,8 +2,10 @@
  * call awaited from a task against the same system call made on a plain
  * thread, and the sequence a file server makes per request (open, fstat, a
  * 1 KiB read, close). "first open" opens NAMES links to the file in turn,
- * more than the 64 names a thread's inline opens remember (src/fs/cached.c),
- * so that nearly every open is that thread's first of its name. Each figure
+ * eight times the names a worker's inline opens remember (src/fs/cached.c),
+ * so that nearly every open is that thread's first of its name; "open, 1,000
+ * names in turn" cycles over a file server's working set of WORKING_SET
+ * links. Each figure
  * is the best of ROUNDS batches of N calls (the machine is shared; the
  * minimum is the least disturbed), and the thread's and the task's batches
  * of a case take turns, so that both see the same moments of a busy machine.
@@ -31,10 +33,12 @@
 #include <unistd.h>
 
 #define N 2000
-#define NAMES 256
+#define NAMES 32768
+#define WORKING_SET 1000
 
 static char path[256];
-static char names_many[NAMES][300];
+static char names_many[NAMES][64];
+static unsigned next_first, next_working; /* the next name of each case, across batches */
 static int sv[2]; /* sv[0] nonblocking: sendfile's destination; sv[1] drained */
 
 static double now_ns(void) {
@@ -43,11 +47,12 @@ static double now_ns(void) {
     return t.tv_sec * 1e9 + t.tv_nsec;
 }
 
-enum { SEQ, SEQ_SYSCALLS, OPEN, FIRST_OPEN, FSTAT, PREAD, CLOSE, SENDFILE, NCASES };
+enum { SEQ, SEQ_SYSCALLS, OPEN, FIRST_OPEN, WORKING_OPEN, FSTAT, PREAD, CLOSE, SENDFILE, NCASES };
 static const char *names[NCASES] = {"open+fstat+read 1 KiB+close",
                                     "the sequence's system calls",
                                     "open (+ plain close)",
                                     "first open (+ plain close)",
+                                    "open, 1,000 names in turn",
                                     "fstat",
                                     "pread 1 KiB",
                                     "close (of a plain open)",
@@ -106,8 +111,10 @@ static double run_case(int c, bool task) {
             close(g);
             break;
         }
-        case FIRST_OPEN: {
-            const char *p = names_many[i % NAMES];
+        case FIRST_OPEN:
+        case WORKING_OPEN: {
+            const char *p = c == FIRST_OPEN ? names_many[next_first++ % NAMES]
+                                            : names_many[next_working++ % WORKING_SET];
             int g = task ? (int)async_await(async_open(p, O_RDONLY)) : open(p, O_RDONLY);
             if (g < 0) abort();
             close(g);
@@ -161,7 +168,7 @@ int main(int argc, char **argv) {
     if (fd < 0 || write(fd, data, sizeof data) != sizeof data) return 1;
     close(fd);
     for (int k = 0; k < NAMES; k++) {
-        snprintf(names_many[k], sizeof names_many[k], "%s/f%03d", dir, k);
+        snprintf(names_many[k], sizeof names_many[k], "%s/f%05d", dir, k);
         if (link(path, names_many[k]) != 0) return 1;
     }
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 1;

@@ -56,6 +56,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -215,14 +216,56 @@ static bool openable(const struct statx *sx) {
  * revalidation to the open), so a seen name that moved onto such a mount
  * holds the worker for that one open. A name not seen is opened the same
  * way once its O_PATH check has passed, since it too may be replaced
- * between the check and the open. */
-#define SEEN 64
-static __thread uint64_t seen[SEEN];
+ * between the check and the open.
+ *
+ * A worker remembers SEEN_WORKER names, a file server's working set (32 KiB,
+ * allocated at its first inline open and freed when it exits); any other
+ * thread SEEN_THREAD, in the static TLS that every thread of the process
+ * carries. A worker that cannot allocate its table uses the small one. Sets
+ * of SEEN_WAYS, newest first, chosen by the hash's high half: a name is
+ * checked again only once four newer ones of its set have pushed it out. */
+#define SEEN_WORKER 4096
+#define SEEN_THREAD 64
+#define SEEN_WAYS 4
+static __thread uint64_t seen_thread[SEEN_THREAD];
+
+static uint64_t *seen_set(uint64_t h) {
+    async__worker_t *w = async__tls_worker;
+    if (w && !w->fs_seen) w->fs_seen = calloc(SEEN_WORKER, sizeof *w->fs_seen);
+    uint64_t *table = w && w->fs_seen ? w->fs_seen : seen_thread;
+    unsigned sets = (table == seen_thread ? SEEN_THREAD : SEEN_WORKER) / SEEN_WAYS;
+    return &table[(h >> 32) % sets * SEEN_WAYS];
+}
+
+static bool seen_has(uint64_t h) {
+    uint64_t *set = seen_set(h);
+    for (int i = 0; i < SEEN_WAYS; i++)
+        if (set[i] == h) return true;
+    return false;
+}
+
+static void seen_add(uint64_t h) {
+    uint64_t *set = seen_set(h);
+    if (seen_has(h)) return;
+    memmove(set + 1, set, (SEEN_WAYS - 1) * sizeof *set);
+    set[0] = h;
+}
+
+static void seen_forget(uint64_t h) {
+    uint64_t *set = seen_set(h);
+    for (int i = 0; i < SEEN_WAYS; i++)
+        if (set[i] == h) set[i] = 0;
+}
 
 static uint64_t name_hash(int dirfd, const char *path, int flags) {
     uint64_t h = 0xcbf29ce484222325ull ^ (uint32_t)dirfd ^ ((uint64_t)(flags & O_NOFOLLOW) << 32);
     for (const unsigned char *c = (const unsigned char *)path; *c; c++)
         h = (h ^ *c) * 0x100000001b3ull;
+    /* mixed, so that every bit depends on every byte: FNV's high bits barely
+     * see the last byte, where names in one directory differ */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
     return h | 1; /* never 0, which marks a free slot */
 }
 
@@ -239,7 +282,7 @@ static int open_checked(int dirfd, const char *path, int flags, uint64_t h, int 
     /* anything else, errors included (with O_NONBLOCK a FIFO may say ENXIO,
      * a lease EAGAIN), is answered by the pool */
     if (r >= 0) close(r);
-    seen[h % SEEN] = 0;
+    seen_forget(h);
     return FS_POOL;
 }
 
@@ -258,7 +301,7 @@ int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd) {
         return FS_DONE;
     }
     uint64_t h = name_hash(dirfd, path, flags);
-    if (seen[h % SEEN] == h) return open_checked(dirfd, path, flags, h, fd);
+    if (seen_has(h)) return open_checked(dirfd, path, flags, h, fd);
     /* the type and the mount first, without opening the file */
     int p = openat2_cached(dirfd, path, O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW));
     if (p < 0) {
@@ -278,7 +321,7 @@ int async__fs_open_cached(int dirfd, const char *path, int flags, int *fd) {
     if (r < 0 || !openable(&sx)) return FS_POOL;
     /* The name may be another file by now: it is opened as a seen one is,
      * and checked again. */
-    seen[h % SEEN] = h;
+    seen_add(h);
     return open_checked(dirfd, path, flags, h, fd);
 }
 

@@ -425,7 +425,8 @@ typedef struct async__worker {
     bool stopping;
     bool exiting;
     pthread_t thread;
-    void *altstack; /* for the stack-overflow SIGSEGV handler */
+    void *altstack;    /* for the stack-overflow SIGSEGV handler */
+    uint64_t *fs_seen; /* names opened inline lately (src/fs/cached.c), or NULL */
     async__msg_t stop_msg, exit_msg;
     struct async__io_worker *io;    /* fd readiness (io.c), created on the first wait */
     async__worker_counters_t count; /* metrics (stats.c) */

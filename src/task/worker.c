@@ -368,6 +368,8 @@ static void *worker_main(void *arg) {
     uv_loop_close(&w->loop);
     async__stack_flush(w);
     async__obj_flush(w);
+    free(w->fs_seen);
+    w->fs_seen = NULL;
     async__stack_remove_guard_handler();
     async__tls_worker = NULL;
     return NULL;
