@@ -42,6 +42,7 @@
  * reused, and a generation bumped by async__io_close and async__io_fd_new,
  * so that a worker forgets what it knew of an fd number the library saw
  * closed or created. */
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,11 @@ static struct async__io_worker *io_worker(async__worker_t *w, int *err) {
 
 static io_fd_t *io_fd(struct async__io_worker *io, int fd, int *err) {
     if ((size_t)fd >= io->nfds) {
+        /* a number no file has (a bad fd, INT_MAX) must not size the table */
+        if (fcntl(fd, F_GETFD) < 0) {
+            *err = errno;
+            return NULL;
+        }
         size_t n = io->nfds ? io->nfds : 64;
         while (n <= (size_t)fd) n *= 2;
         io_fd_t **fds = realloc(io->fds, n * sizeof *fds);
@@ -395,7 +401,11 @@ static void start_here(async__worker_t *w, async__io_op_t *op) {
     struct async__io_worker *io = io_worker(w, &err);
     io_fd_t *e = io ? current_fd(io, op->fd, &err) : NULL;
     if (!e) {
-        finish(op, -1, err);
+        intptr_t value = -1;
+        /* a number no file has (see io_fd): the call's own answer, as on a
+         * plain thread, since some calls check their flags before the fd */
+        if (err != EBADF || !op->attempt(op, &value, &err)) value = -1;
+        finish(op, value, err);
         return;
     }
     int d = dir_index(op->events);
