@@ -232,7 +232,8 @@ Test(net, accept_bad_input, .init = rt_start) {
     int fd = (int)async_await(async_socket(AF_INET, SOCK_STREAM, 0));
     ASSERT_ERR(async_await(async_accept(fd, NULL, NULL)), EINVAL); /* not listening */
     struct sockaddr_in a;
-    ASSERT_ERR(async_await(async_accept(fd, (struct sockaddr *)&a, NULL)), EFAULT);
+    /* as accept(2): not listening comes before the missing length */
+    ASSERT_ERR(async_await(async_accept(fd, (struct sockaddr *)&a, NULL)), EINVAL);
     int udp = (int)async_await(async_socket(AF_INET, SOCK_DGRAM, 0));
     ASSERT_ERR(async_await(async_accept(udp, NULL, NULL)), EOPNOTSUPP);
     close(udp);

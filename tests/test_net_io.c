@@ -198,9 +198,12 @@ Test(net_io, bad_input, .init = rt_start) {
     ASSERT_ERR(async_await(async_send(p[1], b, 4, 0)), ENOTSOCK);
     int sv[2];
     pair(SOCK_STREAM, sv);
+    /* as recv(2): a bad buffer or address length is found once there is data */
+    cr_assert_eq(send(sv[1], "data", 4, 0), 4);
     ASSERT_ERR(async_await(async_recv(sv[0], NULL, 4, 0)), EFAULT);
     ASSERT_ERR(async_await(async_send(sv[0], NULL, 4, 0)), EFAULT);
     ASSERT_ERR(async_await(async_recvfrom(sv[0], b, 4, 0, (struct sockaddr *)b, NULL)), EFAULT);
+    ASSERT_ERR(async_await(async_recv(sv[0], b, 4, MSG_DONTWAIT)), EAGAIN); /* it took them */
     /* no address with a length: the kernel ignores the length (a plain send) */
     ASSERT_VAL(async_await(async_sendto(sv[0], b, 4, 0, NULL, 16)), 4);
     cr_assert_eq(sendto(sv[0], b, 4, 0, NULL, 16), 4);

@@ -8,7 +8,13 @@
  * flag and set O_NONBLOCK on the socket (async__net_set_nonblock).
  * A stream send goes on until every byte is queued, as a blocking send(2)
  * does; MSG_WAITALL on a stream receive waits for the whole length. With the
- * caller's own MSG_DONTWAIT, EAGAIN is reported, never waited out. */
+ * caller's own MSG_DONTWAIT, EAGAIN is reported, never waited out.
+ *
+ * Bad input is the kernel's to judge: an input an op cannot hold (a negative
+ * fd, a NULL message, an address longer than any) is handed to the system
+ * call at once, which refuses it without waiting, so that the error and the
+ * order of the checks are the kernel's (a bad fd before a bad address, ...);
+ * a NULL buffer goes to the kernel with the op. */
 #define _GNU_SOURCE /* accept4, SOCK_NONBLOCK */
 #include <limits.h>
 #include <stdlib.h>
@@ -28,6 +34,11 @@ static inline bool done(intptr_t *value, int *err, intptr_t v, int e) {
     *value = e ? -1 : v;
     *err = e;
     return true;
+}
+
+/* The result of a call made inline as a settled future. */
+static async_future_t *settled(intptr_t r) {
+    return r < 0 ? async__future_failed(errno) : async__future_done(r);
 }
 
 /* A datagram sent to a Unix address whose receiver is full fails with EAGAIN,
@@ -61,8 +72,9 @@ static bool accept_attempt(async__io_op_t *io, intptr_t *value, int *err) {
 }
 
 async_future_t *async_accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags) {
-    if (sockfd < 0) return async__future_failed(EBADF);
-    if (addr && !addrlen) return async__future_failed(EFAULT);
+    /* accept4(2) checks its flags before the fd */
+    if (sockfd < 0 || (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)))
+        return settled(accept4(sockfd, addr, addrlen, flags));
     int e = async__net_set_nonblock(sockfd);
     if (e) return async__future_failed(e);
     accept_op_t *op =
@@ -114,9 +126,9 @@ static bool connect_attempt(async__io_op_t *io, intptr_t *value, int *err) {
 }
 
 async_future_t *async_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen) {
-    if (sockfd < 0) return async__future_failed(EBADF);
-    if (!addr && addrlen) return async__future_failed(EFAULT);
-    if (addrlen > sizeof(struct sockaddr_storage)) return async__future_failed(EINVAL);
+    /* refused before any connecting: the kernel copies the address first */
+    if (sockfd < 0 || (!addr && addrlen) || addrlen > sizeof(struct sockaddr_storage))
+        return settled(connect(sockfd, addr, addrlen));
     int e = async__net_set_nonblock(sockfd);
     if (e) return async__future_failed(e);
     connect_op_t *op =
@@ -134,7 +146,8 @@ typedef struct send_op {
     async__io_op_t io; /* first */
     const char *buf;
     size_t len, done;
-    int flags; /* as given to the kernel */
+    int flags;   /* as given to the kernel */
+    bool has_to; /* an address, even of length 0 (which the kernel refuses) */
     socklen_t tolen;
     struct sockaddr_storage to; /* sendto only: the op is allocated without it for send */
 } send_op_t;
@@ -142,9 +155,9 @@ typedef struct send_op {
 static bool send_attempt(async__io_op_t *io, intptr_t *value, int *err) {
     send_op_t *op = (send_op_t *)io;
     for (;;) {
-        ssize_t n = op->tolen ? sendto(io->fd, op->buf + op->done, op->len - op->done, op->flags,
-                                       (struct sockaddr *)&op->to, op->tolen)
-                              : send(io->fd, op->buf + op->done, op->len - op->done, op->flags);
+        ssize_t n = op->has_to ? sendto(io->fd, op->buf + op->done, op->len - op->done, op->flags,
+                                        (struct sockaddr *)&op->to, op->tolen)
+                               : send(io->fd, op->buf + op->done, op->len - op->done, op->flags);
         if (n >= 0) {
             op->done += (size_t)n;
             op->io.progress = op->done; /* a cancel from here on reports the count */
@@ -160,10 +173,9 @@ static bool send_attempt(async__io_op_t *io, intptr_t *value, int *err) {
 
 static async_future_t *start_send(int sockfd, const void *buf, size_t len, int flags,
                                   const struct sockaddr *to, socklen_t tolen) {
-    if (sockfd < 0) return async__future_failed(EBADF);
-    if (!buf && len) return async__future_failed(EFAULT);
     if (!to) tolen = 0; /* as the kernel does: no address, whatever its length */
-    if (tolen > sizeof(struct sockaddr_storage)) return async__future_failed(EINVAL);
+    if (sockfd < 0 || tolen > sizeof(struct sockaddr_storage))
+        return settled(sendto(sockfd, buf, len, flags | MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen));
     size_t size = to ? sizeof(send_op_t) : offsetof(send_op_t, to);
     send_op_t *op = (send_op_t *)async__io_op_new(size, sockfd, ASYNC_IO_WRITE, send_attempt);
     if (!op) return NULL; /* errno is ENOMEM */
@@ -173,8 +185,9 @@ static async_future_t *start_send(int sockfd, const void *buf, size_t len, int f
     op->done = 0;
     op->flags = flags | MSG_DONTWAIT | MSG_NOSIGNAL;
     op->io.nowait = flags & MSG_DONTWAIT;
-    op->tolen = to ? tolen : 0;
-    if (op->tolen) memcpy(&op->to, to, tolen);
+    op->has_to = to != NULL;
+    op->tolen = tolen;
+    if (tolen) memcpy(&op->to, to, tolen);
     return async__io_start(&op->io);
 }
 
@@ -198,9 +211,10 @@ typedef struct recv_op {
     int flags;
     bool waitall; /* a stream socket and MSG_WAITALL: go on until len bytes */
     bool peek;    /* MSG_PEEK: a short read empties nothing */
+    bool nolen;   /* src_addr without addrlen: recvfrom(2) takes the data, then EFAULT */
 } recv_op_t;
 
-static bool recv_attempt(async__io_op_t *io, intptr_t *value, int *err) {
+static bool recv_try(async__io_op_t *io, intptr_t *value, int *err) {
     recv_op_t *op = (recv_op_t *)io;
     for (;;) {
         ssize_t n = recvfrom(io->fd, op->buf + op->done, op->len - op->done, op->flags, op->from,
@@ -221,11 +235,22 @@ static bool recv_attempt(async__io_op_t *io, intptr_t *value, int *err) {
     }
 }
 
+static bool recv_attempt(async__io_op_t *io, intptr_t *value, int *err) {
+    if (!recv_try(io, value, err)) return false;
+    if (((recv_op_t *)io)->nolen && !*err) done(value, err, -1, EFAULT);
+    return true;
+}
+
 static async_future_t *start_recv(int sockfd, void *buf, size_t len, int flags,
                                   struct sockaddr *from, socklen_t *fromlen) {
-    if (sockfd < 0) return async__future_failed(EBADF);
-    if (!buf && len) return async__future_failed(EFAULT);
-    if (from && !fromlen) return async__future_failed(EFAULT);
+    /* The kernel would write the address only after taking the data; asked
+     * without the address (ASan's recvfrom reads *addrlen first), and EFAULT
+     * is the result once data came. */
+    bool nolen = from && !fromlen;
+    if (nolen) from = NULL;
+    if (sockfd < 0)
+        return settled(
+            recvfrom(sockfd, buf, len, flags | MSG_DONTWAIT, from, from ? fromlen : NULL));
     bool waitall = false;
     if ((flags & MSG_WAITALL) && !(flags & (MSG_PEEK | MSG_DONTWAIT))) {
         /* rare: one more system call to learn whether the socket is a stream */
@@ -246,6 +271,7 @@ static async_future_t *start_recv(int sockfd, void *buf, size_t len, int flags,
     op->io.nowait = flags & MSG_DONTWAIT;
     op->waitall = waitall;
     op->peek = flags & MSG_PEEK;
+    op->nolen = nolen;
     return async__io_start(&op->io);
 }
 
@@ -300,22 +326,18 @@ static bool sendmsg_attempt(async__io_op_t *io, intptr_t *value, int *err) {
 }
 
 async_future_t *async_sendmsg(int sockfd, const struct msghdr *msg, int flags) {
-    if (sockfd < 0) return async__future_failed(EBADF);
-    if (!msg) return async__future_failed(EFAULT);
-    if (msg->msg_iovlen > IOV_MAX) return async__future_failed(EMSGSIZE);
-    /* no address, whatever its length, as the kernel takes it */
+    int kflags = flags | MSG_DONTWAIT | MSG_NOSIGNAL;
+    if (sockfd < 0 || !msg || msg->msg_iovlen > IOV_MAX || (!msg->msg_iov && msg->msg_iovlen) ||
+        (!msg->msg_control && msg->msg_controllen) || msg->msg_controllen > INT_MAX ||
+        (msg->msg_name && msg->msg_namelen > INT_MAX))
+        return settled(sendmsg(sockfd, msg, kflags));
+    /* no address, whatever its length; a longer one is cut, as the kernel does */
     socklen_t namelen = msg->msg_name ? msg->msg_namelen : 0;
-    if (namelen > sizeof(struct sockaddr_storage)) return async__future_failed(EINVAL);
-    if ((!msg->msg_iov && msg->msg_iovlen) || (!msg->msg_control && msg->msg_controllen))
-        return async__future_failed(EFAULT);
-    if (msg->msg_controllen > INT_MAX) return async__future_failed(ENOBUFS);
-    size_t total = 0;
-    for (size_t i = 0; i < msg->msg_iovlen; i++) {
-        if (!msg->msg_iov[i].iov_base && msg->msg_iov[i].iov_len)
-            return async__future_failed(EFAULT);
-        if (msg->msg_iov[i].iov_len > SSIZE_MAX - total) return async__future_failed(EINVAL);
-        total += msg->msg_iov[i].iov_len;
-    }
+    if (namelen > sizeof(struct sockaddr_storage)) namelen = sizeof(struct sockaddr_storage);
+    size_t total = 0; /* only while every byte can be sent: the kernel stops a bad one */
+    for (size_t i = 0; i < msg->msg_iovlen; i++)
+        total +=
+            msg->msg_iov[i].iov_len < SIZE_MAX - total ? msg->msg_iov[i].iov_len : SIZE_MAX - total;
     size_t iov_bytes = msg->msg_iovlen * sizeof(struct iovec);
     sendmsg_op_t *op = (sendmsg_op_t *)async__io_op_new(
         sizeof *op + iov_bytes + msg->msg_controllen, sockfd, ASYNC_IO_WRITE, sendmsg_attempt);
@@ -334,7 +356,7 @@ async_future_t *async_sendmsg(int sockfd, const struct msghdr *msg, int flags) {
         op->msg.msg_control = NULL;
     op->left = total;
     op->done = 0;
-    op->flags = flags | MSG_DONTWAIT | MSG_NOSIGNAL;
+    op->flags = kflags;
     op->io.nowait = flags & MSG_DONTWAIT;
     return async__io_start(&op->io);
 }
@@ -375,10 +397,7 @@ static bool recvmsg_attempt(async__io_op_t *io, intptr_t *value, int *err) {
 }
 
 async_future_t *async_recvmsg(int sockfd, struct msghdr *msg, int flags) {
-    if (sockfd < 0) return async__future_failed(EBADF);
-    if (!msg) return async__future_failed(EFAULT);
-    if ((!msg->msg_iov && msg->msg_iovlen) || msg->msg_iovlen > IOV_MAX)
-        return async__future_failed(msg->msg_iov ? EMSGSIZE : EFAULT);
+    if (sockfd < 0) return settled(recvmsg(sockfd, msg, flags | MSG_DONTWAIT));
     recvmsg_op_t *op =
         (recvmsg_op_t *)async__io_op_new(sizeof *op, sockfd, ASYNC_IO_READ, recvmsg_attempt);
     if (!op) return NULL; /* errno is ENOMEM */
