@@ -264,7 +264,8 @@ ASYNC_EXTERN async_future_t *async_send(int sockfd, const void *buf, size_t len,
  * \return a future with the count received (0 at end of stream), or -1 with
  *         recv(2)'s errno: ECONNRESET, ENOTCONN, EBADF (also when the socket
  *         is closed by async_close() while waiting), ENOTSOCK, EFAULT (`buf`
- *         NULL with a length), EAGAIN (only with `MSG_DONTWAIT`); ECANCELED.
+ *         NULL with a length: once data has come, as recv(2) says it), EAGAIN
+ *         (only with `MSG_DONTWAIT`); ECANCELED.
  *
  * Callable from a task or any thread.
  */
