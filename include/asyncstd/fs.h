@@ -145,6 +145,13 @@ ASYNC_EXTERN async_future_t *async_close(int fd) ASYNC_WARN_UNUSED;
  * `O_NONBLOCK` makes no difference (the call waits rather than failing with
  * EAGAIN). As with read(2), fewer bytes than asked for may come back.
  *
+ * One deviation, for a `count` of at most `SSIZE_MAX` that runs past the end
+ * of the address space: it is taken as readv(2) takes such a buffer, so the
+ * bytes that fit are read, where read(2) refuses the whole call with EFAULT
+ * (checking the range as the kernel does would cost a system call on every
+ * read; a larger `count` gives read(2)'s EFAULT). The same holds for
+ * async_write(), async_pread() and async_pwrite().
+ *
  * \param fd     the descriptor.
  * \param buf    where the data goes; must stay valid until the future settles.
  * \param count  most bytes to read.

@@ -13,6 +13,7 @@
  * Pipes, FIFOs, sockets, terminals and other character devices never take a
  * pool thread: they wait for readiness on a worker's loop. */
 #define _GNU_SOURCE
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -247,11 +248,13 @@ static size_t iov_total(const struct iovec *iov, int cnt) {
 static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t off, int dir) {
     async_future_t *res = async__future_reserve();
     if (!res) return NULL;
-    if (dir == RW_WRITE && off < 0) {
+    if (dir == RW_WRITE && off < 0 && cnt >= 0 && cnt <= IOV_MAX) {
         /* A write to a socket must not go through pwritev2, whose EPIPE would
          * come with SIGPIPE: try it as a socket first. Anything else answers
          * ENOTSOCK, which costs what the fstat that used to pick the route did,
-         * and a socket is written in one system call instead of two. */
+         * and a socket is written in one system call instead of two. A count
+         * writev(2) refuses with EINVAL goes to pwritev2, which refuses it
+         * alike (sendmsg would say EMSGSIZE). */
         struct msghdr m = {0};
         m.msg_iov = (struct iovec *)iov;
         m.msg_iovlen = (size_t)cnt;
@@ -295,12 +298,40 @@ static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t 
     return rw_ready(fd, iov, cnt, dir, err == EOPNOTSUPP ? HOW_POLL : HOW_NOWAIT, 0);
 }
 
+/* read(2) and its kin check what the vector calls, which these go through,
+ * do not: a count past SSIZE_MAX is a range no address space holds (EFAULT,
+ * after EBADF and ESPIPE, where a vector entry that long is EINVAL), and a
+ * read of 0 bytes still reaches the file's own read (EISDIR for a
+ * directory, EINVAL for an eventfd), where a vector of 0 bytes is 0 at once.
+ * Neither waits for anything, so the libc call itself answers them on the
+ * calling thread; but not on a character device, whose driver may wait
+ * even for no bytes. */
+static bool libc_answers(int fd, size_t count, int dir) {
+    if (count > SSIZE_MAX) return true;
+    if (count || dir != RW_READ) return false;
+    struct stat st;
+    return fstat(fd, &st) == 0 && !S_ISCHR(st.st_mode);
+}
+
+/* The libc call for libc_answers(); off -1 for the file position. Its count
+ * may be past SSIZE_MAX on purpose, which GCC warns of. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+static async_future_t *libc_rw(int fd, void *buf, size_t count, off_t off, int dir) {
+    if (dir == RW_WRITE)
+        return async__fs_result(off < 0 ? write(fd, buf, count) : pwrite(fd, buf, count, off));
+    return async__fs_result(off < 0 ? read(fd, buf, count) : pread(fd, buf, count, off));
+}
+#pragma GCC diagnostic pop
+
 async_future_t *async_read(int fd, void *buf, size_t count) {
+    if (libc_answers(fd, count, RW_READ)) return libc_rw(fd, buf, count, -1, RW_READ);
     struct iovec iov = {buf, count};
     return rw_start(fd, &iov, 1, -1, RW_READ);
 }
 
 async_future_t *async_write(int fd, const void *buf, size_t count) {
+    if (libc_answers(fd, count, RW_WRITE)) return libc_rw(fd, (void *)buf, count, -1, RW_WRITE);
     struct iovec iov = {(void *)buf, count};
     return rw_start(fd, &iov, 1, -1, RW_WRITE);
 }
@@ -308,12 +339,14 @@ async_future_t *async_write(int fd, const void *buf, size_t count) {
 async_future_t *async_pread(int fd, void *buf, size_t count, off_t offset) {
     if (offset < 0)
         return async__future_failed(EINVAL); /* checked before the fd, as the kernel does */
+    if (libc_answers(fd, count, RW_READ)) return libc_rw(fd, buf, count, offset, RW_READ);
     struct iovec iov = {buf, count};
     return rw_start(fd, &iov, 1, offset, RW_READ);
 }
 
 async_future_t *async_pwrite(int fd, const void *buf, size_t count, off_t offset) {
     if (offset < 0) return async__future_failed(EINVAL);
+    if (libc_answers(fd, count, RW_WRITE)) return libc_rw(fd, (void *)buf, count, offset, RW_WRITE);
     struct iovec iov = {(void *)buf, count};
     return rw_start(fd, &iov, 1, offset, RW_WRITE);
 }
