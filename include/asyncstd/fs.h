@@ -515,8 +515,9 @@ ASYNC_EXTERN async_future_t *async_lstat(const char *path, struct stat *statbuf)
  * Async equivalent of fstatat(2).
  *
  * \param dirfd    the directory relative paths start from, or `AT_FDCWD`.
- * \param path     the file; copied. NULL with `AT_EMPTY_PATH` is what the
- *                 kernel makes it: `dirfd` itself on Linux 6.11 and later.
+ * \param path     the file; copied. NULL with `AT_EMPTY_PATH` is taken as "",
+ *                 `dirfd` itself, as Linux 6.11 and later take it (older
+ *                 kernels said EFAULT).
  * \param statbuf  receives the status; must stay valid until the future settles.
  * \param flags    0, `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`, `AT_NO_AUTOMOUNT`.
  * \return as async_stat(), and EBADF (bad `dirfd`), EINVAL (bad `flags`).

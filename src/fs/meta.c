@@ -26,10 +26,11 @@ static intptr_t run_fstatat(fs_op_t *op) {
     return efault_if_null(r, op->buf);
 }
 
-/* A NULL path with AT_EMPTY_PATH goes to the kernel, which since Linux 6.11
- * takes it as "" (dirfd itself) and before gave EFAULT. */
+/* A NULL path with AT_EMPTY_PATH is "" (dirfd itself), as the kernel takes
+ * it since Linux 6.11 (glibc declares the path nonnull: it is not passed on). */
 async_future_t *async_fstatat(int dirfd, const char *path, struct stat *statbuf, int flags) {
-    if (!path && !(flags & AT_EMPTY_PATH)) return async__future_failed(EFAULT);
+    if (!path && (flags & AT_EMPTY_PATH)) path = "";
+    if (!path) return async__future_failed(EFAULT);
     fs_op_t *op = async__fs_op_new(run_fstatat, path, NULL);
     if (!op) return NULL;
     op->fd = dirfd;
