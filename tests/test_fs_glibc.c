@@ -20,6 +20,7 @@
 #include <linux/falloc.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 
 /* NULL and unmapped pointers are among the inputs compared, on purpose */
@@ -1025,6 +1026,11 @@ static void fd_cases(void) {
             const fd_row_t *r = &fd_rows[i];
             /* the cold files are for the calls that read or write them */
             if (variant == COLD && !(r->op <= OP_PWRITEV && r->kind <= K_APPEND)) continue;
+            /* Bad buffers that reach a pool thread, where valgrind reports
+             * them (its reports are off on this thread only), and a bad fd
+             * with a bad offset, which valgrind refuses first with EBADF:
+             * without valgrind only (KERNEL_ONLY) */
+            if (!KERNEL_ONLY && (r->buf != B_OK || r->count > 4096 || r->kind == K_BAD)) continue;
             fd_row(r, (int)i);
         }
     }
@@ -1037,6 +1043,7 @@ Test(fs_glibc, fd_calls) { both_contexts(fd_cases); }
  * SSIZE_MAX running past the end of the address space reads what fits, where
  * read(2) says EFAULT for the whole. */
 static void past_the_address_space(void) {
+    if (!KERNEL_ONLY) return; /* valgrind walks the huge ranges itself: minutes */
     map_buffers();
     new_round();
     char p[1200];
@@ -1290,8 +1297,8 @@ static void path_row(const path_row_t *r, int line) {
             case PC_SYMLINK:
                 o[s].v = symlink(p, p2);
                 break;
-            case PC_READLINK:
-                o[s].v = readlink(p, buf, (size_t)r->arg);
+            case PC_READLINK: /* readlink(2) itself: ASan's interceptor reads a NULL path */
+                o[s].v = syscall(SYS_readlinkat, AT_FDCWD, p, buf, (size_t)r->arg);
                 break;
             default:
                 o[s].v = (rp = realpath(p, NULL)) ? 0 : -1;
@@ -1377,8 +1384,11 @@ static void path_row(const path_row_t *r, int line) {
 static void path_cases(void) {
     variant = FRESH;
     new_round();
-    for (size_t i = 0; i < sizeof path_rows / sizeof *path_rows; i++)
+    for (size_t i = 0; i < sizeof path_rows / sizeof *path_rows; i++) {
+        /* a buffer size past the buffer, which valgrind reports on the pool thread */
+        if (!KERNEL_ONLY && path_rows[i].call == PC_READLINK && path_rows[i].arg < 0) continue;
         path_row(&path_rows[i], (int)i);
+    }
 }
 
 Test(fs_glibc, path_calls) { both_contexts(path_cases); }
