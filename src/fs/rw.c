@@ -305,12 +305,15 @@ static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t 
  * directory, EINVAL for an eventfd), where a vector of 0 bytes is 0 at once.
  * Neither waits for anything, so the libc call itself answers them on the
  * calling thread; but not on a character device, whose driver may wait
- * even for no bytes. */
+ * even for no bytes, nor on a regular file, which the vector answers as
+ * read(2) does (0) and whose read on NFS or FUSE may ask the server first.
+ * The type comes from cached attributes, as cached.c asks for it. */
 static bool libc_answers(int fd, size_t count, int dir) {
     if (count > SSIZE_MAX) return true;
     if (count || dir != RW_READ) return false;
-    struct stat st;
-    return fstat(fd, &st) == 0 && !S_ISCHR(st.st_mode);
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &sx) < 0) return true;
+    return !S_ISCHR(sx.stx_mode) && !S_ISREG(sx.stx_mode);
 }
 
 /* The libc call for libc_answers(); off -1 for the file position. Its count
