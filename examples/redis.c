@@ -26,7 +26,6 @@
  *   the server     accept loop, detached connection tasks, stop on a signal
  *                  or SHUTDOWN */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -415,23 +414,29 @@ static int cmd_get(struct conn *c, int argc, struct item *argv) {
 static int cmd_set(struct conn *c, int argc, struct item *argv) {
     int nx = 0, xx = 0, keepttl = 0;
     long long ttl = 0, scale = 0; /* scale: 1000 for EX, 1 for PX */
+    const struct item *expire = NULL;
+    /* All the options first, then the number, as Redis does: "EX abc bogus" is a
+     * syntax error, not a bad integer. Repeating an option is allowed (the last
+     * EX wins); EX with PX, or either with KEEPTTL, is not. */
     for (int i = 3; i < argc; i++) {
+        int ex = arg_is(&argv[i], "ex"), px = arg_is(&argv[i], "px");
         if (arg_is(&argv[i], "nx") && !xx)
             nx = 1;
         else if (arg_is(&argv[i], "xx") && !nx)
             xx = 1;
         else if (arg_is(&argv[i], "keepttl") && !scale)
             keepttl = 1;
-        else if ((arg_is(&argv[i], "ex") || arg_is(&argv[i], "px")) && !scale && !keepttl &&
-                 i + 1 < argc) {
-            scale = toupper((unsigned char)argv[i].p[0]) == 'E' ? 1000 : 1;
-            if (parse_ll(argv[i + 1].p, argv[i + 1].n, &ttl) < 0) return reply_not_integer(c);
-            if (ttl <= 0 || ttl > LLONG_MAX / 1000 / scale)
-                return reply_error(c, "ERR invalid expire time in 'set' command");
-            i++;
+        else if (((ex && scale != 1) || (px && scale != 1000)) && !keepttl && i + 1 < argc) {
+            scale = ex ? 1000 : 1;
+            expire = &argv[++i];
         } else {
             return reply_error(c, "ERR syntax error");
         }
+    }
+    if (expire) {
+        if (parse_ll(expire->p, expire->n, &ttl) < 0) return reply_not_integer(c);
+        if (ttl <= 0 || ttl > (LLONG_MAX - now_ms()) / scale)
+            return reply_error(c, "ERR invalid expire time in 'set' command");
     }
     struct locks l;
     if (lock_keys(&l, &argv[1], 1, 1) < 0) return reply_oom(c);
@@ -539,26 +544,36 @@ static int cmd_mget(struct conn *c, int argc, struct item *argv) {
 
 /* EXPIRE key seconds [NX|XX|GT|LT]: 1 if the TTL was set, 0 if not. */
 static int cmd_expire(struct conn *c, int argc, struct item *argv) {
+    int nx = 0, xx = 0, gt = 0, lt = 0;
+    for (int i = 3; i < argc; i++) { /* the options before the number, as in Redis */
+        if (arg_is(&argv[i], "nx"))
+            nx = 1;
+        else if (arg_is(&argv[i], "xx"))
+            xx = 1;
+        else if (arg_is(&argv[i], "gt"))
+            gt = 1;
+        else if (arg_is(&argv[i], "lt"))
+            lt = 1;
+        else
+            return reply_error(c, "ERR Unsupported option %.*s", (int)argv[i].n, argv[i].p);
+    }
+    if (nx && (xx || gt || lt))
+        return reply_error(c,
+                           "ERR NX and XX, GT or LT options at the same time are not compatible");
+    if (gt && lt)
+        return reply_error(c, "ERR GT and LT options at the same time are not compatible");
     long long secs;
     if (parse_ll(argv[2].p, argv[2].n, &secs) < 0) return reply_not_integer(c);
     if (secs > LLONG_MAX / 1000 - now_ms() || secs < LLONG_MIN / 1000)
         return reply_error(c, "ERR invalid expire time in 'expire' command");
-    char cond = 0;
-    for (int i = 3; i < argc; i++) {
-        if (arg_is(&argv[i], "nx") || arg_is(&argv[i], "xx") || arg_is(&argv[i], "gt") ||
-            arg_is(&argv[i], "lt"))
-            cond = (char)toupper((unsigned char)argv[i].p[0]); /* N, X, G or L */
-        else
-            return reply_error(c, "ERR Unsupported option %.*s", (int)argv[i].n, argv[i].p);
-    }
     struct locks l;
     if (lock_keys(&l, &argv[1], 1, 1) < 0) return reply_oom(c);
     struct entry *e = lookup(&argv[1]);
     int64_t when = now_ms() + secs * 1000;
     /* no TTL counts as infinite for GT and LT */
-    int ok = e && !(cond == 'N' && e->expires) && !(cond == 'X' && !e->expires) &&
-             !(cond == 'G' && (!e->expires || when <= e->expires)) &&
-             !(cond == 'L' && e->expires && when >= e->expires);
+    int ok = e && !(nx && e->expires) && !(xx && !e->expires) &&
+             !(gt && (!e->expires || when <= e->expires)) &&
+             !(lt && e->expires && when >= e->expires);
     if (ok && secs <= 0)
         delete_key(&argv[1]); /* a TTL in the past deletes the key */
     else if (ok)
@@ -658,6 +673,8 @@ static int cmd_dbsize(struct conn *c, int argc, struct item *argv) {
 }
 
 static int cmd_flushall(struct conn *c, int argc, struct item *argv) {
+    if (argc > 2 || (argc == 2 && !arg_is(&argv[1], "async") && !arg_is(&argv[1], "sync")))
+        return reply_error(c, "ERR syntax error"); /* both flush at once here */
     flush_table();
     reply_status(c, "OK");
     return 0;

@@ -100,6 +100,11 @@ expect "ERR syntax error" set k v ex
 expect "ERR value is not an integer or out of range" set k v ex abc
 expect "ERR invalid expire time in 'set' command" set k v ex 0
 expect "ERR invalid expire time in 'set' command" set k v px -5
+# the options are all read before the number, as Redis does; a repeated one counts once more
+expect "ERR syntax error" set k v ex abc bogus
+expect "ERR syntax error" set k v ex 0 bogus
+expect OK set k v ex 10 ex 20
+expect 20 ttl k
 # INCR
 expect 1 incr counter
 expect 2 incr counter
@@ -144,6 +149,11 @@ expect 1 expire a 50 xx
 expect 0 expire a 10 gt
 expect 1 expire a 10 lt
 expect 10 ttl a
+expect 0 expire a 5 gt xx # both conditions, not the last one: 5 is not greater than 10
+expect "ERR NX and XX, GT or LT options at the same time are not compatible" expire a 5 nx xx
+expect "ERR GT and LT options at the same time are not compatible" expire a 5 gt lt
+expect "ERR Unsupported option bogus" expire a soon bogus
+expect 10 ttl a
 expect OK set a 1 keepttl
 expect 10 ttl a
 expect OK set a 1
@@ -165,6 +175,7 @@ for i in $(seq 50); do printf 'SET swept:%d v PX 2000\r\n' "$i"; done | cli >/de
 expect 50 dbsize
 for _ in $(seq 100); do [ "$(cli dbsize)" = 0 ] && break; sleep 0.1; done
 expect 0 dbsize
+expect "ERR syntax error" flushall bogus
 # CONFIG GET (what redis-benchmark asks) and COMMAND
 expect "$(printf 'save\n')" config get save
 expect "$(printf 'appendonly\nno')" config get appendonly
