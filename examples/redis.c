@@ -15,6 +15,21 @@
  * blanks; no quoting). One database, kept in memory only. Port 0 picks a
  * free port; the first line on stderr says which.
  *
+ * Where it differs from redis-server 7 on purpose (each a bound a server on a
+ * network needs, or a feature left out):
+ *   - a multibulk count over MAX_ARGS (1M) is a protocol error at once; Redis
+ *     takes up to INT_MAX and waits for the arguments;
+ *   - a client that pipelines without reading has one batch of replies held for
+ *     it (BUF_SIZE and the last reply), not all of them: see serve(); Redis's
+ *     normal clients have no output limit. Neither closes such a client, nor an
+ *     idle one (Redis's `timeout` is 0 by default);
+ *   - a single reply over MAX_REPLY (1 GiB: an MGET of large values) closes the
+ *     connection, as Redis's output-buffer hard limit does for pub/sub clients;
+ *   - inline commands are not unquoted (`set k "a b"` has four words);
+ *   - SET has no GET, EXAT or PXAT; CONFIG has only GET; COMMAND answers an
+ *     empty list whatever follows it; TTLs are kept on the monotonic clock, so
+ *     the largest EX and PX accepted differ from Redis's near LLONG_MAX.
+ *
  * How it is put together, top to bottom:
  *   the table      256 shards, each a hash table behind an async_mutex_t;
  *                  expiry is checked when a key is touched and by a sweeper
@@ -259,6 +274,8 @@ static void flush_table(void) {
 #define MAX_QUERY (1024ul * 1024 * 1024) /* Redis's client-query-buffer-limit */
 #define MAX_BULK (512l * 1024 * 1024)    /* Redis's proto-max-bulk-len */
 #define MAX_INLINE (64 * 1024)
+#define MAX_ARGS (1024 * 1024)           /* the most arguments of one command */
+#define MAX_REPLY (1024ul * 1024 * 1024) /* the largest reply built: see put() */
 
 struct conn {
     int fd;
@@ -266,14 +283,26 @@ struct conn {
     size_t in_len, in_cap, out_len, out_cap;
     struct item *argv; /* the command being run: pointers into `in` */
     size_t argv_cap;
+    struct {             /* a multibulk command at the start of the input, not all there */
+        size_t framed;   /* its bytes checked so far by parse(); 0: none pending */
+        long long count; /* its arguments */
+        long long argc;  /* those of them already whole */
+    } part;
     int closing;    /* QUIT, a protocol error, or no memory for a reply: close after sending */
     int out_failed; /* no memory for a reply: this batch's replies are dropped */
 };
 
 /* Appends bytes to the output. Out of memory drops the batch's replies and
- * then the connection, rather than send a reply with a hole in it. */
+ * then the connection, rather than send a reply with a hole in it; so does a
+ * reply that would outgrow MAX_REPLY (an MGET of many large values), rather
+ * than let one request make the process as big as the machine. */
 static void put(struct conn *c, const void *p, size_t n) {
     if (c->out_failed) return;
+    if (n > MAX_REPLY - c->out_len) {
+        c->out_failed = c->closing = 1;
+        c->out_len = 0;
+        return;
+    }
     if (c->out_cap - c->out_len < n) {
         size_t cap = c->out_cap;
         while (cap - c->out_len < n) cap *= 2;
@@ -756,7 +785,13 @@ static int run_command(struct conn *c, int argc, struct item *argv) {
  * parse() looks at the unread input [start, end) for one whole command. It returns
  * its length and fills c->argv (pointers into the input, so values are never
  * copied twice), or 0 when the command is not all there yet, or -1 on a
- * protocol error (with the error reply written and the connection closing). */
+ * protocol error (with the error reply written and the connection closing).
+ *
+ * A multibulk command that is not all there keeps how far it was checked in
+ * c->part, and the next call (after more input has arrived) goes on from there:
+ * read again from its start each time, a million-argument command sent in small
+ * pieces would cost the square of its length. The arguments are collected in one
+ * more pass once it is whole, as they point into an input buffer that moves. */
 
 static int add_arg(struct conn *c, int argc, const char *p, size_t n) {
     if ((size_t)argc == c->argv_cap) {
@@ -776,10 +811,11 @@ static long protocol_error(struct conn *c, const char *what) {
     return -1;
 }
 
-/* Reads "<kind><integer>\r\n" at *p; 1 done, 0 incomplete, -1 malformed. */
+/* Reads "<kind><integer>\r\n" at *p; 1 done, 0 incomplete, -1 malformed, -2 no
+ * end of line within MAX_INLINE bytes. */
 static int header(const char **p, const char *end, long long *v) {
     const char *cr = memchr(*p, '\r', (size_t)(end - *p));
-    if (!cr || cr + 1 == end) return end - *p > MAX_INLINE ? -1 : 0;
+    if (!cr || cr + 1 == end) return end - *p > MAX_INLINE ? -2 : 0;
     if (cr[1] != '\n' || parse_ll(*p + 1, (size_t)(cr - *p - 1), v) < 0) return -1;
     *p = cr + 2;
     return 1;
@@ -802,21 +838,43 @@ static long parse(struct conn *c, const char *start, const char *end, int *argcp
         *argcp = argc;
         return nl + 1 - start;
     }
-    long long count, len;
-    int r = header(&p, end, &count);
-    if (r <= 0) return r ? protocol_error(c, "invalid multibulk length") : 0;
-    if (count > 1024 * 1024) return protocol_error(c, "invalid multibulk length");
-    for (; argc < count; argc++) {
-        if (p == end) return 0;
-        if (*p != '$') {
+    long long count, len, whole = 0;
+    int r;
+    if (c->part.framed) { /* checked this far by an earlier call */
+        p += c->part.framed;
+        count = c->part.count;
+        whole = c->part.argc;
+    } else if ((r = header(&p, end, &count)) <= 0) {
+        return r == 0    ? 0
+               : r == -2 ? protocol_error(c, "too big mbulk count string")
+                         : protocol_error(c, "invalid multibulk length");
+    } else if (count > MAX_ARGS) { /* Redis waits for up to INT_MAX: see the top */
+        return protocol_error(c, "invalid multibulk length");
+    }
+    for (; whole < count; whole++) { /* check the framing of each bulk string */
+        const char *bulk = p;
+        if (p < end && *p != '$') {
             char what[64];
             snprintf(what, sizeof what, "expected '$', got '%c'", *p);
             return protocol_error(c, what);
         }
-        if ((r = header(&p, end, &len)) <= 0)
-            return r ? protocol_error(c, "invalid bulk length") : 0;
-        if (len < 0 || len > MAX_BULK) return protocol_error(c, "invalid bulk length");
-        if (end - p < len + 2) return 0;
+        r = p < end ? header(&p, end, &len) : 0;
+        if (r < 0)
+            return protocol_error(c, r == -2 ? "too big bulk count string" : "invalid bulk length");
+        if (r > 0 && (len < 0 || len > MAX_BULK)) return protocol_error(c, "invalid bulk length");
+        if (r == 0 || end - p < len + 2) { /* not all there: the next call starts at `bulk` */
+            c->part.framed = (size_t)(bulk - start);
+            c->part.count = count;
+            c->part.argc = whole;
+            return 0;
+        }
+        p += len + 2;
+    }
+    c->part.framed = 0;
+    p = start; /* whole and well-formed: collect the arguments */
+    header(&p, end, &count);
+    for (; argc < count; argc++) {
+        header(&p, end, &len);
         if (add_arg(c, argc, p, (size_t)len) < 0) return protocol_error(c, "out of memory");
         p += len + 2;
     }
@@ -828,7 +886,14 @@ static long parse(struct conn *c, const char *start, const char *end, int *argcp
  * Read what has arrived, run every complete command in it, send all their
  * replies in one call: a pipelining client gets one send(2) per batch. The
  * task awaits on every recv and send, so other connections on its worker run
- * meanwhile; it is detached, and its failure ends only its own connection. */
+ * meanwhile; it is detached, and its failure ends only its own connection.
+ *
+ * A batch stops running commands once BUF_SIZE bytes of replies are waiting,
+ * sends them, and goes on with the input it holds before reading more. So a
+ * client that pipelines GETs of a large value and never reads costs its input
+ * buffer and one batch of replies, the send then waiting on it (and only on
+ * it) for good; Redis, whose normal clients have no output limit, buffers all
+ * the replies. */
 
 static intptr_t serve(void *arg) {
     struct conn c = {
@@ -836,6 +901,7 @@ static intptr_t serve(void *arg) {
     c.in = malloc(c.in_cap);
     c.out = malloc(c.out_cap);
     c.argv = malloc(c.argv_cap * sizeof *c.argv);
+    int held = 0; /* the last batch stopped with commands left in the input */
     for (unsigned batch = 1; c.in && c.out && c.argv && !c.closing; batch++) {
         /* A recv that finds data and a send that finds room return without
          * switching tasks, so a client that never stops sending would keep this
@@ -847,18 +913,21 @@ static intptr_t serve(void *arg) {
             c.in = in;
             c.in_cap *= 2;
         }
-        intptr_t n = async_await(async_recv(c.fd, c.in + c.in_len, c.in_cap - c.in_len, 0));
-        if (n <= 0) break; /* 0: the client closed; -1: reset, or cancelled at shutdown */
-        c.in_len += (size_t)n;
+        if (!held) {
+            intptr_t n = async_await(async_recv(c.fd, c.in + c.in_len, c.in_cap - c.in_len, 0));
+            if (n <= 0) break; /* 0: the client closed; -1: reset, or cancelled at shutdown */
+            c.in_len += (size_t)n;
+        }
 
         size_t used = 0;
-        while (used < c.in_len && !c.closing) {
+        while (used < c.in_len && !c.closing && c.out_len < BUF_SIZE) {
             int argc = 0;
             long len = parse(&c, c.in + used, c.in + c.in_len, &argc);
             if (len <= 0) break;
             used += (size_t)len;
             if (argc > 0) run_command(&c, argc, c.argv);
         }
+        held = used < c.in_len && c.out_len >= BUF_SIZE;
         c.in_len -= used;
         memmove(c.in, c.in + used, c.in_len);
 

@@ -223,6 +223,56 @@ IFS= read -r -t 10 line <&3 || fail "a failing connection took another one down"
 [ "${line%$'\r'}" = '+PONG' ] || fail "after another client's error: got '$line'"
 exec 3<&-
 checks=$((checks + 3))
+# a header line with no end: refused once it passes 64 KB, with Redis's words; a count of
+# arguments past 1M (Redis waits for up to INT_MAX of them: see the top of redis.c)
+for t in "\$:too big bulk count string" "*:too big mbulk count string" "*2147483647:invalid multibulk length"; do
+    exec 4<>"/dev/tcp/127.0.0.1/$port" || fail "connect"
+    case $t in
+    "*2147483647:"*) printf '*2147483647\r\n' >&4 ;;
+    "\$:"*) printf '*1\r\n$%s' "$(head -c 70000 /dev/zero | tr '\0' 1)" >&4 ;;
+    *) printf '*%s' "$(head -c 70000 /dev/zero | tr '\0' 1)" >&4 ;;
+    esac
+    IFS= read -r -t 10 line <&4
+    [ "${line%$'\r'}" = "-ERR Protocol error: ${t#*:}" ] || fail "header '${t%%:*}': got '$line'"
+    exec 4<&-
+    checks=$((checks + 1))
+done
+# a command that arrives one byte per write: each recv goes on from where the last one stopped
+req=$'*3\r\n$3\r\nSET\r\n$4\r\nslow\r\n$10\r\nbyte\r\nbyte\r\n'
+exec 4<>"/dev/tcp/127.0.0.1/$port" || fail "connect"
+for ((i = 0; i < ${#req}; i++)); do
+    printf '%s' "${req:i:1}" >&4
+    sleep 0.01
+done
+IFS= read -r -t 10 line <&4
+[ "${line%$'\r'}" = '+OK' ] || fail "a command sent byte by byte: got '$line'"
+exec 4<&-
+expect "$(printf 'byte\r\nbyte')" get slow
+# a client that pipelines GETs of a 64 KB value and never reads: the server holds one batch of
+# replies for it, not every reply to the input it has read (16 KB of GETs: 95 MB of replies)
+mem_pid=$(pgrep -P "$pid" | head -1) # under $REDIS_SERVER_WRAP, the server is its child
+mem_pid=${mem_pid:-$pid}
+rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$mem_pid/status" 2>/dev/null; }
+if [ -n "$(rss)" ]; then
+    head -c 65536 /dev/zero | tr '\0' v >"$work/64k"
+    expect OK -x set big64 <"$work/64k"
+    for _ in $(seq 20000); do printf 'GET big64\r\n'; done >"$work/gets"
+    before=$(rss)
+    timeout 10 bash -c "exec 5<>/dev/tcp/127.0.0.1/$port; cat '$work/gets' >&5; sleep 5" &
+    hog=$!
+    peak=$before
+    for _ in $(seq 20); do
+        sleep 0.1
+        now=$(rss)
+        [ "${now:-0}" -gt "$peak" ] && peak=$now
+    done
+    expect PONG ping # the others are served meanwhile
+    kill "$hog" 2>/dev/null
+    wait "$hog" 2>/dev/null
+    [ $((peak - before)) -lt 65536 ] ||
+        fail "a client that never reads made the server grow by $((peak - before)) kB"
+    checks=$((checks + 1))
+fi
 echo "redis-cli: $checks checks passed"
 
 # ---- a short benchmark: it must complete, with nonzero rates
