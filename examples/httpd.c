@@ -8,7 +8,22 @@
  * asks), pipelined requests, Content-Length and Content-Type, one byte range
  * (`Range: bytes=a-b`, `a-`, `-n`; several ranges get the whole file),
  * If-Modified-Since (304), and for a directory its index.html or a generated
- * listing. Errors: 400, 403, 404, 405 (with Allow), 414 and 431.
+ * listing. Errors: 400, 403, 404, 405 (with Allow), 414, 431 and 505.
+ *
+ * Limits a server on a network needs: a request head must arrive whole within
+ * IDLE_MS of the connection's last response (a client trickling bytes is cut
+ * off then, as nginx's client_header_timeout does), in at most HEAD_MAX bytes.
+ * Where it answers differently from nginx, by choice: a GET or HEAD with a body
+ * (Content-Length other than 0, Transfer-Encoding) is a 400 and the connection
+ * closes, where nginx reads the body and drops it; "..", raw or encoded, is 403
+ * (nginx: 400); a Range that is malformed ("bytes=5-2") or has several ranges
+ * gets the whole file with 200 (RFC 9110 lets a server ignore Range; nginx
+ * answers several ranges with multipart/byteranges and a malformed one with
+ * 416); any range of an empty file is 416 (nginx: 200); an If-Modified-Since
+ * at or after the file's time gives 304 (nginx by default only the same time);
+ * HTTP/0.9's bare "GET /path" is a 400, and lowercase "get" a 405. A client that
+ * stops reading a body holds its connection until it goes: there is no send
+ * timeout (nginx's send_timeout is 60 s).
  *
  * How it maps onto asyncstd:
  *   - async_tcp_serve() runs the accept loop and one task per connection;
@@ -174,6 +189,8 @@ static const char *reason_phrase(int status) {
         return "Range Not Satisfiable";
     case 431:
         return "Request Header Fields Too Large";
+    case 505:
+        return "HTTP Version Not Supported";
     default:
         return "Internal Server Error";
     }
@@ -184,7 +201,7 @@ static const char *reason_phrase(int status) {
  * body follows (MSG_MORE lets the kernel put both in one packet). */
 static int send_head(int fd, const request_t *rq, int status, const char *extra, off_t length,
                      bool more) {
-    char date[40], head[RESPONSE_MAX + LINE_MAX_];
+    char date[40], head[RESPONSE_MAX + 3 * LINE_MAX_];
     http_date(time(NULL), date);
     const char *conn = !rq->keep_alive ? "Connection: close\r\n"
                        : rq->http10    ? "Connection: keep-alive\r\n"
@@ -201,7 +218,7 @@ static int send_head(int fd, const request_t *rq, int status, const char *extra,
 /* An error (or redirect) response with a one-line HTML body; `extra` as
  * for send_head(), or NULL. */
 static int send_error(int fd, const request_t *rq, int status, const char *extra) {
-    char body[256], headers[LINE_MAX_ + 128];
+    char body[256], headers[3 * LINE_MAX_ + 128];
     const char *reason = reason_phrase(status);
     int n = snprintf(body, sizeof body, "<!DOCTYPE html>\n<title>%d %s</title>\n<h1>%d %s</h1>\n",
                      status, reason, status, reason);
@@ -235,7 +252,19 @@ static bool percent_decode(char *s) {
 /* Turns the URL path into a path relative to ROOT: decoded, the query cut,
  * "." and empty segments dropped. Returns 0, 400 (malformed) or 403 (".."). */
 static int normalize_path(char *target, request_t *rq) {
-    if (target[0] != '/') return 400; /* only origin-form: "/path?query" */
+    /* the absolute form ("http://host/path"), which a server must take too: its path */
+    size_t scheme = !strncasecmp(target, "http://", 7)    ? 7
+                    : !strncasecmp(target, "https://", 8) ? 8
+                                                          : 0;
+    if (scheme) {
+        target += scheme + strcspn(target + scheme, "/?#");
+        if (*target != '/') { /* "http://host": the root */
+            strcpy(rq->path, ".");
+            rq->trailing_slash = true;
+            return 0;
+        }
+    }
+    if (target[0] != '/') return 400; /* origin-form: "/path?query" */
     target[strcspn(target, "?#")] = 0;
     if (!percent_decode(target)) return 400;
     rq->trailing_slash = target[strlen(target) - 1] == '/';
@@ -257,13 +286,13 @@ static int parse_request_line(char *line, request_t *rq) {
     char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
     if (!sp1 || !sp2 || strchr(sp2 + 1, ' ')) return 400;
     *sp1 = *sp2 = 0;
-    const char *method = line, *version = sp2 + 1;
-    if (!strcmp(version, "HTTP/1.1"))
-        rq->http10 = false;
-    else if (!strcmp(version, "HTTP/1.0"))
-        rq->http10 = true;
-    else
+    const char *method = line, *v = sp2 + 1;
+    /* "HTTP/1.0" or "HTTP/1.1"; a later 1.x is answered as 1.1, another major with 505 */
+    if (strncmp(v, "HTTP/", 5) != 0 || !isdigit((unsigned char)v[5]) || v[6] != '.' ||
+        !isdigit((unsigned char)v[7]) || v[8])
         return 400;
+    if (v[5] != '1') return 505;
+    rq->http10 = v[7] == '0';
     rq->keep_alive = !rq->http10;
     if (!strcmp(method, "HEAD"))
         rq->head = true;
@@ -282,14 +311,17 @@ static int parse_request(char *head, request_t *rq) {
     bool host = false, body = false;
     while ((line = strtok_r(NULL, "\r\n", &save))) {
         char *colon = strchr(line, ':');
-        if (!colon || colon == line) return 400;
+        /* a name is a token: no blanks in it or before the colon, and no line folded
+         * onto the last one (" more"), which RFC 9112 says to refuse */
+        if (!colon || colon == line || strcspn(line, " \t") < (size_t)(colon - line)) return 400;
         *colon = 0;
         char *value = colon + 1, *vend = value + strlen(value);
         value += strspn(value, " \t");
         while (vend > value && (vend[-1] == ' ' || vend[-1] == '\t')) *--vend = 0;
-        if (!strcasecmp(line, "Host"))
+        if (!strcasecmp(line, "Host")) {
+            if (host) return 400; /* two Hosts: which one is meant? (RFC 9112 says 400) */
             host = true;
-        else if (!strcasecmp(line, "Connection")) {
+        } else if (!strcasecmp(line, "Connection")) {
             if (has_token(value, "close")) rq->keep_alive = false;
             if (rq->http10 && has_token(value, "keep-alive")) rq->keep_alive = true;
         } else if (!strcasecmp(line, "Range"))
@@ -429,7 +461,8 @@ static int serve_file(int sock, const request_t *rq, int fd, const struct stat *
     http_date(st->st_mtime, last_modified);
     if (rq->ims) {
         time_t since = parse_http_date(rq->ims);
-        if (since != (time_t)-1 && st->st_mtime <= since) {
+        /* a date after now is no date the client can have seen (RFC 9110): ignored */
+        if (since != (time_t)-1 && since <= time(NULL) && st->st_mtime <= since) {
             snprintf(extra, sizeof extra, "Last-Modified: %s\r\n", last_modified);
             return send_head(sock, rq, 304, extra, st->st_size, false); /* the 200's length */
         }
@@ -537,8 +570,20 @@ static int serve_listing(int sock, const request_t *rq, int dirfd) {
 static int serve_directory(int sock, request_t *rq, int dirfd) {
     if (!rq->trailing_slash) { /* relative links in the page need the slash */
         async_await(async_close(dirfd));
-        char extra[LINE_MAX_ + 32];
-        snprintf(extra, sizeof extra, "Location: /%s/\r\n", strcmp(rq->path, ".") ? rq->path : "");
+        /* the path percent-encoded again: a name with a blank, a CR or an LF in it
+         * must not reach the header as it is; ROOT itself ("/." ) is "/" */
+        char extra[3 * LINE_MAX_ + 32];
+        size_t n = (size_t)snprintf(extra, sizeof extra, "Location: /");
+        if (strcmp(rq->path, ".") != 0) {
+            for (const unsigned char *p = (const unsigned char *)rq->path; *p; p++) {
+                if (isalnum(*p) || strchr("-._~/", *p))
+                    extra[n++] = (char)*p;
+                else
+                    n += (size_t)snprintf(extra + n, sizeof extra - n, "%%%02X", *p);
+            }
+            extra[n++] = '/';
+        }
+        snprintf(extra + n, sizeof extra - n, "\r\n");
         return send_error(sock, rq, 301, extra);
     }
     size_t len = strlen(rq->path);
@@ -570,18 +615,35 @@ static int respond(int sock, request_t *rq) {
         return send_error(sock, rq, 500, NULL);
     }
     if (S_ISDIR(st.st_mode)) return serve_directory(sock, rq, fd);
-    int r = S_ISREG(st.st_mode) ? serve_file(sock, rq, fd, &st)
-                                : send_error(sock, rq, 403, NULL); /* fifos, devices */
+    int r;
+    if (!S_ISREG(st.st_mode))
+        r = send_error(sock, rq, 403, NULL); /* fifos, devices */
+    else if (rq->trailing_slash)
+        r = send_error(sock, rq, 404, NULL); /* "file/": it is not a directory */
+    else
+        r = serve_file(sock, rq, fd, &st);
     async_await(async_close(fd));
     return r;
 }
 
 /* ---- the connection ---------------------------------------------------------------- */
 
-/* The end of the head in buf[0..len) (just past "\r\n\r\n"), or 0. */
+/* The monotonic clock in milliseconds: deadlines survive changes of the wall clock. */
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The end of the head in buf[0..len) (just past its blank line), or 0. Lines may
+ * end in a bare LF, which RFC 9112 lets a server take (nginx does): waiting for
+ * a CRLF that never comes would leave such a client unanswered. */
 static size_t head_end(const char *buf, size_t len) {
-    const char *p = memmem(buf, len, "\r\n\r\n", 4);
-    return p ? (size_t)(p - buf) + 4 : 0;
+    for (const char *p = buf, *end = buf + len; (p = memchr(p, '\n', (size_t)(end - p))); p++) {
+        const char *q = p + 1 < end && p[1] == '\r' ? p + 2 : p + 1;
+        if (q < end && *q == '\n') return (size_t)(q + 1 - buf);
+    }
+    return 0;
 }
 
 /* Does the request in buf[0..len) outgrow the limits? 414 when its request
@@ -590,6 +652,11 @@ static size_t head_end(const char *buf, size_t len) {
 static int oversize_status(const char *buf, size_t len, bool complete) {
     const char *eol = memchr(buf, '\n', len);
     if (!eol ? len > LINE_MAX_ : (size_t)(eol - buf) > LINE_MAX_) return 414;
+    /* a whole request line with no version (HTTP/0.9's "GET /path"): no header block
+     * follows it, so it is refused now rather than when the head times out */
+    size_t line = eol ? (size_t)(eol - buf) : 0;
+    if (line && buf[line - 1] == '\r') line--;
+    if (!complete && line && !memmem(buf, line, " HTTP/", 6)) return 400;
     return !complete && len >= HEAD_MAX ? 431 : 0;
 }
 
@@ -606,10 +673,17 @@ static intptr_t serve_connection(int sock, void *arg) {
     int status;
     for (;;) {
         size_t end;
+        /* The whole head, not each read of it, must come within IDLE_MS of the last
+         * response: a client sending a byte now and then (slowloris) would otherwise
+         * hold the connection for as long as it likes. */
+        int64_t deadline = now_ms() + IDLE_MS;
         while (!(end = head_end(buf, len))) {
             if ((status = oversize_status(buf, len, false))) goto refuse;
+            int64_t left = deadline - now_ms();
             intptr_t n =
-                async_await_timeout(async_recv(sock, buf + len, HEAD_MAX - len, 0), IDLE_MS);
+                left <= 0
+                    ? -1
+                    : async_await_timeout(async_recv(sock, buf + len, HEAD_MAX - len, 0), left);
             if (n <= 0) goto out; /* 0: the client closed; -1: reset, timeout or cancelled */
             len += (size_t)n;
         }

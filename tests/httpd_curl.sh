@@ -53,7 +53,7 @@ check() { # WHAT EXPECTED ACTUAL
 }
 
 # ---- the tree to serve
-mkdir -p "$root/idx" "$root/list/sub" "$root/deep/er"
+mkdir -p "$root/idx" "$root/list/sub" "$root/deep/er" "$root/sp ace"
 printf 'hello, world\n' >"$root/hello.txt"
 : >"$root/empty.bin"
 head -c 1024 /dev/urandom >"$root/1k.bin"
@@ -148,11 +148,15 @@ check "IMS same date" 304 "$(code -H "If-Modified-Since: $lm" "$url/hello.txt")"
 check "IMS 304 empty" 0 "$(c -o /dev/null -w '%{size_download}' -H "If-Modified-Since: $lm" "$url/hello.txt")"
 check "IMS older" 200 "$(code -H 'If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT' "$url/hello.txt")"
 check "IMS garbage" 200 "$(code -H 'If-Modified-Since: yesterday' "$url/hello.txt")"
+check "IMS in the future" 200 "$(code -H 'If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT' "$url/hello.txt")"
 
 # ---- directories
 same "index.html" "$root/idx/index.html" "$url/idx/"
 check "no slash: 301" 301 "$(code "$url/idx")"
 check "no slash: Location" "/idx/" "$(header Location "$url/idx")"
+check "no slash: Location encoded" "/sp%20ace/" "$(header Location "$url/sp%20ace")"
+check "ROOT as /.: Location" "/" "$(header Location --path-as-is "$url/%2e")"
+check "a file with a slash" 404 "$(code "$url/hello.txt/")"
 c -o "$work/listing" "$url/list/"
 grep -qF '<a href="a%3Cb%3E%26%22c%27.txt">a&lt;b&gt;&amp;&quot;c&#39;.txt</a>' "$work/listing" ||
     fail "listing: the tricky name is not escaped right: $(cat "$work/listing")"
@@ -177,6 +181,22 @@ check "431" 431 "$(code -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' a)" "$url/
 check "400 garbage" "HTTP/1.1 400 Bad Request" "$(raw 'NONSENSE\r\n\r\n' | head -1 | tr -d '\r')"
 check "400 no Host" "HTTP/1.1 400 Bad Request" "$(raw 'GET / HTTP/1.1\r\n\r\n' | head -1 | tr -d '\r')"
 check "400 version" "HTTP/1.1 400 Bad Request" "$(raw 'GET / HTTP/9\r\n\r\n' | head -1 | tr -d '\r')"
+check "505" "HTTP/1.1 505 HTTP Version Not Supported" \
+    "$(raw 'GET / HTTP/2.0\r\nHost: x\r\n\r\n' | head -1 | tr -d '\r')"
+check "HTTP/1.2 as 1.1" "hello, world" \
+    "$(raw 'GET /hello.txt HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n' | tail -1)"
+check "400 two Hosts" "HTTP/1.1 400 Bad Request" \
+    "$(raw 'GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n' | head -1 | tr -d '\r')"
+check "400 folded header" "HTTP/1.1 400 Bad Request" \
+    "$(raw 'GET / HTTP/1.1\r\nHost: x\r\n X-Folded: y\r\n\r\n' | head -1 | tr -d '\r')"
+check "400 blank before colon" "HTTP/1.1 400 Bad Request" \
+    "$(raw 'GET / HTTP/1.1\r\nHost: x\r\nX-Blank : y\r\n\r\n' | head -1 | tr -d '\r')"
+# answered at once, not when the head times out (raw gives up after 10 s)
+check "HTTP/0.9 line: 400" "HTTP/1.1 400 Bad Request" "$(raw 'GET /hello.txt\r\n' | head -1 | tr -d '\r')"
+check "bare LF line ends" "hello, world" \
+    "$(raw 'GET /hello.txt HTTP/1.1\nHost: x\nConnection: close\n\n' | tail -1)"
+check "absolute form" "hello, world" \
+    "$(raw 'GET http://x/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | tail -1)"
 
 # ---- no way out of ROOT
 for p in /../secret.txt /../../etc/passwd /deep/../../secret.txt /%2e%2e/secret.txt \
@@ -211,6 +231,15 @@ check "pipelined: bodies in order" "hello, world|deep" \
     "$(tr -d '\r' <"$work/pipelined" | grep -E '^(hello, world|deep)$' | paste -sd'|')"
 raw 'GET /hello.txt HTTP/1.0\r\n\r\n' >"$work/http10"
 check "HTTP/1.0 answered and closed" "hello, world" "$(tail -1 "$work/http10")"
+
+# ---- a client that stops reading in the middle of the 100 MB body, then goes: its connection
+# and the file it was sent from are closed (the server's fds come back to their count)
+fds() { ls "/proc/$server_pid/fd" 2>/dev/null | wc -l; }
+fds_before=$(fds)
+timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port
+    printf 'GET /100m.bin HTTP/1.1\r\nHost: x\r\n\r\n' >&3; head -c 1000 <&3 >/dev/null; sleep 1"
+for _ in $(seq 50); do [ "$(fds)" = "$fds_before" ] && break; sleep 0.1; done
+check "fds after a reader left mid-body" "$fds_before" "$(fds)"
 
 # ---- 200 parallel fetches (the 1 MiB file and the small one), every body checked
 seq 200 | timeout 120 xargs -P 50 -I{} sh -c "
