@@ -5,7 +5,9 @@
 #include "fs_helpers.h"
 
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 TestSuite(fs_at, .init = fs_init, .fini = fs_fini, .timeout = 30);
 
@@ -309,6 +311,13 @@ Test(fs_at, statx) {
     ASSERT_ERR(async_await(async_statx(dfd, "f", 0, STATX_ALL, NULL)), EFAULT);
     ASSERT_ERR(async_await(async_statx(dfd, "no", 0, STATX_ALL, NULL)), ENOENT);
     ASSERT_ERR(async_await(async_statx(dfd, NULL, 0, STATX_ALL, &sx)), EFAULT);
+    /* NULL with AT_EMPTY_PATH: the system call's answer (glibc declares the path
+     * nonnull), dirfd itself since Linux 6.11, EBADF for a bad one */
+    SAME(syscall(SYS_statx, fd, NULL, AT_EMPTY_PATH, STATX_SIZE, &lsx),
+         async_statx(fd, NULL, AT_EMPTY_PATH, STATX_SIZE, &sx));
+    cr_assert_eq(sx.stx_size, lsx.stx_size);
+    SAME(syscall(SYS_statx, 4000, NULL, AT_EMPTY_PATH, STATX_SIZE, &lsx),
+         async_statx(4000, NULL, AT_EMPTY_PATH, STATX_SIZE, &sx));
     close(fd);
     close(dfd);
     rt_stop();

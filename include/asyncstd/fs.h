@@ -531,6 +531,8 @@ ASYNC_EXTERN async_future_t *async_fstatat(int dirfd, const char *path, struct s
  *
  * \param dirfd     the directory relative paths start from, or `AT_FDCWD`.
  * \param path      the file (with `AT_EMPTY_PATH`, "" for `dirfd` itself); copied.
+ *                  NULL with `AT_EMPTY_PATH` is taken as "", as Linux 6.11 and
+ *                  later take it (older kernels said EFAULT).
  * \param flags     `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`, `AT_NO_AUTOMOUNT`,
  *                  `AT_STATX_SYNC_AS_STAT`, ...
  * \param mask      the `STATX_*` fields wanted.

@@ -191,6 +191,7 @@ static intptr_t run_statx(fs_op_t *op) {
 
 async_future_t *async_statx(int dirfd, const char *path, int flags, unsigned int mask,
                             struct statx *statxbuf) {
+    if (!path && (flags & AT_EMPTY_PATH)) path = ""; /* as fstatat: see above */
     if (!path) return async__future_failed(EFAULT);
     fs_op_t *op = async__fs_op_new(run_statx, path, NULL);
     if (!op) return NULL;
