@@ -116,8 +116,8 @@ ASYNC_EXTERN int async_dirfd(async_dir_t *dirp);
  *
  * \param dirp  the stream (consumed but after ENOMEM); must have no pending
  *              async_readdir().
- * \return a future with value 0, or -1 with EBADF (`dirp` NULL), EIO (the
- *         stream is gone all the same) or ENOMEM (nothing was done).
+ * \return a future with value 0, or -1 with EINVAL (`dirp` NULL, as glibc),
+ *         EIO (the stream is gone all the same) or ENOMEM (nothing was done).
  */
 ASYNC_EXTERN async_future_t *async_closedir(async_dir_t *dirp) ASYNC_WARN_UNUSED;
 

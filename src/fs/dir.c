@@ -223,7 +223,7 @@ int async_dirfd(async_dir_t *dirp) {
 }
 
 async_future_t *async_closedir(async_dir_t *dirp) {
-    if (!dirp) return async__future_failed(EBADF);
+    if (!dirp) return async__future_failed(EINVAL); /* as glibc's closedir */
     /* As async_close: NULL (ENOMEM) only when nothing was done, so the stream
      * stays whole for the caller to close again; any other result, an error
      * included, means the fd is closed, and the stream goes with it. */
