@@ -22,8 +22,8 @@
  * 416); any range of an empty file is 416 (nginx: 200); an If-Modified-Since
  * at or after the file's time gives 304 (nginx by default only the same time);
  * HTTP/0.9's bare "GET /path" is a 400, and lowercase "get" a 405. A client that
- * stops reading a body holds its connection until it goes: there is no send
- * timeout (nginx's send_timeout is 60 s).
+ * stops reading is cut off once a send has made no progress for
+ * SEND_TIMEOUT_MS (60 s, as nginx's send_timeout; $HTTPD_SEND_TIMEOUT_MS).
  *
  * How it maps onto asyncstd:
  *   - async_tcp_serve() runs the accept loop and one task per connection;
@@ -65,9 +65,14 @@
 
 #include <asyncstd/asyncstd.h>
 
-#define HEAD_MAX 8192     /* most bytes of a request head (431 beyond) */
-#define LINE_MAX_ 4096    /* most bytes of a request line (414 beyond) */
-#define IDLE_MS 30000     /* a keep-alive connection silent this long is closed */
+#define HEAD_MAX 8192  /* most bytes of a request head (431 beyond) */
+#define LINE_MAX_ 4096 /* most bytes of a request line (414 beyond) */
+#define IDLE_MS 30000  /* a keep-alive connection silent this long is closed */
+/* A send that makes no progress this long closes the connection, as nginx's
+ * send_timeout: a client that stops reading must not hold its socket and its
+ * file for good. $HTTPD_SEND_TIMEOUT_MS sets it (the tests make it short). */
+#define SEND_TIMEOUT_MS 60000
+static int64_t send_timeout_ms = SEND_TIMEOUT_MS;
 #define RESPONSE_MAX 1024 /* a response head */
 
 static int root_fd = -1;         /* ROOT, opened once; every file is opened relative to it */
@@ -147,9 +152,17 @@ static bool has_token(const char *value, const char *token) {
 
 /* ---- sending ---------------------------------------------------------------------- */
 
-/* Sends all of buf (async_send waits until the socket took it all). */
+/* Sends all of buf. async_send waits until the socket took it all; a timeout
+ * cancels it and gives the count sent so far, so each wait that sends
+ * something starts another send_timeout_ms. */
 static int send_all(int fd, const void *buf, size_t len, int flags) {
-    return async_await(async_send(fd, buf, len, flags)) == (intptr_t)len ? 0 : -1;
+    for (size_t done = 0; done < len;) {
+        intptr_t n = async_await_timeout(
+            async_send(fd, (const char *)buf + done, len - done, flags), send_timeout_ms);
+        if (n <= 0) return -1; /* the client is gone, or read nothing for that long */
+        done += (size_t)n;
+    }
+    return 0;
 }
 
 /* Sends `count` bytes of `file` from `off`. async_sendfile is short only at
@@ -157,7 +170,9 @@ static int send_all(int fd, const void *buf, size_t len, int flags) {
 static int send_file_range(int sock, int file, off_t off, off_t count) {
     off_t end = off + count;
     while (off < end) {
-        intptr_t n = async_await(async_sendfile(sock, file, &off, (size_t)(end - off)));
+        /* as send_all: a timeout gives the count sent, and *off where it ended */
+        intptr_t n = async_await_timeout(async_sendfile(sock, file, &off, (size_t)(end - off)),
+                                         send_timeout_ms);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return -1;
     }
@@ -782,6 +797,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: httpd HOST PORT ROOT\n");
         return 2;
     }
+    const char *t = getenv("HTTPD_SEND_TIMEOUT_MS");
+    if (t && atoll(t) > 0) send_timeout_ms = atoll(t);
     int r;
     if (open_root(argv[3]) < 0) {
         perror("httpd: ROOT");

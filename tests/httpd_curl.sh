@@ -4,7 +4,8 @@
 # a directory's index.html, a generated listing with names that need escaping, the errors
 # (400, 403, 404, 405 with Allow, 414, 431), path traversal through "..", percent-encoding and
 # symlinks (refused) next to a symlink inside ROOT (served), keep-alive, HTTP/1.0, pipelined
-# requests, 200 parallel fetches, a clean stop on SIGTERM, and a short wrk run that must show a
+# requests, a client that stops reading (cut off by the send timeout), 200 parallel fetches,
+# a clean stop on SIGTERM, and a short wrk run that must show a
 # nonzero rate with no socket errors and no non-2xx answers.
 #
 #     tests/httpd_curl.sh [--no-bench] PATH/TO/httpd
@@ -71,8 +72,9 @@ ln -s "$work" "$root/out-dir"           # a directory outside
 ln -s hello.txt "$root/in-link"         # stays inside: served
 ln -s ../hello.txt "$root/deep/up-link" # goes up, but stays inside: served
 
-# ---- start on port 0 and read the port from the server's first line
-${HTTPD_SERVER_WRAP:-} "$server" 127.0.0.1 0 "$root" 2>"$work/log" &
+# ---- start on port 0 and read the port from the server's first line; a send that makes no
+# progress for 5 s closes its connection (60 s by default), long enough for a loaded machine
+HTTPD_SEND_TIMEOUT_MS=5000 ${HTTPD_SERVER_WRAP:-} "$server" 127.0.0.1 0 "$root" 2>"$work/log" &
 pid=$!
 port=
 for _ in $(seq 600); do
@@ -240,6 +242,20 @@ timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port
     printf 'GET /100m.bin HTTP/1.1\r\nHost: x\r\n\r\n' >&3; head -c 1000 <&3 >/dev/null; sleep 1"
 for _ in $(seq 50); do [ "$(fds)" = "$fds_before" ] && break; sleep 0.1; done
 check "fds after a reader left mid-body" "$fds_before" "$(fds)"
+
+# ---- a client that stops reading and stays: once a send has made no progress for the send
+# timeout, the server closes the connection and the file (its fds come back to their count)
+# while the client still holds its end
+timeout 40 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port
+    printf 'GET /100m.bin HTTP/1.1\r\nHost: x\r\n\r\n' >&3; sleep 40" &
+stalled=$!
+for _ in $(seq 20); do [ "$(fds)" -gt "$fds_before" ] && break; sleep 0.1; done
+check "fds while a client is stalled" 1 "$([ "$(fds)" -gt "$fds_before" ] && echo 1)"
+for _ in $(seq 300); do [ "$(fds)" = "$fds_before" ] && break; sleep 0.1; done
+check "fds after the send timeout, the client still there" "$fds_before" "$(fds)"
+check "the stalled client still there" 1 "$(kill -0 "$stalled" 2>/dev/null && echo 1)"
+kill "$stalled" 2>/dev/null
+wait "$stalled" 2>/dev/null
 
 # ---- 200 parallel fetches (the 1 MiB file and the small one), every body checked
 seq 200 | timeout 120 xargs -P 50 -I{} sh -c "
