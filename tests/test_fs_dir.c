@@ -4,8 +4,13 @@
 
 #include <dirent.h>
 
-/* closedir(NULL) is among the inputs compared with glibc, on purpose */
+/* glibc's answer to closedir(NULL), which its header declares nonnull: asked
+ * on purpose (no warning, no UBSan report), since the async call must give it */
 #pragma GCC diagnostic ignored "-Wnonnull"
+__attribute__((no_sanitize("nonnull-attribute"))) static int glibc_closedir_null(void) {
+    errno = 0;
+    return closedir(NULL) == -1 ? errno : 0;
+}
 
 TestSuite(fs_dir, .init = fs_init, .fini = fs_fini, .timeout = 30);
 
@@ -59,9 +64,8 @@ Test(fs_dir, dir_bad_input) {
     ASSERT_NULL_ERR(async_await_ptr(async_opendir(P("f"))), ENOTDIR);
     ASSERT_NULL_ERR(async_await_ptr(async_opendir(NULL)), EFAULT);
     ASSERT_NULL_ERR(async_await_ptr(async_readdir(NULL)), EBADF);
-    errno = 0;
-    cr_assert_eq(closedir(NULL), -1); /* glibc's answer, which the async one must give */
-    int glibc_err = errno;
+    int glibc_err = glibc_closedir_null();
+    cr_assert_neq(glibc_err, 0);
     ASSERT_ERR(async_await(async_closedir(NULL)), glibc_err);
     ASSERT_ERR(async_dirfd(NULL), EINVAL);
     async_rewinddir(NULL);
