@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 /* NULL locks are among the inputs compared, on purpose */
@@ -101,8 +102,10 @@ static void my_locks(int fd, char *out, size_t size) {
     if (fstat(fd, &st) != 0) return;
     FILE *f = fopen("/proc/locks", "r");
     if (!f) return;
-    char line[256], inode[64];
-    snprintf(inode, sizeof inode, ":%lu ", (unsigned long)st.st_ino);
+    /* the file as /proc/locks names it: "MAJ:MIN:INODE", the device in hex */
+    char line[256], file[64];
+    snprintf(file, sizeof file, "%02x:%02x:%lu", major(st.st_dev), minor(st.st_dev),
+             (unsigned long)st.st_ino);
     while (fgets(line, sizeof line, f)) {
         char kind[16], adv[16], rw[16], dev[64], end[32];
         long pid;
@@ -110,8 +113,7 @@ static void my_locks(int fd, char *out, size_t size) {
         if (sscanf(line, "%*d: %15s %15s %15s %ld %63s %lld %31s", kind, adv, rw, &pid, dev, &start,
                    end) != 7)
             continue;
-        strcat(dev, " ");
-        if (!strstr(dev, inode) || (pid != getpid() && pid != -1)) continue;
+        if (strcmp(dev, file) != 0 || (pid != getpid() && pid != -1)) continue;
         size_t len = strlen(out);
         snprintf(out + len, size - len, "%s %s %lld %s;", kind, rw, start, end);
     }
