@@ -74,6 +74,10 @@
 #define SEND_TIMEOUT_MS 60000
 static int64_t send_timeout_ms = SEND_TIMEOUT_MS;
 #define RESPONSE_MAX 1024 /* a response head */
+/* Extra header lines: at most a redirect's Location, whose path (of a request
+ * line of at most LINE_MAX_ bytes) is percent-encoded, 3 bytes a byte, with
+ * the query after it */
+#define EXTRA_MAX (4 * LINE_MAX_)
 
 static int root_fd = -1;         /* ROOT, opened once; every file is opened relative to it */
 static char root_real[PATH_MAX]; /* ROOT's realpath, for the fallback check */
@@ -87,6 +91,7 @@ typedef struct request {
     bool http10;          /* an HTTP/1.0 client */
     char path[LINE_MAX_]; /* decoded, relative to ROOT ("." for ROOT itself) */
     bool trailing_slash;  /* the URL path ended with '/' */
+    char *query;          /* what followed '?', as sent (into the head), or NULL */
     const char *range;    /* the Range header's value, or NULL */
     const char *ims;      /* the If-Modified-Since value, or NULL */
 } request_t;
@@ -216,7 +221,7 @@ static const char *reason_phrase(int status) {
  * body follows (MSG_MORE lets the kernel put both in one packet). */
 static int send_head(int fd, const request_t *rq, int status, const char *extra, off_t length,
                      bool more) {
-    char date[40], head[RESPONSE_MAX + 3 * LINE_MAX_];
+    char date[40], head[RESPONSE_MAX + EXTRA_MAX];
     http_date(time(NULL), date);
     const char *conn = !rq->keep_alive ? "Connection: close\r\n"
                        : rq->http10    ? "Connection: keep-alive\r\n"
@@ -233,7 +238,7 @@ static int send_head(int fd, const request_t *rq, int status, const char *extra,
 /* An error (or redirect) response with a one-line HTML body; `extra` as
  * for send_head(), or NULL. */
 static int send_error(int fd, const request_t *rq, int status, const char *extra) {
-    char body[256], headers[3 * LINE_MAX_ + 128];
+    char body[256], headers[EXTRA_MAX + 128];
     const char *reason = reason_phrase(status);
     int n = snprintf(body, sizeof body, "<!DOCTYPE html>\n<title>%d %s</title>\n<h1>%d %s</h1>\n",
                      status, reason, status, reason);
@@ -280,7 +285,12 @@ static int normalize_path(char *target, request_t *rq) {
         }
     }
     if (target[0] != '/') return 400; /* origin-form: "/path?query" */
-    target[strcspn(target, "?#")] = 0;
+    size_t end = strcspn(target, "?#");
+    if (target[end] == '?') { /* kept (without a fragment) for a directory's redirect */
+        rq->query = target + end + 1;
+        rq->query[strcspn(rq->query, "#")] = 0;
+    }
+    target[end] = 0;
     if (!percent_decode(target)) return 400;
     rq->trailing_slash = target[strlen(target) - 1] == '/';
     size_t len = 0;
@@ -587,7 +597,7 @@ static int serve_directory(int sock, request_t *rq, int dirfd) {
         async_await(async_close(dirfd));
         /* the path percent-encoded again: a name with a blank, a CR or an LF in it
          * must not reach the header as it is; ROOT itself ("/." ) is "/" */
-        char extra[3 * LINE_MAX_ + 32];
+        char extra[EXTRA_MAX];
         size_t n = (size_t)snprintf(extra, sizeof extra, "Location: /");
         if (strcmp(rq->path, ".") != 0) {
             for (const unsigned char *p = (const unsigned char *)rq->path; *p; p++) {
@@ -598,7 +608,9 @@ static int serve_directory(int sock, request_t *rq, int dirfd) {
             }
             extra[n++] = '/';
         }
-        snprintf(extra + n, sizeof extra - n, "\r\n");
+        /* the query as it came (a request line holds no CR or LF), as nginx keeps it */
+        snprintf(extra + n, sizeof extra - n, "%s%s\r\n", rq->query ? "?" : "",
+                 rq->query ? rq->query : "");
         return send_error(sock, rq, 301, extra);
     }
     size_t len = strlen(rq->path);

@@ -158,6 +158,7 @@ check "no slash: 301" 301 "$(code "$url/idx")"
 check "no slash: Location" "/idx/" "$(header Location "$url/idx")"
 check "no slash: Location encoded" "/sp%20ace/" "$(header Location "$url/sp%20ace")"
 check "ROOT as /.: Location" "/" "$(header Location --path-as-is "$url/%2e")"
+check "no slash: the query kept" "/idx/?a=1&b=%2F" "$(header Location "$url/idx?a=1&b=%2F#frag")"
 check "a file with a slash" 404 "$(code "$url/hello.txt/")"
 c -o "$work/listing" "$url/list/"
 grep -qF '<a href="a%3Cb%3E%26%22c%27.txt">a&lt;b&gt;&amp;&quot;c&#39;.txt</a>' "$work/listing" ||
