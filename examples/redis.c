@@ -41,6 +41,7 @@
  *   the server     accept loop, detached connection tasks, stop on a signal
  *                  or SHUTDOWN */
 #define _GNU_SOURCE
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -54,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,11 +103,51 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* FNV-1a. A public server would use a keyed hash (SipHash) against flooding. */
+/* SipHash-1-3 (Aumasson and Bernstein's keyed hash, one round per 8 bytes and
+ * three to finish), keyed at start from getrandom(): a client that cannot know
+ * the key cannot pick keys that all fall in one bucket and make every lookup a
+ * walk of one long chain (Redis keys its table with SipHash too). */
+static uint64_t hash_seed[2];
+
+static uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+static void sip_round(uint64_t v[4]) {
+    v[0] += v[1], v[1] = rotl(v[1], 13), v[1] ^= v[0], v[0] = rotl(v[0], 32);
+    v[2] += v[3], v[3] = rotl(v[3], 16), v[3] ^= v[2];
+    v[0] += v[3], v[3] = rotl(v[3], 21), v[3] ^= v[0];
+    v[2] += v[1], v[1] = rotl(v[1], 17), v[1] ^= v[2], v[2] = rotl(v[2], 32);
+}
+
 static uint64_t hash_key(const struct item *k) {
-    uint64_t h = 14695981039346656037u;
-    for (size_t i = 0; i < k->n; i++) h = (h ^ (unsigned char)k->p[i]) * 1099511628211u;
-    return h;
+    uint64_t v[4] = {hash_seed[0] ^ 0x736f6d6570736575u, hash_seed[1] ^ 0x646f72616e646f6du,
+                     hash_seed[0] ^ 0x6c7967656e657261u, hash_seed[1] ^ 0x7465646279746573u};
+    const unsigned char *p = (const unsigned char *)k->p;
+    size_t i = 0;
+    for (; i + 8 <= k->n; i += 8) {
+        uint64_t m;
+        memcpy(&m, p + i, 8);
+        m = le64toh(m);
+        v[3] ^= m;
+        sip_round(v);
+        v[0] ^= m;
+    }
+    uint64_t last = (uint64_t)k->n << 56;
+    for (size_t j = 0; i + j < k->n; j++) last |= (uint64_t)p[i + j] << (8 * j);
+    v[3] ^= last;
+    sip_round(v);
+    v[0] ^= last;
+    v[2] ^= 0xff;
+    for (int r = 0; r < 3; r++) sip_round(v);
+    return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+/* The key; without getrandom() (no entropy yet), the clock and the pid. */
+static void hash_seed_init(void) {
+    if (getrandom(hash_seed, sizeof hash_seed, GRND_NONBLOCK) == (ssize_t)sizeof hash_seed) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    hash_seed[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15u ^ (uint64_t)ts.tv_sec;
+    hash_seed[1] = (uint64_t)getpid() * 0xC2B2AE3D27D4EB4Fu ^ (uint64_t)ts.tv_nsec;
 }
 
 /* The top byte picks the shard, the low bits the bucket within it. */
@@ -999,6 +1041,7 @@ static intptr_t watch_stop(void *arg) {
 
 int main(int argc, char **argv) {
     const char *host = argc >= 2 ? argv[1] : "127.0.0.1", *port = argc >= 3 ? argv[2] : "6379";
+    hash_seed_init();
     int lfd = (int)async_await(async_tcp_listen(host, port, 511));
     if (lfd < 0 ||
         async_await(async_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, stop_pair)) < 0) {
