@@ -9,6 +9,8 @@
 # and against each server the four loads
 #     wrk -t2 -c50   -dSECONDS  on a 1 KiB file, and on a 1 MiB file
 #     wrk -t2 -c1000 -dSECONDS  on the same two files
+# and, at -c50 and -c1000, "many": 1,000 distinct 1 KiB files requested in turn (a wrk script), a
+# site's working set rather than one hot file,
 # printing requests/s and the server's CPU time per response (utime + stime from /proc/PID/stat of
 # the server and, for nginx, its workers, before and after the load, over wrk's response count)
 # and wrk's own CPU time per response. On loopback the TCP work of a transfer is charged to
@@ -35,7 +37,16 @@ chmod 755 "$tmp" # nginx's workers run as nobody
 mkdir "$tmp/www"
 head -c 1024 /dev/urandom >"$tmp/www/1k.bin"
 head -c $((1024 * 1024)) /dev/urandom >"$tmp/www/1m.bin"
-chmod 644 "$tmp/www"/*
+mkdir "$tmp/www/many"
+for i in $(seq -w 1000); do head -c 1024 /dev/urandom >"$tmp/www/many/f$i.bin"; done
+chmod 644 "$tmp/www"/*.bin "$tmp/www/many"/*
+cat >"$tmp/many.lua" <<'LUA'
+local i = 0
+request = function()
+    i = i % 1000 + 1
+    return wrk.format("GET", string.format("/many/f%04d.bin", i))
+end
+LUA
 results=$tmp/results
 trap 'rm -rf "$tmp"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null' EXIT
 
@@ -97,10 +108,12 @@ for round in $(seq "$rounds"); do
         name=${servers[$(((i + round) % 4))]}
         start_server "$name"
         for conns in 50 1000; do
-            for file in 1k.bin 1m.bin; do
+            for file in 1k.bin 1m.bin many; do
+                target=(-s "$tmp/many.lua" "http://127.0.0.1:$port/")
+                [ "$file" = many ] || target=("http://127.0.0.1:$port/$file")
                 before=$(cpu_ticks)
                 # `times` in the same subshell: the CPU time of its one child, wrk
-                out=$({ wrk -t2 -c"$conns" -d"${seconds}s" "http://127.0.0.1:$port/$file"; times; })
+                out=$({ wrk -t2 -c"$conns" -d"${seconds}s" "${target[@]}"; times; })
                 after=$(cpu_ticks)
                 client=$(printf '%s\n' "$out" | tail -1 | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } print s }')
                 n=$(printf '%s\n' "$out" | sed -n 's/^ *\([0-9]*\) requests in .*/\1/p')
