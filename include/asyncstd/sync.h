@@ -269,8 +269,8 @@ async_rwlock_timedwrlock(async_rwlock_t *rw, const struct timespec *abstime) ASY
  * Async equivalent of pthread_rwlock_tryrdlock(3).
  *
  * \param rw  the lock.
- * \return 0, or -1 with `errno` EBUSY (a writer holds it or waits), EINVAL,
- *         EDEADLK or EAGAIN.
+ * \return 0, or -1 with `errno` EBUSY (a writer holds it, the caller
+ *         included, or waits), EINVAL or EAGAIN.
  */
 ASYNC_EXTERN int async_rwlock_tryrdlock(async_rwlock_t *rw);
 
@@ -278,7 +278,7 @@ ASYNC_EXTERN int async_rwlock_tryrdlock(async_rwlock_t *rw);
  * Async equivalent of pthread_rwlock_trywrlock(3).
  *
  * \param rw  the lock.
- * \return 0, or -1 with `errno` EBUSY, EINVAL or EDEADLK.
+ * \return 0, or -1 with `errno` EBUSY (held, by the caller too) or EINVAL.
  */
 ASYNC_EXTERN int async_rwlock_trywrlock(async_rwlock_t *rw);
 

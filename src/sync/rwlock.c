@@ -129,7 +129,9 @@ static int trylock(async_rwlock_t *rw, int kind) {
     }
     int res = try_lock((rwlock_t *)rw, kind, async__sync_self());
     if (res > 0) return 0;
-    errno = res < 0 ? -res : EBUSY;
+    /* the write owner's try is EBUSY, not EDEADLK: it cannot deadlock, and
+     * POSIX and glibc say EBUSY */
+    errno = res < 0 && res != -EDEADLK ? -res : EBUSY;
     return -1;
 }
 
