@@ -493,8 +493,10 @@ typedef struct async_barrier {
  * \param attr   NULL, or a `const pthread_barrierattr_t *` (process-shared is
  *               refused); `const void *` for the reason given at
  *               async_rwlock_init().
- * \param count  the number of waiters that release each round; at least 1.
- * \return 0, or -1 with `errno` EINVAL (`b` NULL, `count` 0) or ENOTSUP.
+ * \param count  the number of waiters that release each round; at least 1
+ *               and below INT_MAX (glibc's limit).
+ * \return 0, or -1 with `errno` EINVAL (`b` NULL, `count` 0 or INT_MAX and
+ *         above) or ENOTSUP.
  */
 ASYNC_EXTERN int async_barrier_init(async_barrier_t *b, const void *attr, unsigned count);
 

@@ -4,6 +4,7 @@
  * no cancellation point (pthread_barrier_wait is none): a cancelled task's
  * arrival waits on. A cancelled future (its own cancel, a timeout) is taken
  * back, so the round waits for a replacement. */
+#include <limits.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -18,7 +19,9 @@ typedef struct barrier {
 _Static_assert(sizeof(barrier_t) <= sizeof(async_barrier_t), "async_barrier_t is too small");
 
 int async_barrier_init(async_barrier_t *b, const void *attr, unsigned count) {
-    if (!b || count == 0) {
+    /* glibc refuses counts from UINT_MAX / 2 (INT_MAX) up, which its round
+     * counter needs: so do we, so that a count works in both or in neither */
+    if (!b || count == 0 || count >= UINT_MAX / 2) {
         errno = EINVAL;
         return -1;
     }
