@@ -280,7 +280,8 @@ ASYNC_EXTERN async_future_t *async_usleep(unsigned long usec) ASYNC_WARN_UNUSED;
  * \param req  the time to sleep (rounded up to the next millisecond; clamped
  *             to about 292 years, see async_sleep()).
  * \param rem  if not NULL, receives the time left when the sleep is cancelled,
- *             and must stay valid until the future settles.
+ *             and must stay valid until the future settles; a sleep that
+ *             completes leaves it as it was, as nanosleep(2) does.
  * \return a future with value 0, or -1 with EINVAL (`req` NULL, tv_nsec outside
  *         0..999999999, or tv_sec negative) or ECANCELED.
  */

@@ -33,13 +33,10 @@ static void on_closed(uv_handle_t *h) {
 
 static void finish(timer_op_t *op, int err) {
     op->closing = true;
-    if (err && op->rem) {
+    if (err && op->rem) { /* a sleep that ran its course leaves rem alone, as nanosleep(2) */
         uint64_t left = uv_timer_get_due_in(&op->handle); /* 0 once due */
         op->rem->tv_sec = (time_t)(left / 1000);
         op->rem->tv_nsec = (long)(left % 1000) * 1000000L;
-    } else if (op->rem) {
-        op->rem->tv_sec = 0;
-        op->rem->tv_nsec = 0;
     }
     uv_timer_stop(&op->handle);
     async__future_settle(&op->future, err ? -1 : 0, err);

@@ -126,8 +126,7 @@ static void on_fire(async__worker_t *w, async__msg_t *m) {
     /* the metrics' timer count is the home worker's own, so a timer is counted
      * where it ends (fired, cancelled, or swept at exit), not where it was made */
     async__count(&w->count.timers, 1);
-    set_rem(t, 0);
-    async__future_complete(&t->future, 0, 0);
+    async__future_complete(&t->future, 0, 0); /* rem untouched, as by nanosleep(2) */
 }
 
 /* Must hold the lock: takes `t` out and has its home settle it. */
