@@ -123,8 +123,9 @@ ASYNC_EXTERN async_future_t *async_mutex_lock(async_mutex_t *m) ASYNC_WARN_UNUSE
  * \param m        the mutex.
  * \param abstime  the absolute CLOCK_REALTIME time at which to give up.
  * \return as async_mutex_lock(), or -1 with `errno` ETIMEDOUT (the time
- *         passed) or EINVAL (`abstime` NULL or its tv_nsec out of range, when
- *         the mutex could not be taken at once).
+ *         passed, or a negative tv_sec whatever its tv_nsec, as in glibc) or
+ *         EINVAL (`abstime` NULL or its tv_nsec out of range, when the mutex
+ *         could not be taken at once: glibc's mutex looks only when it waits).
  */
 ASYNC_EXTERN async_future_t *
 async_mutex_timedlock(async_mutex_t *m, const struct timespec *abstime) ASYNC_WARN_UNUSED;

@@ -97,6 +97,9 @@ static async_future_t *lock_slow(mutex_t *mx, const struct timespec *abstime, bo
     }
     int64_t ms = -1;
     if (timed) {
+        /* as glibc, whose futex wait times out a negative tv_sec before the
+         * kernel would look at tv_nsec */
+        if (abstime && abstime->tv_sec < 0) return async__future_failed(ETIMEDOUT);
         ms = async__abstime_ms(CLOCK_REALTIME, abstime);
         if (ms < 0) return async__future_failed(EINVAL);
         if (ms == 0) return async__future_failed(ETIMEDOUT);
