@@ -250,7 +250,7 @@ ASYNC_EXTERN async_future_t *async_rwlock_wrlock(async_rwlock_t *rw) ASYNC_WARN_
  * \param rw       the lock.
  * \param abstime  the absolute CLOCK_REALTIME time at which to give up.
  * \return as async_rwlock_rdlock(), or -1 with ETIMEDOUT, or EINVAL for a bad
- *         `abstime` when the lock could not be taken at once.
+ *         `abstime` (looked at first, as by glibc: even when the lock is free).
  */
 ASYNC_EXTERN async_future_t *
 async_rwlock_timedrdlock(async_rwlock_t *rw, const struct timespec *abstime) ASYNC_WARN_UNUSED;
@@ -261,7 +261,7 @@ async_rwlock_timedrdlock(async_rwlock_t *rw, const struct timespec *abstime) ASY
  * \param rw       the lock.
  * \param abstime  the absolute CLOCK_REALTIME time at which to give up.
  * \return as async_rwlock_wrlock(), or -1 with ETIMEDOUT, or EINVAL for a bad
- *         `abstime` when the lock could not be taken at once.
+ *         `abstime` (looked at first, as by glibc: even when the lock is free).
  */
 ASYNC_EXTERN async_future_t *
 async_rwlock_timedwrlock(async_rwlock_t *rw, const struct timespec *abstime) ASYNC_WARN_UNUSED;
@@ -359,7 +359,8 @@ ASYNC_EXTERN async_future_t *async_cond_wait(async_cond_t *c, async_mutex_t *m) 
  * \param abstime  the absolute time, on the condition variable's clock, at
  *                 which to give up.
  * \return as async_cond_wait(), or -1 with ETIMEDOUT (the mutex is held
- *         again), or EINVAL for a bad `abstime`.
+ *         again), or EINVAL for a bad `abstime` (looked at before the mutex,
+ *         as by glibc).
  */
 ASYNC_EXTERN async_future_t *async_cond_timedwait(async_cond_t *c, async_mutex_t *m,
                                                   const struct timespec *abstime) ASYNC_WARN_UNUSED;
@@ -442,7 +443,8 @@ ASYNC_EXTERN int async_sem_trywait(async_sem_t *sem);
  * \param sem      the semaphore.
  * \param abstime  the absolute CLOCK_REALTIME time at which to give up.
  * \return as async_sem_wait(), or -1 with `errno` ETIMEDOUT, or EINVAL for a
- *         bad `abstime` when the semaphore could not be taken at once.
+ *         bad `abstime` (looked at first, as by glibc: even when the value is
+ *         positive).
  */
 ASYNC_EXTERN async_future_t *async_sem_timedwait(async_sem_t *sem,
                                                  const struct timespec *abstime) ASYNC_WARN_UNUSED;

@@ -78,14 +78,13 @@ static async_future_t *wait_common(async_cond_t *cv, async_mutex_t *m, bool time
     if (!cv || !m) return async__future_failed(EINVAL);
     cond_t *c = (cond_t *)cv;
     if (c->dead) return async__future_failed(EINVAL);
+    /* glibc looks at the abstime before the mutex: a bad one is EINVAL even
+     * when the mutex is not held */
+    int64_t ms = timed ? async__abstime_ms((clockid_t)c->clock, abstime) : -1;
+    if (timed && ms < 0) return async__future_failed(EINVAL);
     int err = async__mutex_check_held(m);
     if (err) return async__future_failed(err);
-    int64_t ms = -1;
-    if (timed) {
-        ms = async__abstime_ms((clockid_t)c->clock, abstime);
-        if (ms < 0) return async__future_failed(EINVAL);
-        if (ms == 0) return async__future_failed(ETIMEDOUT); /* the mutex stays held */
-    }
+    if (timed && ms == 0) return async__future_failed(ETIMEDOUT); /* the mutex stays held */
     async__sw_t *w = async__sw_new(c, &c->lock, &c->q, NULL);
     if (!w) return NULL;
     w->what = "cond";

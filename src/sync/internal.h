@@ -152,6 +152,10 @@ void *async__sync_self(void);
  * -1 with errno EINVAL for a bad timespec. */
 int64_t async__abstime_ms(clockid_t clock, const struct timespec *abstime);
 
+/* Whether `abstime` is NULL or its tv_nsec out of range: the calls that glibc
+ * checks before they try (rwlock, semaphore and condition waits) ask first. */
+bool async__abstime_bad(const struct timespec *abstime);
+
 /* A waiter whose await in a task is no cancellation point (lock waits, as
  * pthread_mutex_lock is none); cancelling its future still works. */
 static inline void async__sw_no_cancel_point(async__sw_t *w) {

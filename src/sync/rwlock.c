@@ -114,11 +114,15 @@ async_future_t *async_rwlock_wrlock(async_rwlock_t *rw) {
     return lock_common(rw, RW_WRITE, false, NULL);
 }
 
+/* A bad abstime is EINVAL even when the lock is free or the caller's own, as
+ * glibc checks it first (unlike its mutex, which looks only when it waits). */
 async_future_t *async_rwlock_timedrdlock(async_rwlock_t *rw, const struct timespec *abstime) {
+    if (async__abstime_bad(abstime)) return async__future_failed(EINVAL);
     return lock_common(rw, RW_READ, true, abstime);
 }
 
 async_future_t *async_rwlock_timedwrlock(async_rwlock_t *rw, const struct timespec *abstime) {
+    if (async__abstime_bad(abstime)) return async__future_failed(EINVAL);
     return lock_common(rw, RW_WRITE, true, abstime);
 }
 

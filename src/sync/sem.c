@@ -63,7 +63,8 @@ async_future_t *async_sem_wait(async_sem_t *sem) {
 }
 
 async_future_t *async_sem_timedwait(async_sem_t *sem, const struct timespec *abstime) {
-    if (!sem) return async__future_failed(EINVAL);
+    /* a bad abstime is EINVAL even with a unit free, as glibc checks it first */
+    if (!sem || async__abstime_bad(abstime)) return async__future_failed(EINVAL);
     sem_impl_t *s = (sem_impl_t *)sem;
     int r = async__gate_try(&s->g, &ops, 0);
     if (r > 0) return async__sync_done(0);

@@ -61,8 +61,12 @@ void *async__sync_self(void) {
     return t ? (void *)t : (void *)&thread_identity;
 }
 
+bool async__abstime_bad(const struct timespec *abstime) {
+    return !abstime || abstime->tv_nsec < 0 || abstime->tv_nsec > 999999999L;
+}
+
 int64_t async__abstime_ms(clockid_t clock, const struct timespec *abstime) {
-    if (!abstime || abstime->tv_nsec < 0 || abstime->tv_nsec > 999999999L) {
+    if (async__abstime_bad(abstime)) {
         errno = EINVAL;
         return -1;
     }
