@@ -115,14 +115,6 @@ static inline void fs_fini(void) { scratch_remove(); }
 /* SAME() for a call handed a bad buffer on purpose: valgrind would report the
  * kernel's EFAULT check as an error. Both calls run on this thread (the bad
  * pointer is refused before any hop), where reporting is switched off. */
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define QUIET_BEGIN() VALGRIND_DISABLE_ERROR_REPORTING
-#define QUIET_END() VALGRIND_ENABLE_ERROR_REPORTING
-#else
-#define QUIET_BEGIN() ((void)0)
-#define QUIET_END() ((void)0)
-#endif
 #define SAME_BAD(libc_expr, async_expr) \
     do {                                \
         QUIET_BEGIN();                  \

@@ -68,7 +68,7 @@ Test(net, socketpair_gives_two_connected_nonblocking_fds, .init = rt_start) {
 
 Test(net, socketpair_bad_arguments, .init = rt_start) {
     int sv[2] = {-7, -7};
-    ASSERT_ERR(async_await(async_socketpair(AF_UNIX, SOCK_STREAM, 0, NULL)), EFAULT);
+    QUIETLY(ASSERT_ERR(async_await(async_socketpair(AF_UNIX, SOCK_STREAM, 0, NULL)), EFAULT));
     ASSERT_ERR(async_await(async_socketpair(AF_INET, SOCK_STREAM, 0, sv)), EOPNOTSUPP);
     ASSERT_ERR(async_await(async_socketpair(12345, SOCK_STREAM, 0, sv)), EAFNOSUPPORT);
     cr_assert(sv[0] == -7 && sv[1] == -7, "untouched on failure");
@@ -233,7 +233,7 @@ Test(net, accept_bad_input, .init = rt_start) {
     ASSERT_ERR(async_await(async_accept(fd, NULL, NULL)), EINVAL); /* not listening */
     struct sockaddr_in a;
     /* as accept(2): not listening comes before the missing length */
-    ASSERT_ERR(async_await(async_accept(fd, (struct sockaddr *)&a, NULL)), EINVAL);
+    QUIETLY(ASSERT_ERR(async_await(async_accept(fd, (struct sockaddr *)&a, NULL)), EINVAL));
     int udp = (int)async_await(async_socket(AF_INET, SOCK_DGRAM, 0));
     ASSERT_ERR(async_await(async_accept(udp, NULL, NULL)), EOPNOTSUPP);
     close(udp);

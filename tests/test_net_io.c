@@ -200,9 +200,10 @@ Test(net_io, bad_input, .init = rt_start) {
     pair(SOCK_STREAM, sv);
     /* as recv(2): a bad buffer or address length is found once there is data */
     cr_assert_eq(send(sv[1], "data", 4, 0), 4);
-    ASSERT_ERR(async_await(async_recv(sv[0], NULL, 4, 0)), EFAULT);
-    ASSERT_ERR(async_await(async_send(sv[0], NULL, 4, 0)), EFAULT);
-    ASSERT_ERR(async_await(async_recvfrom(sv[0], b, 4, 0, (struct sockaddr *)b, NULL)), EFAULT);
+    QUIETLY(ASSERT_ERR(async_await(async_recv(sv[0], NULL, 4, 0)), EFAULT));
+    QUIETLY(ASSERT_ERR(async_await(async_send(sv[0], NULL, 4, 0)), EFAULT));
+    QUIETLY(ASSERT_ERR(async_await(async_recvfrom(sv[0], b, 4, 0, (struct sockaddr *)b, NULL)),
+                       EFAULT));
     ASSERT_ERR(async_await(async_recv(sv[0], b, 4, MSG_DONTWAIT)), EAGAIN); /* it took them */
     /* no address with a length: the kernel ignores the length (a plain send) */
     ASSERT_VAL(async_await(async_sendto(sv[0], b, 4, 0, NULL, 16)), 4);
@@ -217,7 +218,8 @@ Test(net_io, bad_input, .init = rt_start) {
     cr_assert_eq(sendmsg(sv[0], &m, 0), 4);
     ASSERT_VAL(async_await(async_sendmsg(sv[0], &m, 0)), 4);
     close(udp);
-    ASSERT_ERR(async_await(async_sendto(sv[0], b, 4, 0, (struct sockaddr *)b, 100000)), EINVAL);
+    QUIETLY(ASSERT_ERR(async_await(async_sendto(sv[0], b, 4, 0, (struct sockaddr *)b, 100000)),
+                       EINVAL));
     close_pair(sv);
     int fd = (int)async_await(async_socket(AF_INET, SOCK_STREAM, 0));
     ASSERT_ERR(async_await(async_recv(fd, b, 4, 0)), ENOTCONN);
@@ -538,14 +540,14 @@ Test(net_io, sendmsg_sends_everything_and_the_fds_once, .init = rt_start) {
 Test(net_io, sendmsg_recvmsg_bad_input, .init = rt_start) {
     int sv[2];
     pair(SOCK_STREAM, sv);
-    ASSERT_ERR(async_await(async_sendmsg(sv[0], NULL, 0)), EFAULT);
-    ASSERT_ERR(async_await(async_recvmsg(sv[0], NULL, 0)), EFAULT);
+    QUIETLY(ASSERT_ERR(async_await(async_sendmsg(sv[0], NULL, 0)), EFAULT));
+    QUIETLY(ASSERT_ERR(async_await(async_recvmsg(sv[0], NULL, 0)), EFAULT));
     struct iovec iov = {"x", 1};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = (size_t)IOV_MAX + 1};
-    ASSERT_ERR(async_await(async_sendmsg(sv[0], &m, 0)), EMSGSIZE);
+    QUIETLY(ASSERT_ERR(async_await(async_sendmsg(sv[0], &m, 0)), EMSGSIZE));
     m.msg_iovlen = 1;
     m.msg_iov = NULL;
-    ASSERT_ERR(async_await(async_sendmsg(sv[0], &m, 0)), EFAULT);
+    QUIETLY(ASSERT_ERR(async_await(async_sendmsg(sv[0], &m, 0)), EFAULT));
     m.msg_iov = &iov;
     char junk[16] = {0};
     m.msg_control = junk;
