@@ -260,10 +260,16 @@ static void spin_grow(async__worker_t *w) {
 
 /* Under the virtual clock, instead of blocking in poll_io: look at I/O once
  * more, then park with the clock (vclock.c), which may move and make tasks
- * ready here instead. */
+ * ready here instead. A waker that claimed `sleeping` (to have this worker
+ * steal) rang it, and that look may have taken the ring: blocking then would
+ * sleep with the flag clear, where a post rings nobody, and the message
+ * would wait for good (a thousand sleepers on eight workers hung about one
+ * run in a hundred on a loaded machine). So a claimed flag returns. */
 static void vclock_sleep(async__worker_t *w) {
     poll_io(w, false);
-    if (has_work(w) || async__vclock_park(w)) return;
+    if (has_work(w) || !atomic_load_explicit(&w->sleeping, memory_order_seq_cst) ||
+        async__vclock_park(w))
+        return;
     poll_io(w, true);
     async__vclock_unpark(w);
 }
