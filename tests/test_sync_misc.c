@@ -193,3 +193,35 @@ Test(waitgroup, tasks_across_workers, .init = rt_start) {
     ASSERT_VAL(async_waitgroup_destroy(&wg), 0);
     rt_stop();
 }
+
+TestSuite(destroyed, .timeout = 30);
+
+/* sync.h's rule for a destroyed rwlock, semaphore or condition variable: a
+ * second destroy, and (rwlock, semaphore) any later use, is EINVAL until the
+ * object is initialised again, which makes it work as new. */
+Test(destroyed, later_uses_fail_until_init, .init = rt_start) {
+    async_rwlock_t rw;
+    async_sem_t s;
+    async_cond_t c;
+    cr_assert_eq(async_rwlock_init(&rw, NULL), 0);
+    cr_assert_eq(async_sem_init(&s, 0, 1), 0);
+    cr_assert_eq(async_cond_init(&c, NULL), 0);
+    cr_assert_eq(async_rwlock_destroy(&rw), 0);
+    cr_assert_eq(async_sem_destroy(&s), 0);
+    cr_assert_eq(async_cond_destroy(&c), 0);
+    ASSERT_ERR(async_rwlock_destroy(&rw), EINVAL);
+    ASSERT_ERR(async_await(async_rwlock_rdlock(&rw)), EINVAL);
+    ASSERT_ERR(async_sem_destroy(&s), EINVAL);
+    ASSERT_ERR(async_sem_trywait(&s), EINVAL);
+    ASSERT_ERR(async_cond_destroy(&c), EINVAL);
+    cr_assert_eq(async_rwlock_init(&rw, NULL), 0);
+    ASSERT_VAL(async_await(async_rwlock_rdlock(&rw)), 0);
+    cr_assert_eq(async_rwlock_unlock(&rw), 0);
+    cr_assert_eq(async_sem_init(&s, 0, 1), 0);
+    cr_assert_eq(async_sem_trywait(&s), 0);
+    cr_assert_eq(async_cond_init(&c, NULL), 0);
+    cr_assert_eq(async_cond_destroy(&c), 0);
+    cr_assert_eq(async_rwlock_destroy(&rw), 0);
+    cr_assert_eq(async_sem_destroy(&s), 0);
+    rt_stop();
+}

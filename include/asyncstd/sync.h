@@ -295,6 +295,10 @@ ASYNC_EXTERN int async_rwlock_unlock(async_rwlock_t *rw);
 /**
  * Async equivalent of pthread_rwlock_destroy(3).
  *
+ * Later uses, a second destroy included, fail with EINVAL until
+ * async_rwlock_init() is called again (glibc's calls answer them as if the
+ * lock were new).
+ *
  * \param rw  the lock.
  * \return 0, or -1 with `errno` EINVAL or EBUSY (held or awaited).
  */
@@ -386,6 +390,9 @@ ASYNC_EXTERN int async_cond_broadcast(async_cond_t *c);
 /**
  * Async equivalent of pthread_cond_destroy(3).
  *
+ * A second destroy fails with EINVAL until async_cond_init() is called
+ * again (glibc's second destroy returns 0).
+ *
  * \param c  the condition variable.
  * \return 0, or -1 with `errno` EINVAL or EBUSY (waiters).
  */
@@ -471,6 +478,10 @@ ASYNC_EXTERN int async_sem_getvalue(async_sem_t *sem, int *sval);
 
 /**
  * Async equivalent of sem_destroy(3).
+ *
+ * Later uses, a second destroy included, fail with EINVAL until
+ * async_sem_init() is called again (glibc's calls answer them as if the
+ * semaphore were still there).
  *
  * \param sem  the semaphore.
  * \return 0, or -1 with `errno` EINVAL or EBUSY (waiters).
