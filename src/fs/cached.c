@@ -382,6 +382,14 @@ int async__fs_fstat_cached(int fd, struct stat *st, int *r) {
     return FS_DONE;
 }
 
+/* ---- type ------------------------------------------------------------------------ */
+
+unsigned async__fs_file_type(int fd) {
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &sx) < 0) return 0;
+    return sx.stx_mode & S_IFMT;
+}
+
 /* ---- close ------------------------------------------------------------------- */
 
 bool async__fs_close_may_wait(int fd) {

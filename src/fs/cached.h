@@ -19,6 +19,10 @@ int async__fs_fstat_cached(int fd, struct stat *st, int *r);
 /* Whether close(2) of fd may wait for a server: a regular file whose mount
  * is not known to be local. */
 bool async__fs_close_may_wait(int fd);
+/* An fd's file type (S_IFSOCK, ...), or 0 when it has none (a bad fd), from
+ * cached attributes (AT_STATX_DONT_SYNC): fstat(2) of a file on NFS may write
+ * back its dirty pages or ask the server first. */
+unsigned async__fs_file_type(int fd);
 /* On the pool: learns whether fd's mount is local (fstatfs(2), which may ask
  * a server), so that later calls on it can be answered inline. */
 void async__fs_learn_mount(int fd);

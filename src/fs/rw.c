@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "cached.h"
 
 enum { RW_READ = 0, RW_WRITE = 1 };
 
@@ -307,13 +307,12 @@ static async_future_t *rw_start(int fd, const struct iovec *iov, int cnt, off_t 
  * calling thread; but not on a character device, whose driver may wait
  * even for no bytes, nor on a regular file, which the vector answers as
  * read(2) does (0) and whose read on NFS or FUSE may ask the server first.
- * The type comes from cached attributes, as cached.c asks for it. */
+ * A bad fd (type 0) is the libc call's to answer too. */
 static bool libc_answers(int fd, size_t count, int dir) {
     if (count > SSIZE_MAX) return true;
     if (count || dir != RW_READ) return false;
-    struct statx sx;
-    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &sx) < 0) return true;
-    return !S_ISCHR(sx.stx_mode) && !S_ISREG(sx.stx_mode);
+    unsigned type = async__fs_file_type(fd);
+    return type != S_IFCHR && type != S_IFREG;
 }
 
 /* The libc call for libc_answers(); off -1 for the file position. Its count

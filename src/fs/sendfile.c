@@ -36,7 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "cached.h"
 
 #define MAX_RW 0x7ffff000 /* the most one sendfile(2) moves (Linux's MAX_RW_COUNT) */
 #define COPY_BUF (128 * 1024)
@@ -232,24 +232,15 @@ static bool stream_socket(int fd) {
 
 /* ---- routing ------------------------------------------------------------------ */
 
-/* An fd's file type (S_IFSOCK, ...), or 0 when it has none (a bad fd). Only
- * the type, from cached attributes, is asked for: fstat(2) of a file on NFS
- * may write back its dirty pages or ask the server first. */
-static unsigned file_type(int fd) {
-    struct statx st;
-    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &st) < 0) return 0;
-    return st.stx_mode & S_IFMT;
-}
-
 static int route_of(int out_fd, int in_fd, size_t count) {
     if (count == 0) return ROUTE_POOL; /* nothing to wait for: sendfile(2)'s own checks */
-    unsigned out = file_type(out_fd);
+    unsigned out = async__fs_file_type(out_fd);
     if (out != S_IFSOCK && out != S_IFIFO) return ROUTE_POOL;
     /* Any other source sendfile(2) to a socket refuses before sending a
      * byte, and its errno comes from the pool at once. Into a pipe, a pipe
      * or socket source could make splice(2) say EAGAIN for want of input,
      * which no writability wait would cure: it stays on the pool, as before. */
-    unsigned in = file_type(in_fd);
+    unsigned in = async__fs_file_type(in_fd);
     if (in != S_IFREG && in != S_IFBLK) return ROUTE_POOL;
     if (out == S_IFIFO) return ROUTE_PIPE;
     int fl = fcntl(out_fd, F_GETFL);
@@ -258,7 +249,7 @@ static int route_of(int out_fd, int in_fd, size_t count) {
 
 /* A regular file or a block device: what the inline attempt reads from. */
 static bool file_source(int fd) {
-    unsigned t = file_type(fd);
+    unsigned t = async__fs_file_type(fd);
     return t == S_IFREG || t == S_IFBLK;
 }
 
