@@ -237,16 +237,17 @@ static uint64_t *seen_set(uint64_t h) {
     return &table[(h >> 32) % sets * SEEN_WAYS];
 }
 
-static bool seen_has(uint64_t h) {
-    uint64_t *set = seen_set(h);
+static bool in_set(const uint64_t *set, uint64_t h) {
     for (int i = 0; i < SEEN_WAYS; i++)
         if (set[i] == h) return true;
     return false;
 }
 
+static bool seen_has(uint64_t h) { return in_set(seen_set(h), h); }
+
 static void seen_add(uint64_t h) {
     uint64_t *set = seen_set(h);
-    if (seen_has(h)) return;
+    if (in_set(set, h)) return;
     memmove(set + 1, set, (SEEN_WAYS - 1) * sizeof *set);
     set[0] = h;
 }
