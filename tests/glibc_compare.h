@@ -26,20 +26,24 @@
 /* Where the cases run now: "thread" or "task", for the failure messages. */
 static const char *compare_where = "thread";
 
-/* An int-valued glibc call and its awaited async twin: the same value, and
- * the same errno when the value is -1. */
-#define SAME(gexpr, aexpr)                                                                \
-    do {                                                                                  \
-        errno = 0;                                                                        \
-        intmax_t g_ = (intmax_t)(gexpr);                                                  \
-        int ge_ = errno;                                                                  \
-        errno = 0;                                                                        \
-        intmax_t a_ = (intmax_t)async_await(aexpr);                                       \
-        int ae_ = errno;                                                                  \
-        if (g_ != a_ || (g_ == -1 && ge_ != ae_))                                         \
-            check_fail(__FILE__, __LINE__, "%s [%s]: glibc %jd/%s, async %jd/%s", #aexpr, \
-                       compare_where, g_, ename(ge_), a_, ename(ae_));                    \
+/* An int-valued glibc call and the async twin's value `aval` (its text
+ * `what`, for the message): the same value, and the same errno when the value
+ * is -1. SAME awaits the twin's future; SAME_NOW takes a twin that answers at
+ * once (an int, no future). */
+#define SAME_VALUE_(gexpr, aval, what)                                                  \
+    do {                                                                                \
+        errno = 0;                                                                      \
+        intmax_t g_ = (intmax_t)(gexpr);                                                \
+        int ge_ = errno;                                                                \
+        errno = 0;                                                                      \
+        intmax_t a_ = (intmax_t)(aval);                                                 \
+        int ae_ = errno;                                                                \
+        if (g_ != a_ || (g_ == -1 && ge_ != ae_))                                       \
+            check_fail(__FILE__, __LINE__, "%s [%s]: glibc %jd/%s, async %jd/%s", what, \
+                       compare_where, g_, ename(ge_), a_, ename(ae_));                  \
     } while (0)
+#define SAME(gexpr, aexpr) SAME_VALUE_(gexpr, async_await(aexpr), #aexpr)
+#define SAME_NOW(gexpr, aexpr) SAME_VALUE_(gexpr, aexpr, #aexpr)
 
 /* As SAME, for a row that hands glibc a bad pointer on purpose, which
  * valgrind would report as the test's error. */
@@ -50,18 +54,21 @@ static const char *compare_where = "thread";
         VALGRIND_ENABLE_ERROR_REPORTING;  \
     } while (0)
 
-/* As SAME, for glibc calls that return an error number (posix_spawn,
- * sigwait): 0, or the error the async twin must give as -1 and errno. */
-#define SAME_ERRNUM(gexpr, aexpr)                                                     \
-    do {                                                                              \
-        int g_ = (gexpr);                                                             \
-        errno = 0;                                                                    \
-        intmax_t a_ = (intmax_t)async_await(aexpr);                                   \
-        int ae_ = errno;                                                              \
-        if (g_ ? (a_ != -1 || ae_ != g_) : a_ != 0)                                   \
-            check_fail(__FILE__, __LINE__, "%s [%s]: glibc %s, async %jd/%s", #aexpr, \
-                       compare_where, ename(g_), a_, ename(ae_));                     \
+/* As SAME and SAME_NOW, for glibc calls that return an error number
+ * (posix_spawn, sigwait, the pthread calls): 0, or the error the async twin
+ * must give as -1 and errno. */
+#define SAME_ERRNUM_VALUE_(gexpr, aval, what)                                                      \
+    do {                                                                                           \
+        int g_ = (gexpr);                                                                          \
+        errno = 0;                                                                                 \
+        intmax_t a_ = (intmax_t)(aval);                                                            \
+        int ae_ = errno;                                                                           \
+        if (g_ ? (a_ != -1 || ae_ != g_) : a_ != 0)                                                \
+            check_fail(__FILE__, __LINE__, "%s [%s]: glibc %s, async %jd/%s", what, compare_where, \
+                       ename(g_), a_, ename(ae_));                                                 \
     } while (0)
+#define SAME_ERRNUM(gexpr, aexpr) SAME_ERRNUM_VALUE_(gexpr, async_await(aexpr), #aexpr)
+#define SAME_ERRNUM_NOW(gexpr, aexpr) SAME_ERRNUM_VALUE_(gexpr, aexpr, #aexpr)
 
 /* Each of the n futures is still pending (it waits for something that never
  * comes); each is then cancelled and must end with -1/ECANCELED. */

@@ -25,32 +25,6 @@ __attribute__((no_sanitize("nonnull-attribute"))) static int glibc_nanosleep_nul
 
 TestSuite(sync_glibc, .init = rt_start, .fini = rt_stop, .timeout = 60);
 
-/* As SAME_ERRNUM, for an async twin that answers at once (an int, no future). */
-#define SAME_ERRNUM_NOW(gexpr, aexpr)                                                 \
-    do {                                                                              \
-        int g_ = (gexpr);                                                             \
-        errno = 0;                                                                    \
-        intmax_t a_ = (intmax_t)(aexpr);                                              \
-        int ae_ = errno;                                                              \
-        if (g_ ? (a_ != -1 || ae_ != g_) : a_ != 0)                                   \
-            check_fail(__FILE__, __LINE__, "%s [%s]: glibc %s, async %jd/%s", #aexpr, \
-                       compare_where, ename(g_), a_, ename(ae_));                     \
-    } while (0)
-
-/* As SAME, for an async twin that answers at once. */
-#define SAME_NOW(gexpr, aexpr)                                                            \
-    do {                                                                                  \
-        errno = 0;                                                                        \
-        intmax_t g_ = (intmax_t)(gexpr);                                                  \
-        int ge_ = errno;                                                                  \
-        errno = 0;                                                                        \
-        intmax_t a_ = (intmax_t)(aexpr);                                                  \
-        int ae_ = errno;                                                                  \
-        if (g_ != a_ || (g_ == -1 && ge_ != ae_))                                         \
-            check_fail(__FILE__, __LINE__, "%s [%s]: glibc %jd/%s, async %jd/%s", #aexpr, \
-                       compare_where, g_, ename(ge_), a_, ename(ae_));                    \
-    } while (0)
-
 /* The abstimes of the timed calls: in the past (the epoch, and before it),
  * and with tv_nsec out of range. */
 static const struct timespec past = {0, 0}, before_epoch = {-1, 0};
