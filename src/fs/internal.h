@@ -70,8 +70,6 @@ async_future_t *async__fs_submit(fs_op_t *op);
 void async__fs_op_free(fs_op_t *op);
 /* True once async_cancel() was called on the op's future: long runs stop there. */
 bool async__fs_cancelled(const fs_op_t *op);
-/* An already-settled future from a direct call's result (-1 + errno on failure). */
-async_future_t *async__fs_result(intptr_t v);
 
 /* Directory reading shared by dir.c, the walk and the tree helpers: a
  * getdents64 batch decoder. */

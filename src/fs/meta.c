@@ -59,7 +59,8 @@ static intptr_t run_fstat(fs_op_t *op) {
 /* Inline when the fd's mount is known to be local (cached.c). */
 async_future_t *async_fstat(int fd, struct stat *statbuf) {
     int r;
-    if (statbuf && async__fs_fstat_cached(fd, statbuf, &r) == FS_DONE) return async__fs_result(r);
+    if (statbuf && async__fs_fstat_cached(fd, statbuf, &r) == FS_DONE)
+        return async__future_result(r);
     fs_op_t *op = async__fs_op_new(run_fstat, NULL, NULL);
     if (!op) return NULL;
     op->fd = fd;

@@ -263,7 +263,3 @@ bool async__fs_cancelled(const fs_op_t *op) {
     return atomic_load_explicit(&((fs_op_t *)op)->job.future.flags, memory_order_relaxed) &
            F_CANCELLED;
 }
-
-async_future_t *async__fs_result(intptr_t v) {
-    return v == -1 ? async__future_failed(errno) : async__future_done(v);
-}

@@ -321,8 +321,8 @@ static bool libc_answers(int fd, size_t count, int dir) {
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
 static async_future_t *libc_rw(int fd, void *buf, size_t count, off_t off, int dir) {
     if (dir == RW_WRITE)
-        return async__fs_result(off < 0 ? write(fd, buf, count) : pwrite(fd, buf, count, off));
-    return async__fs_result(off < 0 ? read(fd, buf, count) : pread(fd, buf, count, off));
+        return async__future_result(off < 0 ? write(fd, buf, count) : pwrite(fd, buf, count, off));
+    return async__future_result(off < 0 ? read(fd, buf, count) : pread(fd, buf, count, off));
 }
 #pragma GCC diagnostic pop
 
@@ -374,7 +374,7 @@ async_future_t *async_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t
 }
 
 async_future_t *async_lseek(int fd, off_t offset, int whence) {
-    return async__fs_result((intptr_t)lseek(fd, offset, whence));
+    return async__future_result((intptr_t)lseek(fd, offset, whence));
 }
 
 /* ---- write_all -------------------------------------------------------------- */

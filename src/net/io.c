@@ -36,11 +36,6 @@ static inline bool done(intptr_t *value, int *err, intptr_t v, int e) {
     return true;
 }
 
-/* The result of a call made inline as a settled future. */
-static async_future_t *settled(intptr_t r) {
-    return r < 0 ? async__future_failed(errno) : async__future_done(r);
-}
-
 /* A datagram sent to a Unix address whose receiver is full fails with EAGAIN,
  * but the sending socket stays writable: no readiness would ever come, so
  * such a send reports EAGAIN instead of waiting (see net.h). */
@@ -74,7 +69,7 @@ static bool accept_attempt(async__io_op_t *io, intptr_t *value, int *err) {
 async_future_t *async_accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags) {
     /* accept4(2) checks its flags before the fd */
     if (sockfd < 0 || (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)))
-        return settled(accept4(sockfd, addr, addrlen, flags));
+        return async__future_result(accept4(sockfd, addr, addrlen, flags));
     int e = async__net_set_nonblock(sockfd);
     if (e) return async__future_failed(e);
     accept_op_t *op =
@@ -128,7 +123,7 @@ static bool connect_attempt(async__io_op_t *io, intptr_t *value, int *err) {
 async_future_t *async_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen) {
     /* refused before any connecting: the kernel copies the address first */
     if (sockfd < 0 || (!addr && addrlen) || addrlen > sizeof(struct sockaddr_storage))
-        return settled(connect(sockfd, addr, addrlen));
+        return async__future_result(connect(sockfd, addr, addrlen));
     int e = async__net_set_nonblock(sockfd);
     if (e) return async__future_failed(e);
     connect_op_t *op =
@@ -175,7 +170,8 @@ static async_future_t *start_send(int sockfd, const void *buf, size_t len, int f
                                   const struct sockaddr *to, socklen_t tolen) {
     if (!to) tolen = 0; /* as the kernel does: no address, whatever its length */
     if (sockfd < 0 || tolen > sizeof(struct sockaddr_storage))
-        return settled(sendto(sockfd, buf, len, flags | MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen));
+        return async__future_result(
+            sendto(sockfd, buf, len, flags | MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen));
     size_t size = to ? sizeof(send_op_t) : offsetof(send_op_t, to);
     send_op_t *op = (send_op_t *)async__io_op_new(size, sockfd, ASYNC_IO_WRITE, send_attempt);
     if (!op) return NULL; /* errno is ENOMEM */
@@ -249,7 +245,7 @@ static async_future_t *start_recv(int sockfd, void *buf, size_t len, int flags,
     bool nolen = from && !fromlen;
     if (nolen) from = NULL;
     if (sockfd < 0)
-        return settled(
+        return async__future_result(
             recvfrom(sockfd, buf, len, flags | MSG_DONTWAIT, from, from ? fromlen : NULL));
     bool waitall = false;
     if ((flags & MSG_WAITALL) && !(flags & (MSG_PEEK | MSG_DONTWAIT))) {
@@ -330,7 +326,7 @@ async_future_t *async_sendmsg(int sockfd, const struct msghdr *msg, int flags) {
     if (sockfd < 0 || !msg || msg->msg_iovlen > IOV_MAX || (!msg->msg_iov && msg->msg_iovlen) ||
         (!msg->msg_control && msg->msg_controllen) || msg->msg_controllen > INT_MAX ||
         (msg->msg_name && msg->msg_namelen > INT_MAX))
-        return settled(sendmsg(sockfd, msg, kflags));
+        return async__future_result(sendmsg(sockfd, msg, kflags));
     /* no address, whatever its length; a longer one is cut, as the kernel does */
     socklen_t namelen = msg->msg_name ? msg->msg_namelen : 0;
     if (namelen > sizeof(struct sockaddr_storage)) namelen = sizeof(struct sockaddr_storage);
@@ -397,7 +393,7 @@ static bool recvmsg_attempt(async__io_op_t *io, intptr_t *value, int *err) {
 }
 
 async_future_t *async_recvmsg(int sockfd, struct msghdr *msg, int flags) {
-    if (sockfd < 0) return settled(recvmsg(sockfd, msg, flags | MSG_DONTWAIT));
+    if (sockfd < 0) return async__future_result(recvmsg(sockfd, msg, flags | MSG_DONTWAIT));
     recvmsg_op_t *op =
         (recvmsg_op_t *)async__io_op_new(sizeof *op, sockfd, ASYNC_IO_READ, recvmsg_attempt);
     if (!op) return NULL; /* errno is ENOMEM */

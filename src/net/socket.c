@@ -22,11 +22,6 @@ int async__net_set_nonblock(int fd) {
     return fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? errno : 0;
 }
 
-/* The result of an inline call as a settled future. */
-static async_future_t *settled(int r) {
-    return r < 0 ? async__future_failed(errno) : async__future_done(r);
-}
-
 async_future_t *async_socket(int domain, int type, int protocol) {
     int fd = socket(domain, type | SOCK_NONBLOCK, protocol);
     if (fd < 0) return async__future_failed(errno);
@@ -41,7 +36,7 @@ async_future_t *async_socket(int domain, int type, int protocol) {
 
 async_future_t *async_socketpair(int domain, int type, int protocol, int sv[2]) {
     /* the kernel checks the other arguments first, and makes no sockets */
-    if (!sv) return settled(socketpair(domain, type | SOCK_NONBLOCK, protocol, NULL));
+    if (!sv) return async__future_result(socketpair(domain, type | SOCK_NONBLOCK, protocol, NULL));
     int pair[2];
     if (socketpair(domain, type | SOCK_NONBLOCK, protocol, pair) < 0)
         return async__future_failed(errno);
@@ -60,9 +55,13 @@ async_future_t *async_socketpair(int domain, int type, int protocol, int sv[2]) 
 }
 
 async_future_t *async_bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen) {
-    return settled(bind(sockfd, addr, addrlen));
+    return async__future_result(bind(sockfd, addr, addrlen));
 }
 
-async_future_t *async_listen(int sockfd, int backlog) { return settled(listen(sockfd, backlog)); }
+async_future_t *async_listen(int sockfd, int backlog) {
+    return async__future_result(listen(sockfd, backlog));
+}
 
-async_future_t *async_shutdown(int sockfd, int how) { return settled(shutdown(sockfd, how)); }
+async_future_t *async_shutdown(int sockfd, int how) {
+    return async__future_result(shutdown(sockfd, how));
+}

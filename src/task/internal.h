@@ -143,6 +143,11 @@ static inline void async__future_init(async_future_t *f, const async__future_ops
 }
 async_future_t *async__future_failed(int err);      /* a settled failure, or NULL */
 async_future_t *async__future_done(intptr_t value); /* a settled success, or NULL */
+/* The settled future of a system call made inline: -1 a failure with its
+ * errno, any other value a success. */
+static inline async_future_t *async__future_result(intptr_t r) {
+    return r == -1 ? async__future_failed(errno) : async__future_done(r);
+}
 bool async__future_settle(async_future_t *f, intptr_t value, int err);
 /* Settles a future that nothing else can settle, ever (its op's own state
  * machine decides who completes it): skips the claim that async__future_settle
