@@ -361,12 +361,10 @@ Test(proc, the_applications_own_children_and_sigchld_are_left_alone) {
     pid_t lib = sh("sleep 5");
     int st;
     async_future_t *w = async_waitpid(lib, &st, 0);
-    pid_t own = fork();
-    if (own == 0) _exit(12);
-    cr_assert_gt(own, 0);
+    pid_t own = fork_exit(12);
     int own_st;
     cr_assert_eq(waitpid(own, &own_st, 0), own, "the application reaps its own child");
-    cr_assert(WIFEXITED(own_st) && WEXITSTATUS(own_st) == 12);
+    cr_assert(WIFEXITED(own_st) && WEXITSTATUS(own_st) == 12, "status %#x", own_st);
     cr_assert_geq(atomic_load(&sigchld_seen), 1, "its SIGCHLD handler ran");
     cr_assert_eq(async_future_settled(w), 0);
     kill(lib, SIGKILL);

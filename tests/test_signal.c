@@ -238,9 +238,7 @@ Test(signal, sigchld_is_not_stolen_from_the_applications_waitpid) {
     struct sigwait_arg a = {SIGCHLD, 0};
     async_future_t *w = async_spawn(await_signal, &a);
     cr_assert(WAIT_UNTIL(atomic_load(&a.waiting), 5000));
-    pid_t pid = fork();
-    if (pid == 0) _exit(42);
-    cr_assert(pid > 0);
+    pid_t pid = fork_exit(42);
     ASSERT_VAL(async_await(w), SIGCHLD);
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -257,8 +255,7 @@ Test(signal, sigchld_untouched_unless_awaited) {
     struct sigaction now;
     sigaction(SIGCHLD, NULL, &now);
     cr_assert(now.sa_handler == SIG_DFL);
-    pid_t pid = fork();
-    if (pid == 0) _exit(3);
+    pid_t pid = fork_exit(3);
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert_eq(WEXITSTATUS(status), 3);
