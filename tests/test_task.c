@@ -789,11 +789,11 @@ Test(task, sleep_durations_on_main) {
     rt_stop();
 }
 
-Test(task, nanosleep_einval) {
+Test(task, nanosleep_bad_input) {
     struct timespec ts;
     async_future_t *f = async_nanosleep(NULL, NULL);
     cr_assert_not_null(f);
-    ASSERT_ERR(async_await(f), EINVAL);
+    ASSERT_ERR(async_await(f), EFAULT);
     ts = (struct timespec){0, 1000000000L};
     ASSERT_ERR(async_await(async_nanosleep(&ts, NULL)), EINVAL);
     ts = (struct timespec){0, -1};
@@ -814,6 +814,131 @@ Test(task, nanosleep_rem_on_cancel) {
     cr_assert(rem.tv_nsec >= 0 && rem.tv_nsec < 1000000000L, "rem.tv_nsec = %ld", rem.tv_nsec);
     double left = rem.tv_sec + rem.tv_nsec / 1e9;
     cr_assert(left > 20 && left <= 30, "rem = %.3f s after ~0.05 s of 30 s", left);
+    rt_stop();
+}
+
+/* ---- clock_nanosleep ------------------------------------------------------------- */
+
+static struct timespec clock_read(clockid_t c) {
+    struct timespec ts;
+    cr_assert_eq(clock_gettime(c, &ts), 0, "clock_gettime(%d): %s", (int)c, ename(errno));
+    return ts;
+}
+
+static struct timespec ts_add_ms(struct timespec ts, long ms) {
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += ms % 1000 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static bool ts_before(struct timespec a, struct timespec b) {
+    return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
+static const clockid_t wall_clocks[] = {CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_TAI};
+
+/* Each wall clock, relative and absolute: never over before its time. */
+static void clock_sleeps_end_on_time(void) {
+    for (size_t i = 0; i < sizeof wall_clocks / sizeof *wall_clocks; i++) {
+        clockid_t c = wall_clocks[i];
+        struct timespec req = {0, 30 * 1000000L}, rem = {77, 77};
+        struct timespec want = ts_add_ms(clock_read(c), 30);
+        CHECK_EQ(async_await(async_clock_nanosleep(c, 0, &req, &rem)), 0);
+        CHECK(!ts_before(clock_read(c), want));
+        CHECK(rem.tv_sec == 77 && rem.tv_nsec == 77); /* a completed sleep leaves rem alone */
+
+        struct timespec at = ts_add_ms(clock_read(c), 40);
+        CHECK_EQ(async_await(async_clock_nanosleep(c, TIMER_ABSTIME, &at, &rem)), 0);
+        CHECK(!ts_before(clock_read(c), at));
+        /* a time already past: settled at the call */
+        async_future_t *f = async_clock_nanosleep(c, TIMER_ABSTIME, &at, NULL);
+        CHECK(f && async_future_settled(f));
+        CHECK_EQ(async_await(f), 0);
+    }
+}
+
+static intptr_t clock_sleeps_in_task(void *arg) {
+    (void)arg;
+    clock_sleeps_end_on_time();
+    return 0;
+}
+
+Test(task, clock_nanosleep_ends_when_the_clock_reads_its_time) {
+    clock_sleeps_end_on_time();
+    cr_assert_eq(async_await(async_spawn(clock_sleeps_in_task, NULL)), 0);
+    checks_ok();
+    rt_stop();
+}
+
+Test(task, clock_nanosleep_cancelled_writes_rem_only_when_relative) {
+    struct timespec req = {30, 0}, rem = {-1, -1};
+    async_future_t *f = async_clock_nanosleep(CLOCK_REALTIME, 0, &req, &rem);
+    sleep_ms(50);
+    async_cancel(f);
+    ASSERT_ERR(async_await(f), ECANCELED);
+    double left = rem.tv_sec + rem.tv_nsec / 1e9;
+    cr_assert(left > 20 && left <= 30, "rem = %.3f s after ~0.05 s of 30 s", left);
+
+    struct timespec at = ts_add_ms(clock_read(CLOCK_MONOTONIC), 30000);
+    rem = (struct timespec){77, 77};
+    f = async_clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, &rem);
+    sleep_ms(20);
+    cr_assert_eq(async_future_settled(f), 0);
+    async_cancel(f);
+    ASSERT_ERR(async_await(f), ECANCELED);
+    cr_assert(rem.tv_sec == 77 && rem.tv_nsec == 77, "an absolute sleep wrote rem");
+    rt_stop();
+}
+
+static atomic_bool burn_stop;
+static void *burn(void *arg) {
+    (void)arg;
+    while (!atomic_load_explicit(&burn_stop, memory_order_relaxed)) {
+    }
+    return NULL;
+}
+
+static double cpu_s(clockid_t c) {
+    struct timespec ts = clock_read(c);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU-time clocks move only while something runs: a thread burns CPU, and
+ * sleeps on the process's clock and on that thread's clock end once it has
+ * used the time. */
+Test(task, clock_nanosleep_on_cpu_clocks_waits_for_cpu_time) {
+    atomic_store(&burn_stop, false);
+    pthread_t t = thread_start(burn, NULL);
+    clockid_t thread_clock, process_clock;
+    cr_assert_eq(pthread_getcpuclockid(t, &thread_clock), 0);
+    cr_assert_eq(clock_getcpuclockid(0, &process_clock), 0);
+    const clockid_t clocks[] = {CLOCK_PROCESS_CPUTIME_ID, process_clock, thread_clock};
+    for (size_t i = 0; i < 3; i++) {
+        double c0 = cpu_s(clocks[i]);
+        struct timespec req = {0, 60 * 1000000L};
+        ASSERT_VAL(async_await(async_clock_nanosleep(clocks[i], 0, &req, NULL)), 0);
+        double used = cpu_s(clocks[i]) - c0;
+        cr_assert_geq(used, 0.060, "clock %zu: over after %.3f s of CPU", i, used);
+        struct timespec at = clock_read(clocks[i]);
+        at = ts_add_ms(at, 40);
+        ASSERT_VAL(async_await(async_clock_nanosleep(clocks[i], TIMER_ABSTIME, &at, NULL)), 0);
+        cr_assert(!ts_before(clock_read(clocks[i]), at), "clock %zu: absolute sleep early", i);
+    }
+    /* cancelled, rem is the CPU time left */
+    atomic_store(&burn_stop, true);
+    pthread_join(t, NULL);
+    struct timespec req = {5, 0}, rem = {-1, -1};
+    async_future_t *f = async_clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, 0, &req, &rem);
+    sleep_ms(30);
+    cr_assert_eq(async_future_settled(f), 0, "an idle process's CPU clock moved 5 s");
+    async_cancel(f);
+    ASSERT_ERR(async_await(f), ECANCELED);
+    double left = rem.tv_sec + rem.tv_nsec / 1e9;
+    cr_assert(left > 4 && left <= 5, "rem = %.3f s of CPU time", left);
     rt_stop();
 }
 
@@ -841,6 +966,14 @@ Test(task, huge_durations_do_not_wrap) {
               "rem = %jd s %ld ns", (intmax_t)rem.tv_sec, rem.tv_nsec);
     req = (struct timespec){(time_t)(UINT64_MAX / 1000 / 2), 0}; /* seconds * 1000 used to wrap */
     huge_sleep_is_pending_and_cancellable(async_nanosleep(&req, NULL), "nanosleep(2^63 ms)");
+    req =
+        (struct timespec){(time_t)((~(uintmax_t)0) >> 1 >> (64 - 8 * sizeof(time_t))), 999999999L};
+    huge_sleep_is_pending_and_cancellable(
+        async_clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &req, NULL),
+        "clock_nanosleep(REALTIME, until TIME_T_MAX)");
+    huge_sleep_is_pending_and_cancellable(
+        async_clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, 0, &req, NULL),
+        "clock_nanosleep(PROCESS_CPUTIME, TIME_T_MAX)");
     rt_stop();
 }
 

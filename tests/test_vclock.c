@@ -241,6 +241,23 @@ Test(vclock, a_cancelled_nanosleep_reports_the_virtual_time_left, .timeout = 30)
     rt_stop();
 }
 
+/* An absolute clock_nanosleep is the time left on its clock at the call,
+ * passing on the virtual clock. */
+Test(vclock, an_absolute_clock_nanosleep_passes_its_time_left_on_the_virtual_clock, .timeout = 30) {
+    start_clock(ASYNC_CLOCK_MANUAL);
+    struct timespec at;
+    cr_assert_eq(clock_gettime(CLOCK_REALTIME, &at), 0);
+    at.tv_sec += 10;
+    async_future_t *f = async_clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, NULL);
+    cr_assert_not_null(f);
+    ASSERT_VAL(async_await(async_clock_advance(9 * 1000 * MS)), 0);
+    cr_assert_eq(async_future_settled(f), 0, "over 1 s early on the virtual clock");
+    ASSERT_VAL(async_await(async_clock_advance(1001 * MS)), 0);
+    cr_assert(async_future_settled(f), "not over 10 s later on the virtual clock");
+    ASSERT_VAL(async_await(f), 0);
+    rt_stop();
+}
+
 static intptr_t sleeps_90s(void *arg) {
     (void)arg;
     return async_await(async_sleep(90));

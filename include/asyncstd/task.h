@@ -282,11 +282,58 @@ ASYNC_EXTERN async_future_t *async_usleep(unsigned long usec) ASYNC_WARN_UNUSED;
  * \param rem  if not NULL, receives the time left when the sleep is cancelled,
  *             and must stay valid until the future settles; a sleep that
  *             completes leaves it as it was, as nanosleep(2) does.
- * \return a future with value 0, or -1 with EINVAL (`req` NULL, tv_nsec outside
- *         0..999999999, or tv_sec negative) or ECANCELED.
+ * \return a future with value 0, or -1 with EFAULT (`req` NULL), EINVAL
+ *         (tv_nsec outside 0..999999999, or tv_sec negative) or ECANCELED.
  */
 ASYNC_EXTERN async_future_t *async_nanosleep(const struct timespec *req,
                                              struct timespec *rem) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of clock_nanosleep(2): sleeps for `req` measured on
+ * `clock`, or with TIMER_ABSTIME in `flags`, until `clock` reads `req`.
+ *
+ * The clocks are those the kernel sleeps on: CLOCK_REALTIME, CLOCK_MONOTONIC,
+ * CLOCK_BOOTTIME, CLOCK_TAI, CLOCK_PROCESS_CPUTIME_ID and the CPU clocks of
+ * clock_getcpuclockid(3) and pthread_getcpuclockid(3) (not the calling
+ * thread's own: a task's thread is its worker); the kernel is asked which, so
+ * the errors, and which comes first, are its own. As clock_nanosleep(2): a relative sleep on a wall
+ * clock is a duration that setting the clock does not change; an absolute one
+ * whose time has passed settles at once; other bits of `flags` are ignored.
+ *
+ * How it waits: a relative sleep on a wall clock is async_nanosleep(). An
+ * absolute one sleeps the time left on the monotonic clock, then reads
+ * `clock` and sleeps on while it is early, so setting the clock back makes it
+ * longer; setting it forward is seen only when that first sleep ends. A
+ * CPU-time clock is read the same way, after sleeping what is left divided by
+ * the number of CPUs (the fastest the clock can move) and at least 1 ms each
+ * time: a sleep on an idle process's CPU clock wakes its worker now and then
+ * and never ends, as in the kernel. A CPU clock that can no longer be read (a
+ * reaped process's) ends the sleep with that read's errno, EINVAL, where the
+ * kernel would sleep on. CLOCK_BOOTTIME counts time the machine spent
+ * suspended only in an absolute sleep, and the alarm clocks, where the kernel
+ * lets the caller use them, do not wake a suspended machine. Under a virtual clock
+ * (async_clock_advance()) the time left on `clock` at the call passes on the
+ * virtual clock.
+ *
+ * Deviation: the future's value is 0 or -1 with `errno`, as every call here,
+ * where clock_nanosleep(2) returns the error number.
+ *
+ * \param clock  the clock.
+ * \param flags  TIMER_ABSTIME, or 0 for a relative sleep.
+ * \param req    the time to sleep, or with TIMER_ABSTIME the time to wake;
+ *               millisecond resolution: a sleep is never shorter.
+ * \param rem    as async_nanosleep(), for relative sleeps; an absolute sleep
+ *               never writes it. On a CPU clock it is the CPU time left.
+ * \return a future with value 0, or -1 with `errno` EINVAL (an unknown clock,
+ *         the calling thread's own CPU clock, tv_nsec outside 0..999999999 or
+ *         tv_sec negative), ENOTSUP (a clock that cannot be slept on, such as
+ *         CLOCK_MONOTONIC_RAW or the coarse clocks; the alarm clocks on a
+ *         machine without a wake-up alarm), EPERM (the alarm clocks without
+ *         CAP_WAKE_ALARM), EFAULT (`req` NULL) or ECANCELED.
+ */
+ASYNC_EXTERN async_future_t *async_clock_nanosleep(clockid_t clock, int flags,
+                                                   const struct timespec *req,
+                                                   struct timespec *rem) ASYNC_WARN_UNUSED;
 
 /**
  * The runtime's monotonic clock, in nanoseconds: the time every timer of the
