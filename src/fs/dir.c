@@ -39,6 +39,7 @@ bool async__fs_dirbuf_peek(fs_dirbuf_t *d, struct dirent64_view *out) {
     const struct kdirent *k = (const struct kdirent *)(d->data + d->pos);
     out->name = k->d_name;
     out->type = k->d_type;
+    out->reclen = k->d_reclen;
     out->ino = (ino_t)k->d_ino;
     out->off = (off_t)k->d_off;
     return true;
@@ -116,7 +117,10 @@ async_dir_t *async_fdopendir(int fd) {
 static struct dirent *dir_take(async_dir_t *d, const struct dirent64_view *v) {
     d->ent.d_ino = v->ino;
     d->ent.d_off = v->off;
-    d->ent.d_reclen = sizeof d->ent;
+    /* the kernel's record length, as glibc's readdir returns the kernel's
+     * record itself: never more than sizeof d->ent (NAME_MAX + 1 bytes of
+     * name, 8-aligned) */
+    d->ent.d_reclen = v->reclen;
     d->ent.d_type = v->type;
     size_t n = strlen(v->name);
     if (n >= sizeof d->ent.d_name) n = sizeof d->ent.d_name - 1; /* NAME_MAX bounds it anyway */

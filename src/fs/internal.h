@@ -84,6 +84,7 @@ typedef struct fs_dirbuf {
 struct dirent64_view {
     const char *name;
     unsigned char type;
+    unsigned short reclen; /* the kernel's record length */
     ino_t ino;
     off_t off;
 };
