@@ -76,7 +76,9 @@ static async_dir_t *dir_new(int fd) {
 }
 
 static intptr_t run_opendir(fs_op_t *op) {
-    int fd = open(op->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* glibc's flags, O_NONBLOCK included (its O_NDELAY): the fd is the
+     * caller's to see through async_dirfd(), and F_GETFL shows them */
+    int fd = open(op->path, O_RDONLY | O_NONBLOCK | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return -1;
     async_dir_t *d = dir_new(fd);
     if (!d) {
