@@ -44,11 +44,13 @@ ASYNC_EXTERN async_future_t *async_opendir(const char *name) ASYNC_WARN_UNUSED;
  * Async equivalent of fdopendir(3): a stream over an open directory fd,
  * which then belongs to the stream. Nothing waits, so the result is direct.
  *
- * Unlike glibc's, it refuses an `O_PATH` fd at once with EBADF (glibc
- * accepts it, and its first readdir(3) fails with EBADF).
+ * As glibc's, it sets `FD_CLOEXEC` on the fd, reads on from the fd's
+ * offset while async_telldir() starts at 0, and takes an `O_PATH` fd, whose
+ * async_readdir() then fails with EBADF.
  *
  * \param fd  an fd open on a directory.
- * \return the stream, or NULL with EBADF, ENOTDIR or ENOMEM.
+ * \return the stream, or NULL with EBADF, ENOTDIR, EINVAL (an fd open for
+ *         writing only, which Linux never gives for a directory) or ENOMEM.
  */
 ASYNC_EXTERN async_dir_t *async_fdopendir(int fd);
 

@@ -69,8 +69,9 @@ static async_dir_t *dir_new(int fd) {
     d->b.fd = fd;
     d->b.pos = d->b.len = 0;
     d->b.eof = false;
-    d->loc = lseek(fd, 0, SEEK_CUR); /* fdopendir: where the fd stands */
-    if (d->loc < 0) d->loc = 0;
+    /* 0 as glibc's, also for an fd of fdopendir whose offset has moved on:
+     * reading goes on from that offset all the same */
+    d->loc = 0;
     atomic_init(&d->busy, false);
     return d;
 }
@@ -98,6 +99,8 @@ async_future_t *async_opendir(const char *name) {
     return op ? async__fs_submit(op) : NULL;
 }
 
+/* glibc's checks in glibc's order. An O_PATH fd passes them, as in glibc:
+ * its first readdir says EBADF (getdents64's answer). */
 async_dir_t *async_fdopendir(int fd) {
     struct stat st;
     if (fstat(fd, &st) < 0) return NULL;
@@ -107,13 +110,12 @@ async_dir_t *async_fdopendir(int fd) {
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0) return NULL;
-    if ((fl & O_ACCMODE) == O_WRONLY || (fl & O_PATH)) {
-        errno = EBADF;
+    if ((fl & O_ACCMODE) == O_WRONLY) { /* Linux opens no directory so (EISDIR) */
+        errno = EINVAL;
         return NULL;
     }
-    async_dir_t *d = dir_new(fd);
-    if (d) fcntl(fd, F_SETFD, FD_CLOEXEC);
-    return d;
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) return NULL;
+    return dir_new(fd);
 }
 
 static struct dirent *dir_take(async_dir_t *d, const struct dirent64_view *v) {
