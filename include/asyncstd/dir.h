@@ -96,6 +96,11 @@ ASYNC_EXTERN long async_telldir(async_dir_t *dirp);
  * Async equivalent of seekdir(3): the next async_readdir() returns the entry
  * at `loc`, a value from async_telldir() on the same stream. Nothing waits.
  *
+ * Another `loc` is taken as glibc takes it: what the stream had read ahead
+ * is dropped and async_telldir() reports `loc`; when the kernel refuses it
+ * (a negative one: `errno` EINVAL), reading goes on from where the kernel
+ * stood, which may be past entries not yet returned.
+ *
  * \param dirp  the stream; NULL is ignored. While another call on the stream
  *              is pending, nothing is done and `errno` is set to EBUSY.
  * \param loc   the position.

@@ -189,18 +189,20 @@ async_future_t *async_readdir(async_dir_t *dirp) {
 }
 
 /* seekdir and rewinddir: the kernel's position moves, the buffer is dropped.
- * Refused (EBUSY) while a refill is pending, which owns the buffer. */
+ * Refused (EBUSY) while a refill is pending, which owns the buffer. As in
+ * glibc, a position lseek refuses (one no telldir gave) still drops the
+ * buffer and is what telldir reports; reading goes on from the kernel's
+ * offset, and errno shows lseek's error. */
 static void dir_seek(async_dir_t *dirp, off_t loc) {
     if (!dirp) return;
     if (atomic_exchange_explicit(&dirp->busy, true, memory_order_acquire)) {
         errno = EBUSY;
         return;
     }
-    if (lseek(dirp->b.fd, loc, SEEK_SET) >= 0) {
-        dirp->b.pos = dirp->b.len = 0;
-        dirp->b.eof = false;
-        dirp->loc = loc;
-    }
+    (void)lseek(dirp->b.fd, loc, SEEK_SET);
+    dirp->b.pos = dirp->b.len = 0;
+    dirp->b.eof = false;
+    dirp->loc = loc;
     atomic_store_explicit(&dirp->busy, false, memory_order_release);
 }
 
