@@ -60,9 +60,11 @@ ASYNC_EXTERN async_dir_t *async_fdopendir(int fd);
  * As with readdir(3), the entry is overwritten by the next call on the same
  * stream, and the end is told from an error by `errno`: set it to 0 first.
  * "." and ".." are returned as readdir(3) returns them. Only one call at a
- * time per stream. A directory removed while the stream is open ends
- * cleanly, as glibc's readdir(3) takes the kernel's ENOENT for the end
- * (entries already read in a batch, such as "." and "..", still come first).
+ * time per stream. Past the end, each call asks the kernel again, as glibc's
+ * does (what comes then is the file system's to say). A directory removed
+ * while the stream is open ends cleanly, as glibc's readdir(3) takes the
+ * kernel's ENOENT for the end (entries already read in a batch, such as "."
+ * and "..", still come first).
  *
  * \param dirp  the stream.
  * \return a future whose pointer value is the next entry, NULL (with `errno`

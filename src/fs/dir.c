@@ -135,22 +135,19 @@ static struct dirent *dir_take(async_dir_t *d, const struct dirent64_view *v) {
     return &d->ent;
 }
 
+/* The batch is used up: one getdents64, whose first entry (if any) is the
+ * answer. Past the end too, as glibc's readdir asks the kernel again at each
+ * call: what comes then is the file system's to say (procfs lists an fd
+ * opened since; ext4 stays at the end). */
 static intptr_t run_readdir(fs_op_t *op) {
     async_dir_t *d = op->buf;
     struct dirent64_view v;
     intptr_t r = 0;
-    int err = 0;
-    for (;;) {
-        if (async__fs_dirbuf_peek(&d->b, &v)) {
-            r = (intptr_t)dir_take(d, &v);
-            break;
-        }
-        if (d->b.eof) break;
-        if ((err = async__fs_dirbuf_fill(&d->b)) != 0) {
-            r = -1;
-            break;
-        }
-    }
+    int err = async__fs_dirbuf_fill(&d->b);
+    if (err != 0)
+        r = -1;
+    else if (async__fs_dirbuf_peek(&d->b, &v))
+        r = (intptr_t)dir_take(d, &v);
     atomic_store_explicit(&d->busy, false, memory_order_release);
     errno = err;
     return r;
@@ -180,7 +177,6 @@ async_future_t *async_readdir(async_dir_t *dirp) {
         async_future_t *f = async__future_reserve();
         return unclaim_dir(dirp, f ? async__future_fill(f, (intptr_t)dir_take(dirp, &v), 0) : NULL);
     }
-    if (dirp->b.eof) return unclaim_dir(dirp, async__future_done(0));
     fs_op_t *op = async__fs_op_new(run_readdir, NULL, NULL);
     if (!op) return unclaim_dir(dirp, NULL);
     op->buf = dirp;
@@ -201,7 +197,6 @@ static void dir_seek(async_dir_t *dirp, off_t loc) {
     }
     (void)lseek(dirp->b.fd, loc, SEEK_SET);
     dirp->b.pos = dirp->b.len = 0;
-    dirp->b.eof = false;
     dirp->loc = loc;
     atomic_store_explicit(&dirp->busy, false, memory_order_release);
 }
