@@ -32,11 +32,18 @@ typedef struct async_dir async_dir_t;
  * Async equivalent of opendir(3). Await it with async_await_ptr().
  *
  * The stream reads entries in large batches, so most async_readdir() calls
- * complete at once without a system call.
+ * complete at once without a system call. Unlike glibc's, whose first
+ * readdir(3) reads the first batch, the open reads it, in the same pool
+ * job: that batch is the directory as it was at the open. So an entry added
+ * or removed before the first async_readdir() may not show as it would
+ * with glibc (POSIX leaves either open), a directory removed before then
+ * still shows that batch (see async_readdir()), and the fd's offset
+ * (async_dirfd()) is past it. The fd's flags are glibc's.
  *
  * \param name  the directory; copied.
- * \return a future whose pointer value is the stream, or NULL with ENOENT,
- *         ENOTDIR, EACCES, EMFILE, ENOMEM, EFAULT.
+ * \return a future whose pointer value is the stream, or NULL with the errno
+ *         of open(2) (ENOENT, ENOTDIR, EACCES, ELOOP, ENAMETOOLONG, EMFILE,
+ *         ...), ENOMEM, or EFAULT (`name` NULL, where glibc's crashes).
  */
 ASYNC_EXTERN async_future_t *async_opendir(const char *name) ASYNC_WARN_UNUSED;
 
@@ -68,17 +75,19 @@ ASYNC_EXTERN async_dir_t *async_fdopendir(int fd);
  *
  * \param dirp  the stream.
  * \return a future whose pointer value is the next entry, NULL (with `errno`
- *         untouched) at the end, or NULL with EBADF (`dirp` NULL), EBUSY
- *         (another call on the stream is pending), EIO, ENOMEM or ECANCELED
- *         (no entry was taken: the next call returns it).
+ *         untouched) at the end, or NULL with EBADF (`dirp` NULL, where
+ *         glibc's crashes; an `O_PATH` fd, as glibc's), EBUSY (another call
+ *         on the stream is pending), EIO, ENOMEM or ECANCELED (no entry was
+ *         taken: the next call returns it).
  */
 ASYNC_EXTERN async_future_t *async_readdir(async_dir_t *dirp) ASYNC_WARN_UNUSED;
 
 /**
  * Async equivalent of rewinddir(3). Nothing waits.
  *
- * \param dirp  the stream; NULL is ignored. While another call on the stream
- *              is pending, nothing is done and `errno` is set to EBUSY.
+ * \param dirp  the stream; NULL is ignored (glibc's crashes). While another
+ *              call on the stream is pending, nothing is done and `errno` is
+ *              set to EBUSY.
  */
 ASYNC_EXTERN void async_rewinddir(async_dir_t *dirp);
 
@@ -89,8 +98,8 @@ ASYNC_EXTERN void async_rewinddir(async_dir_t *dirp);
  * cookie, `d_off` of the entry last returned).
  *
  * \param dirp  the stream.
- * \return the position, or -1 with `errno` EBADF (`dirp` NULL) or EBUSY
- *         (another call on the stream is pending).
+ * \return the position, or -1 with `errno` EBADF (`dirp` NULL, where glibc's
+ *         crashes) or EBUSY (another call on the stream is pending).
  */
 ASYNC_EXTERN long async_telldir(async_dir_t *dirp);
 
@@ -103,8 +112,9 @@ ASYNC_EXTERN long async_telldir(async_dir_t *dirp);
  * (a negative one: `errno` EINVAL), reading goes on from where the kernel
  * stood, which may be past entries not yet returned.
  *
- * \param dirp  the stream; NULL is ignored. While another call on the stream
- *              is pending, nothing is done and `errno` is set to EBUSY.
+ * \param dirp  the stream; NULL is ignored (glibc's crashes). While another
+ *              call on the stream is pending, nothing is done and `errno` is
+ *              set to EBUSY.
  * \param loc   the position.
  */
 ASYNC_EXTERN void async_seekdir(async_dir_t *dirp, long loc);
@@ -113,7 +123,8 @@ ASYNC_EXTERN void async_seekdir(async_dir_t *dirp, long loc);
  * Async equivalent of dirfd(3).
  *
  * \param dirp  the stream.
- * \return the stream's fd, or -1 with EINVAL (`dirp` NULL).
+ * \return the stream's fd, or -1 with EINVAL (`dirp` NULL, where glibc's
+ *         crashes).
  */
 ASYNC_EXTERN int async_dirfd(async_dir_t *dirp);
 
