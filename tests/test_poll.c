@@ -577,3 +577,99 @@ Test(poll, bad_input) {
     ASSERT_VAL(async_await(async_poll(NULL, 0, 0)), 0);
     rt_stop();
 }
+
+/* ---- select ---------------------------------------------------------------------------- */
+
+/* Cancelled mid-wait: ECANCELED, the sets as given, the time left written. */
+static intptr_t select_cancelled(void *arg) {
+    (void)arg;
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
+    fd_set r, w, given;
+    FD_ZERO(&r);
+    FD_SET(p[0], &r);
+    given = r;
+    FD_ZERO(&w); /* a set with nothing in it */
+    struct timeval tv = {30, 0};
+    async_future_t *f = async_select(p[0] + 1, &r, &w, NULL, &tv);
+    CHECK(f && !async_future_settled(f));
+    CHECK_EQ(async_await(async_usleep(30000)), 0);
+    async_cancel(f);
+    CHECK_ERR(async_await(f), ECANCELED);
+    CHECK(memcmp(&r, &given, sizeof r) == 0);
+    CHECK(tv.tv_sec >= 20 && tv.tv_sec < 30);
+    close(p[0]);
+    close(p[1]);
+    return 0;
+}
+
+Test(poll, select_cancelled_leaves_the_sets_as_given) {
+    rt_start();
+    cr_assert_eq(async_await(async_spawn(select_cancelled, NULL)), 0);
+    cr_assert_eq(select_cancelled(NULL), 0);
+    checks_ok();
+    rt_stop();
+}
+
+/* An fd closed through the library during the wait: EBADF, as select(2)
+ * gives for an fd that is not open. */
+static intptr_t select_closed_meanwhile(void *arg) {
+    int *p = arg;
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(p[0], &r);
+    struct later l = {p[0], 20, 1};
+    async_future_t *c = async_spawn(act_later, &l);
+    CHECK_ERR(async_await(async_select(p[0] + 1, &r, NULL, NULL, NULL)), EBADF);
+    CHECK_EQ(async_await(c), 0);
+    return 0;
+}
+
+Test(poll, select_on_an_fd_closed_meanwhile_is_ebadf) {
+    rt_start();
+    int p[2];
+    nb_pipe(p);
+    cr_assert_eq(async_await(async_spawn(select_closed_meanwhile, p)), 0);
+    checks_ok();
+    close(p[1]);
+    rt_stop();
+}
+
+/* fds past FD_SETSIZE in sets that large, as select(2) takes them: the one
+ * that becomes ready is the one reported. */
+Test(poll, select_past_fd_setsize) {
+    rt_start();
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < 2100) {
+        rl.rlim_cur = rl.rlim_max < 2100 ? rl.rlim_max : 2100;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    cr_assert_geq(rl.rlim_cur, 2100, "RLIMIT_NOFILE's hard limit is under 2100");
+    int p[2], q[2];
+    nb_pipe(p);
+    nb_pipe(q);
+    int a = fcntl(p[0], F_DUPFD_CLOEXEC, 1500), b = fcntl(q[0], F_DUPFD_CLOEXEC, 2000);
+    cr_assert(a >= 1500 && b >= 2000);
+    enum { WORDS = 2048 / (8 * sizeof(unsigned long)) + 1 };
+    unsigned long set[WORDS] = {0};
+    set[a / (8 * sizeof(unsigned long))] |= 1ul << (a % (8 * sizeof(unsigned long)));
+    set[b / (8 * sizeof(unsigned long))] |= 1ul << (b % (8 * sizeof(unsigned long)));
+    struct later l = {q[1], 20, 0};
+    async_future_t *w = async_spawn(act_later, &l);
+    ASSERT_VAL(async_await(async_select(b + 1, (fd_set *)set, NULL, NULL, NULL)), 1);
+    for (int i = 0; i < WORDS; i++) {
+        unsigned long want = i == (int)(b / (8 * sizeof(unsigned long)))
+                                 ? 1ul << (b % (8 * sizeof(unsigned long)))
+                                 : 0;
+        cr_assert_eq(set[i], want, "word %d: %#lx", i, set[i]);
+    }
+    ASSERT_VAL(async_await(w), 0);
+    close(a);
+    close(b);
+    for (int i = 0; i < 2; i++) {
+        close(p[i]);
+        close(q[i]);
+    }
+    rt_stop();
+}

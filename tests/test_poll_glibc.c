@@ -213,3 +213,137 @@ static void fd_wait_negative(void) {
 }
 
 Test(poll_glibc, fd_wait_negative_fd) { both_contexts(fd_wait_negative); }
+
+/* ---- select ------------------------------------------------------------------------- */
+
+/* A select row: which of fds[] go in each set (a bit per fds[] index), nfds
+ * past the highest or cut short, and the timeout (tv_usec -1: NULL). */
+typedef struct scase {
+    unsigned sets[3];
+    int nfds_delta; /* nfds = highest fd + 1 + this; INT_MIN: nfds is -1 */
+    struct timeval timeout;
+} scase_t;
+
+#define BIT(i) (1u << (i))
+#define TV_NULL \
+    { 0, -1 }
+
+static const scase_t scases[] = {
+    {{0, 0, 0}, 0, {0, 0}},
+    {{BIT(EMPTY_R), 0, 0}, 0, {0, 0}},
+    {{BIT(EMPTY_R), 0, 0}, 0, {0, 15000}}, /* times out: the sets come back empty */
+    {{0, BIT(EMPTY_W), 0}, 0, {0, 0}},
+    {{BIT(FULL_R), BIT(FULL_R), BIT(FULL_R)}, 0, {0, 15000}},
+    {{BIT(HUNG_R), 0, BIT(HUNG_R)}, 0, TV_NULL},
+    {{0, BIT(BROKEN_W), 0}, 0, TV_NULL}, /* an error: writable */
+    {{BIT(BROKEN_W), 0, 0}, 0, {0, 0}},
+    {{BIT(FILE_FD), BIT(FILE_FD), BIT(FILE_FD)}, 0, {0, 0}},
+    {{BIT(SOCK_A), BIT(SOCK_A), BIT(SOCK_A)}, 0, {0, 0}},
+    {{0, 0, BIT(SOCK_A)}, 0, {0, 15000}},
+    {{BIT(EMPTY_R) | BIT(FULL_R) | BIT(HUNG_R), BIT(EMPTY_W) | BIT(BROKEN_W), BIT(EMPTY_R)},
+     0,
+     {1, 0}},
+    {{BIT(CLOSED), 0, 0}, 0, {0, 0}},                /* EBADF, the sets as given */
+    {{BIT(EMPTY_R), 0, BIT(CLOSED)}, 0, {0, 15000}}, /* EBADF before any wait */
+    {{BIT(FULL_R), 0, 0}, -1, {0, 15000}},           /* nfds stops short of it: a wait */
+    {{BIT(FULL_R), 0, 0}, 100, {0, 0}},              /* past it: unchanged */
+    {{BIT(FULL_R), 0, 0}, INT_MIN, {0, 0}},          /* EINVAL */
+    {{BIT(CLOSED), 0, 0}, 0, {-1, 0}},               /* the timeout's EINVAL first */
+    {{BIT(FULL_R), 0, 0}, 0, {0, -2}},
+    {{BIT(FULL_R), 0, 0}, 0, {0, 1000000}},
+    {{BIT(FULL_R), 0, 0}, 0, {0, 999999}},
+    {{BIT(FULL_R), 0, 0}, 0, {0, 2000000}},  /* whole seconds of tv_usec carried over */
+    {{BIT(FULL_R), 0, 0}, 0, {-1, 1000000}}, /* but only after the check: EINVAL */
+    {{BIT(FULL_R), 0, 0}, 0, {1, -2}},       /* EINVAL */
+    {{BIT(FULL_R), 0, 0}, 0, {LONG_MAX, 999999}},
+    {{BIT(FULL_R), 0, 0}, 0, {LONG_MAX, 1000000}},            /* saturates */
+    {{BIT(FULL_R), 0, 0}, 0, {0, (long)INT_MAX + 1}},         /* tv_usec as 32 bits: EINVAL */
+    {{BIT(EMPTY_R), 0, 0}, 0, {0, (long)UINT32_MAX + 15001}}, /* 15 ms in 32 bits */
+    {{0, 0, 0}, 0, {0, 15000}},                               /* nothing to wait for: a sleep */
+};
+
+static int sets_of(const scase_t *c, fd_set *s[3], fd_set store[3]) {
+    int hi = -1;
+    for (int i = 0; i < 3; i++) {
+        FD_ZERO(&store[i]);
+        s[i] = c->sets[i] || i == 0 ? &store[i] : NULL; /* an empty readfds, a NULL other */
+        for (int k = 0; k < NFDS; k++)
+            if (c->sets[i] & BIT(k)) {
+                FD_SET(fds[k], &store[i]);
+                if (fds[k] > hi) hi = fds[k];
+            }
+    }
+    return c->nfds_delta == INT_MIN ? -1 : hi + 1 + c->nfds_delta < 0 ? 0 : hi + 1 + c->nfds_delta;
+}
+
+static void compare_select(const scase_t *c, int index) {
+    fd_set gstore[3], astore[3], *g[3], *a[3];
+    int n = sets_of(c, g, gstore);
+    sets_of(c, a, astore);
+    bool null_tv = c->timeout.tv_usec == -1;
+    struct timeval gtv = c->timeout, atv = c->timeout;
+    errno = 0;
+    int gn = select(n, g[0], g[1], g[2], null_tv ? NULL : &gtv);
+    int ge = errno;
+    errno = 0;
+    int an = (int)async_await(async_select(n, a[0], a[1], a[2], null_tv ? NULL : &atv));
+    int ae = errno;
+    if (gn != an || (gn < 0 && ge != ae))
+        check_fail(__FILE__, __LINE__, "select case %d [%s]: glibc %d/%s, async %d/%s", index,
+                   compare_where, gn, ename(ge), an, ename(ae));
+    for (int i = 0; i < 3; i++)
+        if (g[i] && memcmp(g[i], a[i], sizeof(fd_set)) != 0)
+            check_fail(__FILE__, __LINE__, "select case %d [%s]: set %d differs", index,
+                       compare_where, i);
+    /* the time left: 0 after a timeout; after an answer at once, within what was asked */
+    if (!null_tv && gn >= 0) {
+        double gleft = gtv.tv_sec + gtv.tv_usec / 1e6, aleft = atv.tv_sec + atv.tv_usec / 1e6;
+        double asked = c->timeout.tv_sec + c->timeout.tv_usec / 1e6;
+        if (gn == 0 ? aleft != gleft : (aleft > asked || aleft < asked - 0.5))
+            check_fail(__FILE__, __LINE__, "select case %d [%s]: time left %.6f vs glibc %.6f",
+                       index, compare_where, aleft, gleft);
+    }
+}
+
+static void select_table(void) {
+    make_fds();
+    for (size_t i = 0; i < sizeof scases / sizeof *scases; i++) {
+        /* valgrind reads the sets for a negative nfds as a huge one */
+        if (scases[i].nfds_delta == INT_MIN && !KERNEL_ONLY) continue;
+        compare_select(&scases[i], (int)i);
+    }
+    close_fds();
+}
+
+Test(poll_glibc, select_table) { both_contexts(select_table); }
+
+/* Ready during the wait: the same sets and count as glibc's, and time left. */
+static void select_ready_later(void) {
+    int p[2];
+    CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    fd_set g, a;
+    int n[2];
+    struct timeval tv[2];
+    for (int side = 0; side < 2; side++) {
+        fd_set *s = side ? &a : &g;
+        FD_ZERO(s);
+        FD_SET(p[0], s);
+        tv[side] = (struct timeval){5, 0};
+        pthread_t t;
+        pthread_create(&t, NULL, write_later, &p[1]);
+        n[side] = side ? (int)async_await(async_select(p[0] + 1, s, NULL, NULL, &tv[side]))
+                       : select(p[0] + 1, s, NULL, NULL, &tv[side]);
+        pthread_join(t, NULL);
+        char c;
+        CHECK_EQ(read(p[0], &c, 1), 1);
+    }
+    CHECK_EQ(n[0], 1);
+    CHECK_EQ(n[1], 1);
+    CHECK(FD_ISSET(p[0], &a));
+    CHECK(memcmp(&g, &a, sizeof g) == 0);
+    CHECK(tv[1].tv_sec == 4 && tv[1].tv_usec > 500000); /* about 20 ms went */
+    close(p[0]);
+    close(p[1]);
+}
+
+Test(poll_glibc, select_ready_during_the_wait) { both_contexts(select_ready_later); }

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/select.h>
 #include <time.h>
 
 #include "common.h"
@@ -455,6 +456,51 @@ ASYNC_EXTERN async_future_t *async_clock_advance(uint64_t ns) ASYNC_WARN_UNUSED;
  */
 ASYNC_EXTERN async_future_t *async_poll(struct pollfd *fds, nfds_t nfds,
                                         int timeout) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of select(2): waits until an fd of the sets is ready, or
+ * the timeout passes.
+ *
+ * Same arguments and results as Linux's select(2): on success each set is
+ * rewritten to hold the fds ready in it, and the value counts the bits set
+ * in all three; `timeout`, when not NULL, is rewritten with the time left
+ * (to the millisecond), as Linux does. An fd in `readfds` is ready for
+ * POLLIN or at the end of stream, hang-up or error; in `writefds` for
+ * POLLOUT or an error; in `exceptfds` for POLLPRI. `nfds` may pass
+ * FD_SETSIZE when the sets are that large, as with select(2) (glibc's
+ * FD_SET() and FD_ISSET() refuse such fds under _FORTIFY_SOURCE).
+ *
+ * What is ready at the call costs one select(2) on the calling thread, as
+ * does the last look when the wait ends, so which fds are ready, and every
+ * error, are the kernel's. The wait between is async_poll()'s, with its rules
+ * (an fd closed by async_close() meanwhile, regular files, millisecond
+ * timers, no EINTR). For pselect(2)'s signal mask, wait for the signals with
+ * async_sigwait() in a task of their own.
+ *
+ * \param nfds       the highest fd in any set, plus 1.
+ * \param readfds    fds to wait on for reading, or NULL.
+ * \param writefds   fds to wait on for writing, or NULL.
+ * \param exceptfds  fds to wait on for exceptional conditions (POLLPRI), or
+ *                   NULL.
+ * \param timeout    how long to wait at most, or NULL for no limit; {0, 0}
+ *                   only looks.
+ *
+ * The sets and `timeout` must stay valid until the future settles; they are
+ * written when it does. On failure the sets are as given.
+ *
+ * \return a future with the number of ready fds (counted once per set), 0
+ *         when the timeout passed first (the sets then empty), or -1 with
+ *         `errno` EBADF (an fd in a set is not open, also when it was closed
+ *         during the wait), EINVAL (`nfds` negative, or a negative field
+ *         in `timeout`, tv_usec read as 32 bits as glibc reads it; whole
+ *         seconds in tv_usec are carried into tv_sec), ENOMEM or ECANCELED.
+ *         NULL with ENOMEM.
+ *
+ * Callable from a task or a plain thread.
+ */
+ASYNC_EXTERN async_future_t *async_select(int nfds, fd_set *readfds, fd_set *writefds,
+                                          fd_set *exceptfds,
+                                          struct timeval *timeout) ASYNC_WARN_UNUSED;
 
 /**
  * Waits until one fd is ready: async_poll() of one entry, giving its
