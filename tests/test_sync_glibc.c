@@ -548,6 +548,121 @@ static void barrier_once_cases(void) {
 
 Test(sync_glibc, barrier_and_once) { both_contexts(barrier_once_cases); }
 
+/* ---- the *clock* calls ------------------------------------------------------------------ */
+
+/* pthread_mutex_clocklock, pthread_rwlock_clock*lock, pthread_cond_clockwait
+ * and sem_clockwait: each clock id (the two taken, others refused) with each
+ * abstime (past, bad, and 20 ms ahead on that clock), on a free object and on
+ * one that must wait (held by another thread, a zero semaphore). */
+static void clock_cases(void) {
+    const clockid_t clocks[] = {
+        CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_PROCESS_CPUTIME_ID, 12, -1};
+    for (size_t c = 0; c < sizeof clocks / sizeof *clocks; c++) {
+        clockid_t clk = clocks[c];
+        struct timespec soon = {0, 0};
+        if (clk == CLOCK_REALTIME || clk == CLOCK_MONOTONIC) {
+            CHECK_EQ(clock_gettime(clk, &soon), 0);
+            soon.tv_nsec += 20000000;
+            if (soon.tv_nsec > 999999999L) {
+                soon.tv_sec++;
+                soon.tv_nsec -= 1000000000L;
+            }
+        }
+        struct timespec ts[NBAD + 3];
+        ts[0] = past;
+        ts[1] = before_epoch;
+        ts[2] = soon;
+        for (size_t b = 0; b < NBAD; b++) ts[3 + b] = bad_ts[b];
+        for (size_t t = 0; t < NBAD + 3; t++) {
+            const struct timespec *at = &ts[t];
+            pthread_mutex_t gm = PTHREAD_MUTEX_INITIALIZER;
+            async_mutex_t am;
+            CHECK_EQ(async_mutex_init(&am, NULL), 0);
+            /* unlocked only when taken: glibc's unlock of a free lock corrupts it */
+            int gr;
+            SAME_ERRNUM((gr = pthread_mutex_clocklock(&gm, clk, at)),
+                        async_mutex_clocklock(&am, clk, at));
+            if (gr == 0) SAME_ERRNUM_NOW(pthread_mutex_unlock(&gm), async_mutex_unlock(&am));
+            pthread_rwlock_t grw = PTHREAD_RWLOCK_INITIALIZER;
+            async_rwlock_t arw;
+            CHECK_EQ(async_rwlock_init(&arw, NULL), 0);
+            SAME_ERRNUM((gr = pthread_rwlock_clockrdlock(&grw, clk, at)),
+                        async_rwlock_clockrdlock(&arw, clk, at));
+            if (gr == 0) SAME_ERRNUM_NOW(pthread_rwlock_unlock(&grw), async_rwlock_unlock(&arw));
+            SAME_ERRNUM((gr = pthread_rwlock_clockwrlock(&grw, clk, at)),
+                        async_rwlock_clockwrlock(&arw, clk, at));
+            if (gr == 0) SAME_ERRNUM_NOW(pthread_rwlock_unlock(&grw), async_rwlock_unlock(&arw));
+
+            /* held by another thread: these wait until `at` */
+            holder_t h = {.gm = &gm, .am = &am, .grw = &grw, .arw = &arw, .release = true};
+            holder_start(&h);
+            SAME_ERRNUM(pthread_mutex_clocklock(&gm, clk, at), async_mutex_clocklock(&am, clk, at));
+            SAME_ERRNUM(pthread_rwlock_clockrdlock(&grw, clk, at),
+                        async_rwlock_clockrdlock(&arw, clk, at));
+            SAME_ERRNUM(pthread_rwlock_clockwrlock(&grw, clk, at),
+                        async_rwlock_clockwrlock(&arw, clk, at));
+            /* each wait lasts until `clock` reads the time, not sooner */
+            async_sem_t zero;
+            async_mutex_t own;
+            async_cond_t never;
+            CHECK_EQ(async_sem_init(&zero, 0, 0), 0);
+            CHECK_EQ(async_mutex_init(&own, NULL), 0);
+            CHECK_EQ(async_cond_init(&never, NULL), 0);
+            CHECK_EQ(async_await(async_mutex_lock(&own)), 0);
+            for (int call = 0; call < 5 && t == 2 && soon.tv_sec; call++) {
+                struct timespec again, end;
+                CHECK_EQ(clock_gettime(clk, &again), 0);
+                again.tv_nsec += 50000000;
+                if (again.tv_nsec > 999999999L) {
+                    again.tv_sec++;
+                    again.tv_nsec -= 1000000000L;
+                }
+                async_future_t *f = call == 0   ? async_mutex_clocklock(&am, clk, &again)
+                                    : call == 1 ? async_rwlock_clockrdlock(&arw, clk, &again)
+                                    : call == 2 ? async_rwlock_clockwrlock(&arw, clk, &again)
+                                    : call == 3 ? async_sem_clockwait(&zero, clk, &again)
+                                                : async_cond_clockwait(&never, &own, clk, &again);
+                CHECK_ERR(async_await(f), ETIMEDOUT);
+                CHECK_EQ(clock_gettime(clk, &end), 0);
+                CHECK(end.tv_sec > again.tv_sec ||
+                      (end.tv_sec == again.tv_sec && end.tv_nsec >= again.tv_nsec));
+            }
+            CHECK_EQ(async_mutex_unlock(&own), 0);
+            CHECK_EQ(async_cond_destroy(&never), 0);
+            CHECK_EQ(async_mutex_destroy(&own), 0);
+            CHECK_EQ(async_sem_destroy(&zero), 0);
+            holder_stop(&h);
+
+            sem_t gs;
+            async_sem_t as;
+            for (unsigned v = 0; v < 2; v++) {
+                CHECK_EQ(sem_init(&gs, 0, v), 0);
+                CHECK_EQ(async_sem_init(&as, 0, v), 0);
+                SAME(sem_clockwait(&gs, clk, at), async_sem_clockwait(&as, clk, at));
+                sem_destroy(&gs);
+                async_sem_destroy(&as);
+            }
+
+            pthread_cond_t gc = PTHREAD_COND_INITIALIZER;
+            async_cond_t ac;
+            CHECK_EQ(async_cond_init(&ac, NULL), 0);
+            CHECK_EQ(pthread_mutex_lock(&gm), 0);
+            CHECK_EQ(async_await(async_mutex_lock(&am)), 0);
+            SAME_ERRNUM(pthread_cond_clockwait(&gc, &gm, clk, at),
+                        async_cond_clockwait(&ac, &am, clk, at));
+            SAME_ERRNUM_NOW(pthread_mutex_unlock(&gm), async_mutex_unlock(&am));
+            pthread_cond_destroy(&gc);
+            async_cond_destroy(&ac);
+            pthread_mutex_destroy(&gm);
+            async_mutex_destroy(&am);
+            pthread_rwlock_destroy(&grw);
+            async_rwlock_destroy(&arw);
+        }
+    }
+}
+
+Test(sync_glibc, clock_calls) { both_contexts(clock_cases); }
+
 /* ---- sleeps ------------------------------------------------------------------------------ */
 
 static void sleep_cases(void) {

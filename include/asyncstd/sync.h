@@ -131,6 +131,20 @@ ASYNC_EXTERN async_future_t *
 async_mutex_timedlock(async_mutex_t *m, const struct timespec *abstime) ASYNC_WARN_UNUSED;
 
 /**
+ * Async equivalent of pthread_mutex_clocklock(3): async_mutex_timedlock()
+ * with `abstime` on `clock`.
+ *
+ * \param m        the mutex.
+ * \param clock    CLOCK_REALTIME or CLOCK_MONOTONIC.
+ * \param abstime  the absolute time on `clock` at which to give up.
+ * \return as async_mutex_timedlock(), or -1 with EINVAL for any other clock
+ *         (before anything else, as glibc).
+ */
+ASYNC_EXTERN async_future_t *
+async_mutex_clocklock(async_mutex_t *m, clockid_t clock,
+                      const struct timespec *abstime) ASYNC_WARN_UNUSED;
+
+/**
  * Async equivalent of pthread_mutex_trylock(3).
  *
  * Fails instead of waiting. Like async_mutex_lock(), it takes a mutex that is
@@ -267,6 +281,34 @@ ASYNC_EXTERN async_future_t *
 async_rwlock_timedwrlock(async_rwlock_t *rw, const struct timespec *abstime) ASYNC_WARN_UNUSED;
 
 /**
+ * Async equivalent of pthread_rwlock_clockrdlock(3): async_rwlock_timedrdlock()
+ * with `abstime` on `clock`.
+ *
+ * \param rw       the lock.
+ * \param clock    CLOCK_REALTIME or CLOCK_MONOTONIC.
+ * \param abstime  the absolute time on `clock` at which to give up.
+ * \return as async_rwlock_timedrdlock(), or -1 with EINVAL for any other clock
+ *         (before anything else, as glibc).
+ */
+ASYNC_EXTERN async_future_t *
+async_rwlock_clockrdlock(async_rwlock_t *rw, clockid_t clock,
+                         const struct timespec *abstime) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of pthread_rwlock_clockwrlock(3): async_rwlock_timedwrlock()
+ * with `abstime` on `clock`.
+ *
+ * \param rw       the lock.
+ * \param clock    CLOCK_REALTIME or CLOCK_MONOTONIC.
+ * \param abstime  the absolute time on `clock` at which to give up.
+ * \return as async_rwlock_timedwrlock(), or -1 with EINVAL for any other clock
+ *         (before anything else, as glibc).
+ */
+ASYNC_EXTERN async_future_t *
+async_rwlock_clockwrlock(async_rwlock_t *rw, clockid_t clock,
+                         const struct timespec *abstime) ASYNC_WARN_UNUSED;
+
+/**
  * Async equivalent of pthread_rwlock_tryrdlock(3).
  *
  * \param rw  the lock.
@@ -370,6 +412,21 @@ ASYNC_EXTERN async_future_t *async_cond_timedwait(async_cond_t *c, async_mutex_t
                                                   const struct timespec *abstime) ASYNC_WARN_UNUSED;
 
 /**
+ * Async equivalent of pthread_cond_clockwait(3): async_cond_timedwait() with
+ * `abstime` on `clock`, whatever clock the condition variable was made with.
+ *
+ * \param c        the condition variable.
+ * \param m        the mutex, held by the caller.
+ * \param clock    CLOCK_REALTIME or CLOCK_MONOTONIC.
+ * \param abstime  the absolute time on `clock` at which to give up.
+ * \return as async_cond_timedwait(), or -1 with EINVAL for any other clock
+ *         (before anything else, as glibc).
+ */
+ASYNC_EXTERN async_future_t *async_cond_clockwait(async_cond_t *c, async_mutex_t *m,
+                                                  clockid_t clock,
+                                                  const struct timespec *abstime) ASYNC_WARN_UNUSED;
+
+/**
  * Async equivalent of pthread_cond_signal(3): wakes the oldest waiter.
  *
  * \param c  the condition variable.
@@ -454,6 +511,19 @@ ASYNC_EXTERN int async_sem_trywait(async_sem_t *sem);
  *         positive).
  */
 ASYNC_EXTERN async_future_t *async_sem_timedwait(async_sem_t *sem,
+                                                 const struct timespec *abstime) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of sem_clockwait(3): async_sem_timedwait() with `abstime`
+ * on `clock`.
+ *
+ * \param sem      the semaphore.
+ * \param clock    CLOCK_REALTIME or CLOCK_MONOTONIC.
+ * \param abstime  the absolute time on `clock` at which to give up.
+ * \return as async_sem_timedwait(), or -1 with EINVAL for any other clock
+ *         (before anything else, as glibc).
+ */
+ASYNC_EXTERN async_future_t *async_sem_clockwait(async_sem_t *sem, clockid_t clock,
                                                  const struct timespec *abstime) ASYNC_WARN_UNUSED;
 
 /**

@@ -73,14 +73,16 @@ static void cond_abort(async__sw_t *w, int err) {
     to_mutex(w);
 }
 
-static async_future_t *wait_common(async_cond_t *cv, async_mutex_t *m, bool timed,
+/* `clock` -1: the condition variable's own (pthread_condattr_setclock). */
+static async_future_t *wait_common(async_cond_t *cv, async_mutex_t *m, bool timed, clockid_t clock,
                                    const struct timespec *abstime) {
     if (!cv || !m) return async__future_failed(EINVAL);
     cond_t *c = (cond_t *)cv;
     if (c->dead) return async__future_failed(EINVAL);
+    if (clock == -1) clock = (clockid_t)c->clock;
     /* glibc looks at the abstime before the mutex: a bad one is EINVAL even
      * when the mutex is not held */
-    int64_t ms = timed ? async__abstime_ms((clockid_t)c->clock, abstime) : -1;
+    int64_t ms = timed ? async__abstime_ms(clock, abstime) : -1;
     if (timed && ms < 0) return async__future_failed(EINVAL);
     int err = async__mutex_check_held(m);
     if (err) return async__future_failed(err);
@@ -113,12 +115,18 @@ static async_future_t *wait_common(async_cond_t *cv, async_mutex_t *m, bool time
 }
 
 async_future_t *async_cond_wait(async_cond_t *c, async_mutex_t *m) {
-    return wait_common(c, m, false, NULL);
+    return wait_common(c, m, false, -1, NULL);
 }
 
 async_future_t *async_cond_timedwait(async_cond_t *c, async_mutex_t *m,
                                      const struct timespec *abstime) {
-    return wait_common(c, m, true, abstime);
+    return wait_common(c, m, true, -1, abstime);
+}
+
+async_future_t *async_cond_clockwait(async_cond_t *c, async_mutex_t *m, clockid_t clock,
+                                     const struct timespec *abstime) {
+    if (!async__clock_ok(clock)) return async__future_failed(EINVAL);
+    return wait_common(c, m, true, clock, abstime);
 }
 
 int async_cond_signal(async_cond_t *cv) {

@@ -156,6 +156,12 @@ int64_t async__abstime_ms(clockid_t clock, const struct timespec *abstime);
  * checks before they try (rwlock, semaphore and condition waits) ask first. */
 bool async__abstime_bad(const struct timespec *abstime);
 
+/* The clocks the *clock* calls (pthread_mutex_clocklock, sem_clockwait, ...)
+ * take, as glibc's: any other is EINVAL before anything else. */
+static inline bool async__clock_ok(clockid_t clock) {
+    return clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC;
+}
+
 /* A waiter whose await in a task is no cancellation point (lock waits, as
  * pthread_mutex_lock is none); cancelling its future still works. */
 static inline void async__sw_no_cancel_point(async__sw_t *w) {

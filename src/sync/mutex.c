@@ -74,7 +74,8 @@ static void granted(async__gate_t *g, async__sw_t *w) {
 
 static const async__gate_ops_t ops = {take, granted};
 
-static async_future_t *lock_slow(mutex_t *mx, const struct timespec *abstime, bool timed) {
+static async_future_t *lock_slow(mutex_t *mx, const struct timespec *abstime, bool timed,
+                                 clockid_t clock) {
     void *self = NULL;
     if (mx->type != T_NORMAL) {
         self = async__sync_self();
@@ -100,7 +101,7 @@ static async_future_t *lock_slow(mutex_t *mx, const struct timespec *abstime, bo
         /* as glibc, whose futex wait times out a negative tv_sec before the
          * kernel would look at tv_nsec */
         if (abstime && abstime->tv_sec < 0) return async__future_failed(ETIMEDOUT);
-        ms = async__abstime_ms(CLOCK_REALTIME, abstime);
+        ms = async__abstime_ms(clock, abstime);
         if (ms < 0) return async__future_failed(EINVAL);
         if (ms == 0) return async__future_failed(ETIMEDOUT);
     }
@@ -120,12 +121,18 @@ async_future_t *async_mutex_lock(async_mutex_t *m) {
                      atomic_compare_exchange_strong_explicit(
                          &mx->g.state, &s, M_LOCKED, memory_order_acquire, memory_order_relaxed)))
         return async__sync_done(0);
-    return lock_slow(mx, NULL, false);
+    return lock_slow(mx, NULL, false, CLOCK_REALTIME);
 }
 
 async_future_t *async_mutex_timedlock(async_mutex_t *m, const struct timespec *abstime) {
     if (!m) return async__future_failed(EINVAL);
-    return lock_slow((mutex_t *)m, abstime, true);
+    return lock_slow((mutex_t *)m, abstime, true, CLOCK_REALTIME);
+}
+
+async_future_t *async_mutex_clocklock(async_mutex_t *m, clockid_t clock,
+                                      const struct timespec *abstime) {
+    if (!m || !async__clock_ok(clock)) return async__future_failed(EINVAL);
+    return lock_slow((mutex_t *)m, abstime, true, clock);
 }
 
 int async_mutex_trylock(async_mutex_t *m) {

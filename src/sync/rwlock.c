@@ -80,7 +80,7 @@ static int try_lock(rwlock_t *r, int kind, void *self) {
     return res;
 }
 
-static async_future_t *lock_common(async_rwlock_t *rw, int kind, bool timed,
+static async_future_t *lock_common(async_rwlock_t *rw, int kind, bool timed, clockid_t clock,
                                    const struct timespec *abstime) {
     if (!rw) return async__future_failed(EINVAL);
     rwlock_t *r = (rwlock_t *)rw;
@@ -94,7 +94,7 @@ static async_future_t *lock_common(async_rwlock_t *rw, int kind, bool timed,
     }
     int64_t ms = -1;
     if (timed) {
-        ms = async__abstime_ms(CLOCK_REALTIME, abstime);
+        ms = async__abstime_ms(clock, abstime);
         if (ms < 0) return async__future_failed(EINVAL);
         if (ms == 0) return async__future_failed(ETIMEDOUT);
     }
@@ -107,23 +107,35 @@ static async_future_t *lock_common(async_rwlock_t *rw, int kind, bool timed,
 }
 
 async_future_t *async_rwlock_rdlock(async_rwlock_t *rw) {
-    return lock_common(rw, RW_READ, false, NULL);
+    return lock_common(rw, RW_READ, false, CLOCK_REALTIME, NULL);
 }
 
 async_future_t *async_rwlock_wrlock(async_rwlock_t *rw) {
-    return lock_common(rw, RW_WRITE, false, NULL);
+    return lock_common(rw, RW_WRITE, false, CLOCK_REALTIME, NULL);
 }
 
 /* A bad abstime is EINVAL even when the lock is free or the caller's own, as
  * glibc checks it first (unlike its mutex, which looks only when it waits). */
 async_future_t *async_rwlock_timedrdlock(async_rwlock_t *rw, const struct timespec *abstime) {
     if (async__abstime_bad(abstime)) return async__future_failed(EINVAL);
-    return lock_common(rw, RW_READ, true, abstime);
+    return lock_common(rw, RW_READ, true, CLOCK_REALTIME, abstime);
 }
 
 async_future_t *async_rwlock_timedwrlock(async_rwlock_t *rw, const struct timespec *abstime) {
     if (async__abstime_bad(abstime)) return async__future_failed(EINVAL);
-    return lock_common(rw, RW_WRITE, true, abstime);
+    return lock_common(rw, RW_WRITE, true, CLOCK_REALTIME, abstime);
+}
+
+async_future_t *async_rwlock_clockrdlock(async_rwlock_t *rw, clockid_t clock,
+                                         const struct timespec *abstime) {
+    if (!async__clock_ok(clock) || async__abstime_bad(abstime)) return async__future_failed(EINVAL);
+    return lock_common(rw, RW_READ, true, clock, abstime);
+}
+
+async_future_t *async_rwlock_clockwrlock(async_rwlock_t *rw, clockid_t clock,
+                                         const struct timespec *abstime) {
+    if (!async__clock_ok(clock) || async__abstime_bad(abstime)) return async__future_failed(EINVAL);
+    return lock_common(rw, RW_WRITE, true, clock, abstime);
 }
 
 static int trylock(async_rwlock_t *rw, int kind) {

@@ -62,16 +62,27 @@ async_future_t *async_sem_wait(async_sem_t *sem) {
     return async__sem_wait_ms(sem, -1);
 }
 
-async_future_t *async_sem_timedwait(async_sem_t *sem, const struct timespec *abstime) {
+static async_future_t *timed_wait(async_sem_t *sem, clockid_t clock,
+                                  const struct timespec *abstime) {
     /* a bad abstime is EINVAL even with a unit free, as glibc checks it first */
     if (!sem || async__abstime_bad(abstime)) return async__future_failed(EINVAL);
     sem_impl_t *s = (sem_impl_t *)sem;
     int r = async__gate_try(&s->g, &ops, 0);
     if (r > 0) return async__sync_done(0);
     if (r < 0) return async__future_failed(EINVAL);
-    int64_t ms = async__abstime_ms(CLOCK_REALTIME, abstime);
+    int64_t ms = async__abstime_ms(clock, abstime);
     if (ms < 0) return async__future_failed(EINVAL);
     return async__sem_wait_ms(sem, ms);
+}
+
+async_future_t *async_sem_timedwait(async_sem_t *sem, const struct timespec *abstime) {
+    return timed_wait(sem, CLOCK_REALTIME, abstime);
+}
+
+async_future_t *async_sem_clockwait(async_sem_t *sem, clockid_t clock,
+                                    const struct timespec *abstime) {
+    if (!async__clock_ok(clock)) return async__future_failed(EINVAL);
+    return timed_wait(sem, clock, abstime);
 }
 
 int async_sem_trywait(async_sem_t *sem) {
