@@ -132,6 +132,42 @@ static void wait_children(void) {
 
 Test(proc_glibc, wait_children) { both_contexts(wait_children); }
 
+/* wait and wait4: the same errors; wait4's rusage is written only for a
+ * child reaped, and says what it used: a child that spins for a while. */
+static void wait4_cases(void) {
+    int gs = 0x5a5a, as = 0x5a5a;
+    struct rusage gr, ar;
+    memset(&gr, 0x5a, sizeof gr);
+    memset(&ar, 0x5a, sizeof ar);
+    SAME(wait(&gs), async_wait(&as)); /* no children */
+    SAME(wait4(-1, &gs, 0x10, &gr), async_wait4(-1, &as, 0x10, &ar));
+    SAME(wait4(1, &gs, 0, &gr), async_wait4(1, &as, 0, &ar));
+    SAME(wait4(INT_MIN, &gs, 0, &gr), async_wait4(INT_MIN, &as, 0, &ar));
+    int gw, aw;
+    pid_t g = start_reader(&gw, 3), a = start_reader(&aw, 3);
+    SAME(wait4(g, &gs, WNOHANG, &gr), async_wait4(a, &as, WNOHANG, &ar));
+    CHECK(memcmp(&gr, &ar, sizeof gr) == 0); /* both untouched */
+    close(gw);
+    close(aw);
+    pid_t r1 = wait(&gs), r2 = (pid_t)async_await(async_wait(&as)); /* either child first */
+    CHECK((r1 == g && r2 == a) || (r1 == a && r2 == g));
+    CHECK_EQ(gs, as);
+    CHECK(WIFEXITED(as) && WEXITSTATUS(as) == 3);
+
+    char *argv[] = {"sh", "-c", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; exit 5", NULL};
+    pid_t pid = -1;
+    CHECK_EQ(posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ), 0);
+    memset(&ar, 0, sizeof ar);
+    CHECK_EQ(async_await(async_wait4(pid, &as, 0, &ar)), pid);
+    CHECK(WIFEXITED(as) && WEXITSTATUS(as) == 5);
+    double cpu =
+        ar.ru_utime.tv_sec + ar.ru_stime.tv_sec + (ar.ru_utime.tv_usec + ar.ru_stime.tv_usec) / 1e6;
+    CHECK(cpu > 0.0);          /* the spin's time */
+    CHECK(ar.ru_maxrss > 100); /* KiB: a shell's resident size */
+}
+
+Test(proc_glibc, wait_and_wait4) { both_contexts(wait4_cases); }
+
 /* ---- posix_spawn(p) ------------------------------------------------------------ */
 
 static void spawn_errors(void) {

@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -107,6 +108,29 @@ ASYNC_EXTERN async_future_t *async_posix_spawnp(pid_t *pid, const char *file,
  * Callable from a task or any thread. See \ref proc for how the wait sleeps.
  */
 ASYNC_EXTERN async_future_t *async_waitpid(pid_t pid, int *wstatus, int options) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of wait(2): async_waitpid(-1, wstatus, 0).
+ *
+ * \param wstatus  as async_waitpid().
+ * \return as async_waitpid().
+ */
+ASYNC_EXTERN async_future_t *async_wait(int *wstatus) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of wait4(2): async_waitpid() that also gives the resources
+ * the child used (its user and system time, maximum resident size, ...).
+ *
+ * \param pid      as async_waitpid().
+ * \param wstatus  as async_waitpid().
+ * \param options  as async_waitpid().
+ * \param rusage   where the child's usage goes, or NULL. Written, by the kernel,
+ *                 only when the future settles with a pid > 0: it must stay
+ *                 valid until then.
+ * \return as async_waitpid().
+ */
+ASYNC_EXTERN async_future_t *async_wait4(pid_t pid, int *wstatus, int options,
+                                         struct rusage *rusage) ASYNC_WARN_UNUSED;
 
 /* <sys/wait.h> defines idtype_t, id_t and siginfo_t, and glibc declares
  * waitid(2), only when POSIX.1-2008 or X/Open is asked for (as _GNU_SOURCE

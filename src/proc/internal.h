@@ -12,6 +12,7 @@ typedef struct wait_req {
     enum { WAIT_PID, WAIT_ID, WAIT_SYSTEM } kind; /* SYSTEM: waitpid whose result is the status */
     pid_t pid;                                    /* PID, SYSTEM */
     int *wstatus;                                 /* PID, SYSTEM; may be NULL */
+    struct rusage *rusage;                        /* PID: wait4's; may be NULL */
     idtype_t idtype;                              /* ID */
     id_t id;
     siginfo_t *infop;

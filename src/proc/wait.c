@@ -1,4 +1,4 @@
-/* Waiting for children: waitpid(2) and waitid(2) as futures.
+/* Waiting for children: waitpid(2), wait4(2) and waitid(2) as futures.
  *
  * A wait first asks the kernel with WNOHANG on the calling thread; a child
  * that has already changed state costs one system call and no task. Only
@@ -17,6 +17,7 @@
  * caller asked for: nothing is reaped behind the application's back. */
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -50,7 +51,7 @@ static bool look(wait_req_t *r, intptr_t *value, int *err) {
         return true;
     }
     int status = 0;
-    pid_t pid = waitpid(r->pid, &status, opts);
+    pid_t pid = wait4(r->pid, &status, opts, r->rusage); /* glibc's waitpid: a NULL rusage */
     if (pid < 0) {
         *value = -1;
         *err = errno;
@@ -124,12 +125,19 @@ async_future_t *async__proc_wait(const wait_req_t *req) {
 
 /* ---- the calls ------------------------------------------------------------ */
 
-async_future_t *async_waitpid(pid_t pid, int *wstatus, int options) {
+async_future_t *async_wait4(pid_t pid, int *wstatus, int options, struct rusage *rusage) {
     if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE | __WNOTHREAD))
         return async__future_failed(EINVAL);
-    wait_req_t r = {.kind = WAIT_PID, .pid = pid, .wstatus = wstatus, .options = options};
+    wait_req_t r = {
+        .kind = WAIT_PID, .pid = pid, .wstatus = wstatus, .rusage = rusage, .options = options};
     return async__proc_wait(&r);
 }
+
+async_future_t *async_waitpid(pid_t pid, int *wstatus, int options) {
+    return async_wait4(pid, wstatus, options, NULL);
+}
+
+async_future_t *async_wait(int *wstatus) { return async_wait4(-1, wstatus, 0, NULL); }
 
 async_future_t *async_waitid(idtype_t idtype, id_t id, siginfo_t *infop, int options) {
     wait_req_t r = {
