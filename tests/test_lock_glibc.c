@@ -127,8 +127,10 @@ static void same_state(int g, int a, int line) {
     my_locks(a, al, sizeof al);
     /* Read again before a mismatch fails: one CI run under load read five
      * FLOCK READ lines of this pid on the glibc file beside the one its fd
-     * held, which no later run has shown (not understood). A true difference
-     * stays. */
+     * held, which no later run has shown. Probably the file's pages: the
+     * kernel makes /proc/locks a page at a time, and a list that other
+     * processes change between pages can show a line again (not proven). A
+     * true difference stays. */
     for (int again = 0; again < 3 && strcmp(gl, al) != 0; again++) {
         sleep_ms(20);
         my_locks(g, gl, sizeof gl);
