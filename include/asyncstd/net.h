@@ -18,9 +18,12 @@
 extern "C" {
 #endif
 
-/* <netdb.h> defines struct addrinfo only when POSIX.1-2001 is asked for; the
- * declaration lets this header compile in strict ISO C too (`-std=c99`). */
+/* <netdb.h> defines struct addrinfo only when POSIX.1-2001 is asked for, and
+ * <sys/socket.h> struct mmsghdr only with _GNU_SOURCE; the declarations let
+ * this header compile in strict ISO C too (`-std=c99`). */
 struct addrinfo;
+struct mmsghdr;
+struct timespec;
 
 /**
  * \defgroup net Sockets and DNS
@@ -49,9 +52,9 @@ struct addrinfo;
  * The send and receive calls use `MSG_DONTWAIT` and work on blocking and
  * non-blocking sockets alike, without changing them.
  *
- * **SIGPIPE never kills the process.** async_send(), async_sendto() and
- * async_sendmsg() always add `MSG_NOSIGNAL`: writing to a socket whose peer
- * has gone fails with EPIPE instead of raising SIGPIPE.
+ * **SIGPIPE never kills the process.** async_send(), async_sendto(),
+ * async_sendmsg() and async_sendmmsg() always add `MSG_NOSIGNAL`: writing to
+ * a socket whose peer has gone fails with EPIPE instead of raising SIGPIPE.
  *
  * **Closing.** Close a socket that operations may be waiting on with
  * async_close() (declared in fs.h, included here), not close(2): every
@@ -379,6 +382,142 @@ ASYNC_EXTERN async_future_t *async_sendmsg(int sockfd, const struct msghdr *msg,
  */
 ASYNC_EXTERN async_future_t *async_recvmsg(int sockfd, struct msghdr *msg,
                                            int flags) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of sendmmsg(2): several messages in one system call, each
+ * with its own address, data and ancillary data (a UDP server's batch of
+ * replies).
+ *
+ * Like sendmmsg(2) on a blocking socket, it goes on until all `vlen` messages
+ * are sent, waiting for room as often as needed (for the first message and
+ * between the batches the kernel takes), unless `flags` has `MSG_DONTWAIT`:
+ * then it makes one sendmmsg(2) and may send fewer, or fail with EAGAIN. On
+ * a stream socket a message the kernel takes in part is finished before the
+ * next, as a blocking sendmmsg(2) does (with `MSG_DONTWAIT` the count
+ * includes it and its `msg_len` says how much went). `MSG_NOSIGNAL` is always
+ * added. At most 1024 messages (`UIO_MAXIOV`) are sent; a larger `vlen` is
+ * cut to that, as the kernel cuts it.
+ *
+ * If an error, a cancellation or a time-out stops it after some messages
+ * went, their count is the result (the error is dropped, as sendmmsg(2)
+ * drops it; a lasting one shows again on the next call); a close by
+ * async_close() while it waits gives EBADF, as for async_send(). A datagram to a
+ * Unix-domain address whose receiver's queue is full ends it as async_sendto()
+ * does: the count so far, or EAGAIN for the first message.
+ *
+ * \param sockfd  the socket.
+ * \param msgvec  the messages; the kernel writes each one's `msg_len` (the
+ *                bytes sent), so the array, and the headers, addresses, iovecs,
+ *                data and control data it points to, must stay valid until the
+ *                future settles.
+ * \param vlen    the number of messages.
+ * \param flags   as for async_sendmsg().
+ * \return a future with the number of messages sent, or -1 with sendmmsg(2)'s
+ *         errno: EFAULT (`msgvec` NULL with a `vlen`), EINVAL (the top bit of
+ *         `flags`, the kernel's own), those of async_sendmsg() for the first
+ *         message; ECANCELED (cancelled before any message went). `vlen` 0
+ *         gives 0 at once.
+ *
+ * Callable from a task or any thread.
+ *
+ * \code
+ * // answer n requests on a UDP socket: reply[i] to peer[i]
+ * struct mmsghdr out[64];
+ * struct iovec iov[64];
+ * for (int i = 0; i < n; i++) {
+ *     iov[i] = (struct iovec){reply[i], reply_len[i]};
+ *     out[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &peer[i], .msg_namelen = peer_len[i],
+ *                                           .msg_iov = &iov[i], .msg_iovlen = 1}};
+ * }
+ * if (async_await(async_sendmmsg(fd, out, n, 0)) < 0) perror("sendmmsg");
+ * \endcode
+ */
+ASYNC_EXTERN async_future_t *async_sendmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen,
+                                            int flags) ASYNC_WARN_UNUSED;
+
+/**
+ * Async equivalent of recvmmsg(2): several datagrams in one system call, each
+ * into its own buffers, with its sender's address and ancillary data.
+ *
+ * Like recvmmsg(2) on a blocking socket, it waits until `vlen` messages have
+ * come, unless:
+ * - `flags` has `MSG_WAITFORONE`: it waits for one, then takes what else is
+ *   there without waiting (the usual choice of a server's receive loop);
+ * - `flags` has `MSG_DONTWAIT`: it never waits, and fails with EAGAIN if
+ *   nothing is there; nor does `MSG_ERRQUEUE`, except on a Unix-domain
+ *   socket (which ignores it), as the kernel reads an error queue;
+ * - `timeout` is given and has passed (see below);
+ * - out-of-band data comes, or an error after some messages (their count is
+ *   the result, and the next call reports the error, as recvmmsg(2) leaves
+ *   it in the socket).
+ *
+ * **The timeout** is recvmmsg(2)'s, with its bug fixed. The kernel looks at
+ * it only after each datagram, so once some have come and no more come, it
+ * blocks on past the timeout until the next one (recvmmsg(2), BUGS); here the
+ * wait for more ends when the timeout has passed, with the count received.
+ * The rest is the kernel's: the timeout never ends a call that has received
+ * nothing (the first datagram is waited for however long it takes, and if it
+ * comes after the timeout has passed it is returned alone; a zero timeout
+ * thus receives exactly one), and once something was received the time left
+ * is written back to `*timeout` (0 when it has passed). To bound the whole
+ * call, use async_await_timeout() (ETIMEDOUT) or `MSG_DONTWAIT` instead.
+ *
+ * Each filled entry gets its `msg_len` (the bytes received) and its header's
+ * `msg_namelen`, `msg_controllen` and `msg_flags` (`MSG_TRUNC`, `MSG_CTRUNC`,
+ * ...), as from recvmsg(2); received fds are left as the sender made them.
+ * At most 1024 messages (`UIO_MAXIOV`) are received; a larger `vlen` is cut
+ * to that, as the kernel cuts it.
+ *
+ * A cancellation or time-out (async_await_timeout()) after some messages came
+ * gives their count, since they are gone from the socket; before any,
+ * ECANCELED or ETIMEDOUT. A close by async_close() while it waits gives
+ * EBADF, also after some came (their entries are filled in). On a socket with entries in its error
+ * queue
+ * (`IP_RECVERR`, `SO_TIMESTAMPING`), which raise POLLERR as a pending error
+ * does, the wait for more ends after the first system call that received
+ * something; and an error met only after waiting, at an entry whose buffers
+ * the kernel cannot write, ends the call with the count but is not reported
+ * again.
+ *
+ * \param sockfd   the socket.
+ * \param msgvec   the messages: the kernel fills their buffers, `msg_len` and
+ *                 the header fields above, so the array and all it points to
+ *                 must stay valid until the future settles.
+ * \param vlen     the number of messages.
+ * \param flags    recvmsg(2)'s flags, and `MSG_WAITFORONE`.
+ * \param timeout  NULL for none, or as described above; when given, it must
+ *                 stay valid until the future settles.
+ * \return a future with the number of messages received, or -1 with
+ *         recvmmsg(2)'s errno: EFAULT (`msgvec` NULL with a `vlen`, a
+ *         `timeout` the kernel cannot read), EINVAL (a negative or
+ *         unnormalised timeout, the top bit of `flags`), and those of
+ *         async_recvmsg(); ECANCELED. `vlen` 0 gives 0 at once.
+ *
+ * Callable from a task or any thread.
+ *
+ * \code
+ * // a UDP server's receive loop: up to 64 datagrams per system call
+ * enum { N = 64, SIZE = 1500 };
+ * static char buf[N][SIZE];
+ * struct sockaddr_storage peer[N];
+ * struct iovec iov[N];
+ * struct mmsghdr in[N];
+ * for (;;) {
+ *     for (int i = 0; i < N; i++) {
+ *         iov[i] = (struct iovec){buf[i], SIZE};
+ *         in[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &peer[i],
+ *                                              .msg_namelen = sizeof peer[i],
+ *                                              .msg_iov = &iov[i], .msg_iovlen = 1}};
+ *     }
+ *     int n = async_await(async_recvmmsg(fd, in, N, MSG_WAITFORONE, NULL));
+ *     if (n < 0) break;
+ *     for (int i = 0; i < n; i++) handle(buf[i], in[i].msg_len, &peer[i],
+ * in[i].msg_hdr.msg_namelen);
+ * }
+ * \endcode
+ */
+ASYNC_EXTERN async_future_t *async_recvmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen,
+                                            int flags, struct timespec *timeout) ASYNC_WARN_UNUSED;
 
 /**
  * Async equivalent of shutdown(2).
