@@ -399,8 +399,9 @@ ASYNC_EXTERN async_future_t *async_recvmsg(int sockfd, struct msghdr *msg,
  * cut to that, as the kernel cuts it.
  *
  * If an error, a cancellation or a time-out stops it after some messages
- * went, their count is the result (the error is dropped, as sendmmsg(2)
- * drops it; a lasting one shows again on the next call); a close by
+ * went, their count is the result (on a stream socket the last of them may
+ * have gone in part: its `msg_len` says how much), and the error is dropped,
+ * as sendmmsg(2) drops it (a lasting one shows again on the next call); a close by
  * async_close() while it waits gives EBADF, as for async_send(). A datagram to a
  * Unix-domain address whose receiver's queue is full ends it as async_sendto()
  * does: the count so far, or EAGAIN for the first message.

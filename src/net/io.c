@@ -642,7 +642,10 @@ static int timed_start(async__race_t *r) {
     const uint64_t max_s = 1000000000000; /* 31,000 years: async__timer clamps below it */
     uint64_t sec = (uint64_t)left.tv_sec < max_s ? (uint64_t)left.tv_sec : max_s;
     uint64_t ms = sec * 1000 + (uint64_t)left.tv_nsec / 1000000 + (left.tv_nsec % 1000000 != 0);
-    return async__race_add(r, async__timer(ms, NULL));
+    async_future_t *timer = async__timer(ms, NULL);
+    /* no memory for a timer: wait without one (as async_await_timeout does)
+     * rather than fail and lose what came */
+    return timer ? async__race_add(r, timer) : 0;
 }
 
 static bool timed_decides(async__race_t *r, async__race_kid_t *k) {
