@@ -1235,3 +1235,30 @@ static void resolver_args(void) {
 }
 
 Test(net_glibc, getaddrinfo_getnameinfo) { both_contexts(resolver_args); }
+
+/* ---- error queues ------------------------------------------------------------------------ */
+
+/* A read of an IP socket's error queue never waits in the kernel: empty, it is
+ * EAGAIN at once, even on a blocking socket. It used to wait here for ever:
+ * an entry raises POLLERR, not POLLIN. */
+static void error_queue(void) {
+    int g = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0),
+        a = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(g >= 0 && a >= 0);
+    char buf[64], cbuf[256];
+    struct iovec giov = {buf, sizeof buf}, aiov = {buf, sizeof buf};
+    struct msghdr gm = {
+        .msg_iov = &giov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct msghdr am = gm;
+    am.msg_iov = &aiov;
+    SAME(recvmsg(g, &gm, MSG_ERRQUEUE), async_recvmsg(a, &am, MSG_ERRQUEUE));
+    SAME(recv(g, buf, sizeof buf, MSG_ERRQUEUE), async_recv(a, buf, sizeof buf, MSG_ERRQUEUE));
+    SAME(recvfrom(g, buf, sizeof buf, MSG_ERRQUEUE, NULL, NULL),
+         async_recvfrom(a, buf, sizeof buf, MSG_ERRQUEUE, NULL, NULL));
+    struct mmsghdr gv = {.msg_hdr = gm}, av = {.msg_hdr = am};
+    SAME(recvmmsg(g, &gv, 1, MSG_ERRQUEUE, NULL), async_recvmmsg(a, &av, 1, MSG_ERRQUEUE, NULL));
+    close(g);
+    close(a);
+}
+
+Test(net_glibc, error_queue_reads_do_not_wait) { both_contexts(error_queue); }

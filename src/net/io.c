@@ -31,6 +31,22 @@
 
 static inline bool would_block(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
 
+/* Whether fd is a Unix-domain socket. The others' error queues are read
+ * without blocking (EAGAIN when empty) even on a blocking socket; Unix
+ * sockets have none and ignore MSG_ERRQUEUE, so they block as usual. */
+static bool unix_socket(int fd) {
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+}
+
+/* A receive that reports EAGAIN instead of waiting: MSG_DONTWAIT, or a read of
+ * an error queue, which the kernel never waits on (recv(2) would say EAGAIN,
+ * and no readiness announces an entry: it raises POLLERR, not POLLIN). */
+static bool recv_nowait(int fd, int flags) {
+    return (flags & MSG_DONTWAIT) || ((flags & MSG_ERRQUEUE) && !unix_socket(fd));
+}
+
 /* Sets the result of a finished attempt. */
 static inline bool done(intptr_t *value, int *err, intptr_t v, int e) {
     *value = e ? -1 : v;
@@ -266,7 +282,7 @@ static async_future_t *start_recv(int sockfd, void *buf, size_t len, int flags,
     op->from = from;
     op->fromlen = from ? fromlen : NULL;
     op->flags = (flags & ~(waitall ? MSG_WAITALL : 0)) | MSG_DONTWAIT;
-    op->io.nowait = flags & MSG_DONTWAIT;
+    op->io.nowait = recv_nowait(sockfd, flags);
     op->waitall = waitall;
     op->peek = flags & MSG_PEEK;
     op->nolen = nolen;
@@ -402,7 +418,7 @@ async_future_t *async_recvmsg(int sockfd, struct msghdr *msg, int flags) {
     op->io.name = "recvmsg";
     op->msg = msg;
     op->flags = flags | MSG_DONTWAIT;
-    op->io.nowait = flags & MSG_DONTWAIT;
+    op->io.nowait = recv_nowait(sockfd, flags);
     return async__io_start(&op->io);
 }
 
@@ -614,15 +630,6 @@ static bool recvmmsg_attempt(async__io_op_t *io, intptr_t *value, int *err) {
     }
 }
 
-/* Whether fd is a Unix-domain socket. The others' error queues are read
- * without blocking (EAGAIN when empty) even on a blocking socket; Unix
- * sockets have none and ignore MSG_ERRQUEUE, so they block as usual. */
-static bool unix_socket(int fd) {
-    int domain = 0;
-    socklen_t len = sizeof domain;
-    return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
-}
-
 /* A receive with a timeout that must wait: a race (task/race.c) of the
  * receive and a timer for its deadline. The timer ends the wait only once
  * something has come: with nothing yet, the first datagram is waited for
@@ -695,7 +702,7 @@ async_future_t *async_recvmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int 
     op->vec = msgvec;
     op->vlen = vlen < MMSG_MAX ? vlen : MMSG_MAX;
     op->flags = kflags;
-    op->io.nowait = (flags & MSG_DONTWAIT) || ((flags & MSG_ERRQUEUE) && !unix_socket(sockfd));
+    op->io.nowait = recv_nowait(sockfd, flags);
     op->timeout = timeout;
     if (!timeout) return async__io_start(&op->io);
 
