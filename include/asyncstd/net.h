@@ -50,7 +50,9 @@ struct timespec;
  * so they set `O_NONBLOCK` on an fd that lacks it (this changes the open file
  * description, shared with dup(2)s of the fd and with other processes).
  * The send and receive calls use `MSG_DONTWAIT` and work on blocking and
- * non-blocking sockets alike, without changing them.
+ * non-blocking sockets alike, without changing them. A receive with
+ * `MSG_ERRQUEUE` never waits, as in the kernel: an empty error queue is
+ * EAGAIN (a Unix-domain socket ignores the flag and waits as usual).
  *
  * **SIGPIPE never kills the process.** async_send(), async_sendto(),
  * async_sendmsg() and async_sendmmsg() always add `MSG_NOSIGNAL`: writing to
@@ -401,10 +403,10 @@ ASYNC_EXTERN async_future_t *async_recvmsg(int sockfd, struct msghdr *msg,
  * If an error, a cancellation or a time-out stops it after some messages
  * went, their count is the result (on a stream socket the last of them may
  * have gone in part: its `msg_len` says how much), and the error is dropped,
- * as sendmmsg(2) drops it (a lasting one shows again on the next call); a close by
- * async_close() while it waits gives EBADF, as for async_send(). A datagram to a
- * Unix-domain address whose receiver's queue is full ends it as async_sendto()
- * does: the count so far, or EAGAIN for the first message.
+ * as sendmmsg(2) drops it (a lasting one shows again on the next call); a
+ * close by async_close() while it waits gives EBADF, as for async_send(). A
+ * datagram to a Unix-domain address whose receiver's queue is full ends it as
+ * async_sendto() does: the count so far, or EAGAIN for the first message.
  *
  * \param sockfd  the socket.
  * \param msgvec  the messages; the kernel writes each one's `msg_len` (the
@@ -472,13 +474,12 @@ ASYNC_EXTERN async_future_t *async_sendmmsg(int sockfd, struct mmsghdr *msgvec, 
  * A cancellation or time-out (async_await_timeout()) after some messages came
  * gives their count, since they are gone from the socket; before any,
  * ECANCELED or ETIMEDOUT. A close by async_close() while it waits gives
- * EBADF, also after some came (their entries are filled in). On a socket with entries in its error
- * queue
- * (`IP_RECVERR`, `SO_TIMESTAMPING`), which raise POLLERR as a pending error
- * does, the wait for more ends after the first system call that received
- * something; and an error met only after waiting, at an entry whose buffers
- * the kernel cannot write, ends the call with the count but is not reported
- * again.
+ * EBADF, also after some came (their entries are filled in). On a socket
+ * with entries in its error queue (`IP_RECVERR`, `SO_TIMESTAMPING`), which
+ * raise POLLERR as a pending error does, the wait for more ends after the
+ * first system call that received something; and an error met only after
+ * waiting, at an entry whose buffers the kernel cannot write, ends the call
+ * with the count but is not reported again.
  *
  * \param sockfd   the socket.
  * \param msgvec   the messages: the kernel fills their buffers, `msg_len` and
@@ -512,8 +513,8 @@ ASYNC_EXTERN async_future_t *async_sendmmsg(int sockfd, struct mmsghdr *msgvec, 
  *     }
  *     int n = async_await(async_recvmmsg(fd, in, N, MSG_WAITFORONE, NULL));
  *     if (n < 0) break;
- *     for (int i = 0; i < n; i++) handle(buf[i], in[i].msg_len, &peer[i],
- * in[i].msg_hdr.msg_namelen);
+ *     for (int i = 0; i < n; i++)
+ *         handle(buf[i], in[i].msg_len, &peer[i], in[i].msg_hdr.msg_namelen);
  * }
  * \endcode
  */
