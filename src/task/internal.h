@@ -716,6 +716,8 @@ void async__fd_table_free(async__fd_table_t *t); /* a later get makes a new one 
 
 /* ---- timers --------------------------------------------------------------- */
 async_future_t *async__timer(uint64_t ms, struct timespec *rem);
+/* Nanoseconds in whole milliseconds, rounded up: a timer never ends early. */
+static inline uint64_t async__ms_up(uint64_t ns) { return ns / 1000000 + (ns % 1000000 != 0); }
 
 /* ---- the virtual clock (vclock.c) ------------------------------------------
  * Used only when async__rt.vclock is set; each caller tests that first. */

@@ -318,7 +318,7 @@ async_future_t *async_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set
         limit = (uint64_t)sec > INT64_MAX / 1000000000 - 1
                     ? UINT64_MAX
                     : (uint64_t)sec * 1000000000 + (uint64_t)usec * 1000;
-        ms = limit == UINT64_MAX ? -1 : (int64_t)(limit / 1000000 + (limit % 1000000 != 0));
+        ms = limit == UINT64_MAX ? -1 : (int64_t)async__ms_up(limit);
     }
     /* the race, then its sets, pollfds and the copies of the sets as given */
     poll_op_t *p = poll_op_new(asked, ms,

@@ -19,6 +19,14 @@
  * it rather than wrapped: a sleep that long is "forever" and stays cancellable. */
 #define TIMER_MS_MAX (UINT64_MAX / 2 / 1000000)
 
+/* When a clock_nanosleep that reads its clock is over. */
+typedef struct clock_end {
+    clockid_t clock;
+    int64_t deadline; /* the sleep is over once `clock` reads this, in ns */
+    uint16_t pace;    /* how much faster than real time `clock` can move (CPUs) */
+    uint64_t ms;      /* the time left at the call: a virtual clock's sleep */
+} clock_end_t;
+
 typedef struct timer_op {
     async_future_t future; /* first */
     async__handle_owner_t owner;
@@ -28,9 +36,7 @@ typedef struct timer_op {
     uint64_t ms;
     uint64_t due_ns; /* uv_hrtime() at which the sleep is over */
     struct timespec *rem;
-    int64_t deadline; /* with on_clock: the sleep is over once `clock` reads this, in ns */
-    clockid_t clock;
-    uint16_t pace; /* on_clock: how much faster than real time `clock` can move (CPUs) */
+    clock_end_t end; /* with on_clock */
     bool started, closing, on_clock;
 } timer_op_t;
 
@@ -45,9 +51,9 @@ static int64_t ns_of(const struct timespec *ts) {
  * the process is reaped). */
 static int64_t clock_left(const timer_op_t *op) {
     struct timespec now;
-    if (clock_gettime(op->clock, &now) != 0) return -1;
+    if (clock_gettime(op->end.clock, &now) != 0) return -1;
     int64_t n = ns_of(&now);
-    return n >= op->deadline ? 0 : op->deadline - n;
+    return n >= op->end.deadline ? 0 : op->end.deadline - n;
 }
 
 static void set_rem(struct timespec *rem, uint64_t ns) {
@@ -83,7 +89,7 @@ static void on_fire(uv_timer_t *h) {
     timer_op_t *op = ASYNC_CONTAINER_OF(h, timer_op_t, handle);
     uint64_t now = uv_hrtime();
     if (now < op->due_ns) {
-        uv_timer_start(h, on_fire, (op->due_ns - now + 999999) / 1000000, 0);
+        uv_timer_start(h, on_fire, async__ms_up(op->due_ns - now), 0);
         return;
     }
     if (op->on_clock) {
@@ -93,7 +99,7 @@ static void on_fire(uv_timer_t *h) {
             return;
         }
         if (left > 0) { /* the clock is behind the monotonic one: sleep on, at least 1 ms */
-            uint64_t wait_ns = (uint64_t)left / op->pace;
+            uint64_t wait_ns = (uint64_t)left / op->end.pace;
             uint64_t ms = wait_ns / 1000000 + 1;
             op->due_ns = now + wait_ns;
             uv_timer_start(h, on_fire, ms < TIMER_MS_MAX ? ms : TIMER_MS_MAX, 0);
@@ -177,7 +183,7 @@ static const async__future_ops_t timer_ops = {timer_cancel, timer_release, timer
 /* A timer of `ms`; with `on`, one that ends only once that clock reads the
  * deadline in it (on_fire). A virtual clock knows no other clock: there the
  * sleep is on->ms, the time left on `on`'s clock at the call. */
-static async_future_t *timer_new(uint64_t ms, struct timespec *rem, const timer_op_t *on) {
+static async_future_t *timer_new(uint64_t ms, struct timespec *rem, const clock_end_t *on) {
     if (!async__runtime()) return async__future_failed(errno);
     if (ASYNC_UNLIKELY(async__rt.vclock)) /* vclock.c */
         return async__vclock_timer(on ? on->ms : ms, rem);
@@ -193,11 +199,7 @@ static async_future_t *timer_new(uint64_t ms, struct timespec *rem, const timer_
     op->rem = rem;
     op->started = op->closing = false;
     op->on_clock = on != NULL;
-    if (on) {
-        op->clock = on->clock;
-        op->deadline = on->deadline;
-        op->pace = on->pace;
-    }
+    if (on) op->end = *on;
     if (async__tls_worker) {
         op->worker = async__tls_worker;
         start_here(op);
@@ -268,7 +270,7 @@ async_future_t *async_clock_nanosleep(clockid_t clock, int flags, const struct t
     bool cpu = is_cpu_clock(clock);
     if (!(flags & TIMER_ABSTIME) && !cpu) return async__timer(ms_of(req), rem);
 
-    timer_op_t on = {.clock = clock, .deadline = ns_of(req), .pace = 1};
+    clock_end_t on = {.clock = clock, .deadline = ns_of(req), .pace = 1};
     struct timespec now;
     if (clock_gettime(clock, &now) != 0) return async__future_failed(errno);
     int64_t n = ns_of(&now);
@@ -278,11 +280,10 @@ async_future_t *async_clock_nanosleep(clockid_t clock, int flags, const struct t
         rem = NULL; /* an absolute sleep never writes it, as clock_nanosleep(2) */
     if (on.deadline <= n) return async__future_done(0);
     uint64_t left = (uint64_t)(on.deadline - n);
-    on.ms = left / 1000000 + (left % 1000000 != 0);
+    on.ms = async__ms_up(left);
     if (cpu) { /* every CPU at once: sleeping that much less is the soonest it can be over */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         on.pace = cpus > 1 ? (uint16_t)(cpus < UINT16_MAX ? cpus : UINT16_MAX) : 1;
     }
-    uint64_t wait_ns = left / on.pace;
-    return timer_new(wait_ns / 1000000 + (wait_ns % 1000000 != 0), rem, &on);
+    return timer_new(async__ms_up(left / on.pace), rem, &on);
 }
